@@ -1,0 +1,58 @@
+# sweepflow: `make demo` runs a sweep end to end on the embedded storage; `make test` runs the tests.
+# Both install what they need into .venv from constraints.txt (exact pins).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIP_VERSION := 26.3
+export HPO_HOME ?= $(CURDIR)/.hpo
+
+.PHONY: help install system-deps demo test lint bench lock clean
+
+help:
+	@echo "make demo    run a sweep end to end on the embedded journal storage (no server)"
+	@echo "make test    run the test suite (starts its own PostgreSQL)"
+	@echo "make bench   harness overhead and worker scaling benchmarks"
+	@echo "make lint    ruff and mypy"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,torch]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The tests and benchmarks start a real PostgreSQL server; install its binaries if missing.
+system-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+		echo "installing postgresql (server binaries for the tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+demo: install
+	HPO_HOME=$(HPO_HOME) bash scripts/demo.sh
+
+test: install system-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check hpo_core tests bench
+	$(BIN)/mypy
+
+bench: install system-deps
+	$(BIN)/python -m bench.run --out bench/results
+
+# Re-resolve the pins after changing dependencies in pyproject.toml.
+lock:
+	rm -rf /tmp/sweepflow-lock && $(PYTHON) -m venv /tmp/sweepflow-lock
+	/tmp/sweepflow-lock/bin/pip install --quiet "pip==$(PIP_VERSION)"
+	/tmp/sweepflow-lock/bin/pip install --quiet '.[dev,torch]'
+	( echo "# Exact versions for every install that make runs (pip install -c constraints.txt)."; \
+	  echo "# Regenerate after changing pyproject.toml: make lock"; \
+	  /tmp/sweepflow-lock/bin/pip freeze --exclude-editable | grep -v '^sweepflow' \
+	    | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/' ) > constraints.txt
+
+clean:
+	rm -rf $(VENV) .hpo .pytest_cache .mypy_cache .ruff_cache

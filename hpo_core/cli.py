@@ -1,0 +1,258 @@
+"""The `hpo` command. User mistakes end as `error: <what and how to fix>` with a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from hpo_core.errors import HpoError
+
+__all__ = ["main"]
+
+_log = logging.getLogger("hpo")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        code: int = args.handler(args)
+        return code
+    except HpoError as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hpo",
+        description="sweepflow: hyperparameter sweeps on Optuna studies.",
+        epilog="Storage: --storage, else $HPO_STORAGE_URL, else a journal file under "
+               "$HPO_HOME (default ./.hpo). Keep passwords in the environment, not in commands.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check sweep specs and summarise their search spaces")
+    p.add_argument("configs", nargs="+", metavar="CONFIG")
+    p.set_defaults(handler=_cmd_validate)
+
+    p = sub.add_parser("worker", help="join a study and run trials until its budget is used")
+    p.add_argument("--config", required=True)
+    _storage_arg(p)
+    p.add_argument("--timeout", type=_positive_float, help="stop starting trials after S seconds")
+    p.add_argument("--stop-file", help="finish the current trial and exit once this file exists")
+    p.add_argument("--worker-id", help="name in logs and trial attributes (default host:pid)")
+    p.add_argument("--max-trials", type=_positive_int, help="cap on trials for this worker alone")
+    p.set_defaults(handler=_cmd_worker)
+
+    p = sub.add_parser("sweep", help="run N local workers with a live progress line")
+    p.add_argument("--config", required=True)
+    p.add_argument("--workers", type=_positive_int, default=1)
+    _storage_arg(p)
+    p.add_argument("--timeout", type=_positive_float, help="workers stop starting trials after S s")
+    p.add_argument("--status-interval", type=_positive_float, default=30.0,
+                   help="seconds between status lines when not on a terminal")
+    p.set_defaults(handler=_cmd_sweep)
+
+    p = sub.add_parser("status", help="progress of one study")
+    p.add_argument("study")
+    _storage_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_status)
+
+    p = sub.add_parser("studies", help="list the studies in a storage")
+    _storage_arg(p)
+    p.set_defaults(handler=_cmd_studies)
+
+    p = sub.add_parser("spec", help="print the spec stored with a study")
+    p.add_argument("study")
+    _storage_arg(p)
+    p.set_defaults(handler=_cmd_spec)
+
+    p = sub.add_parser("objectives", help="list the registered objectives")
+    p.set_defaults(handler=_cmd_objectives)
+    return parser
+
+
+def _storage_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", metavar="URL",
+                   help="study storage (default: $HPO_STORAGE_URL, else the local journal)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, but got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, but got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, but got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, but got {value:g}")
+    return value
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("sqlalchemy", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _storage_url(args: argparse.Namespace) -> str:
+    from hpo_core.spec import find_url_passwords
+    from hpo_core.storage import ENV_STORAGE, resolve_storage_url
+
+    if args.storage and find_url_passwords(args.storage):
+        raise HpoError(
+            "--storage: contains a password, which any user can read from the process list; "
+            f"export {ENV_STORAGE} instead and drop --storage"
+        )
+    return resolve_storage_url(args.storage)
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from hpo_core.errors import SpecError
+    from hpo_core.objectives import is_available
+    from hpo_core.spec import load_spec, render_summary, summarize_spec
+
+    failed = False
+    for path in args.configs:
+        try:
+            loaded = load_spec(path)
+        except SpecError as exc:
+            failed = True
+            for line in str(exc).splitlines():
+                print(f"error: {line}", file=sys.stderr)
+            print(f"{path}: {len(exc.issues)} problem(s)", file=sys.stderr)
+            continue
+        print(render_summary(summarize_spec(loaded.spec), source=path))
+        if not is_available(loaded.spec.objective):
+            print(f"  warning    objective {loaded.spec.objective!r} is not installed here; "
+                  "workers on this machine cannot run it")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from hpo_core.spec import load_spec
+    from hpo_core.worker import run_worker
+
+    loaded = load_spec(args.config)
+    report = run_worker(
+        loaded,
+        _storage_url(args),
+        timeout=args.timeout,
+        stop_file=args.stop_file,
+        worker_id=args.worker_id,
+        max_trials=args.max_trials,
+    )
+    print(json.dumps({k: v for k, v in asdict(report).items() if k != "trial_numbers"}))
+    return EXIT_OK
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from hpo_core.spec import load_spec
+    from hpo_core.storage import mask_url
+    from hpo_core.worker import run_sweep, sweep_paths
+
+    loaded = load_spec(args.config)
+    url = _storage_url(args)
+    log_dir, stop_file = sweep_paths(loaded.spec.study_name)
+    print(f"sweep {loaded.spec.study_name}: {args.workers} workers, storage {mask_url(url)}",
+          file=sys.stderr)
+    print(f"  worker logs in {log_dir}; stop gracefully with Ctrl-C or `touch {stop_file}`",
+          file=sys.stderr)
+    result = run_sweep(
+        loaded, args.config, url, workers=args.workers, timeout=args.timeout,
+        log_dir=log_dir, stop_file=stop_file, status_interval=args.status_interval,
+    )
+    print(result.progress.line())
+    if result.failed_workers:
+        for i in result.failed_workers:
+            print(f"error: worker {i} exited with code {result.exit_codes[i]}; see "
+                  f"{result.log_dir / f'worker-{i}.log'}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_INTERRUPTED if result.stopped_by_user else EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from hpo_core.storage import open_storage
+    from hpo_core.study import load_study, study_progress
+
+    handle = open_storage(_storage_url(args), create=False)
+    progress = study_progress(load_study(args.study, handle))
+    if args.json:
+        data = asdict(progress)
+        data["started_at"] = progress.started_at.isoformat() if progress.started_at else None
+        data.update(finished=progress.finished, failure_rate=progress.failure_rate)
+        print(json.dumps(data, indent=2))
+    else:
+        print(progress.line())
+    return EXIT_OK
+
+
+def _cmd_studies(args: argparse.Namespace) -> int:
+    from hpo_core.storage import mask_url, open_storage
+    from hpo_core.study import list_studies
+
+    url = _storage_url(args)
+    rows = list_studies(open_storage(url, create=False))
+    if not rows:
+        print(f"no studies in {mask_url(url)}")
+        return EXIT_OK
+    width = max(len(r.name) for r in rows)
+    print(f"{'study':<{width}}  trials  budget  best        started")
+    for r in rows:
+        best = f"{r.best_value:.6g}" if r.best_value is not None else "-"
+        started = r.started_at.strftime("%Y-%m-%d %H:%M") if r.started_at else "-"
+        budget = str(r.n_trials) if r.n_trials is not None else "-"
+        print(f"{r.name:<{width}}  {r.trials:>6}  {budget:>6}  {best:<10}  {started}")
+    return EXIT_OK
+
+
+def _cmd_spec(args: argparse.Namespace) -> int:
+    from hpo_core.storage import open_storage
+    from hpo_core.study import load_study
+
+    sweep = load_study(args.study, open_storage(_storage_url(args), create=False))
+    sys.stdout.write(sweep.loaded.text)
+    return EXIT_OK
+
+
+def _cmd_objectives(args: argparse.Namespace) -> int:
+    from hpo_core.objectives import is_available, registered_objectives
+
+    for objective in registered_objectives():
+        mark = "" if is_available(objective.name) else "  (not installed here)"
+        print(f"{objective.name:<16} {objective.summary}{mark}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

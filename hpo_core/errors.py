@@ -1,0 +1,49 @@
+"""The project's own error types.
+
+Every mistake a user can make surfaces as an :class:`HpoError` whose message is one line (or one
+line per problem) naming the field and the fix. The CLI prints these without a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["HpoError", "ObjectiveError", "SpecError", "SpecIssue", "StorageError", "StudyError"]
+
+
+class HpoError(Exception):
+    """Base class of every error a user can cause; the CLI shows it as ``error: <message>``."""
+
+
+@dataclass(frozen=True)
+class SpecIssue:
+    """One problem in a sweep spec: where it is and what to do about it."""
+
+    path: str  # dotted field path, e.g. ``param_ranges.depth.high``; "" for the whole file
+    message: str  # what is wrong and how to fix it
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SpecError(HpoError):
+    """A sweep spec that cannot be used; carries every problem found, not just the first."""
+
+    def __init__(self, issues: Iterable[SpecIssue], *, source: str | None = None) -> None:
+        self.issues = list(issues)
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        super().__init__("\n".join(prefix + str(issue) for issue in self.issues))
+
+
+class StorageError(HpoError):
+    """The study storage is missing, unreachable or refused the operation."""
+
+
+class StudyError(HpoError):
+    """A study that does not exist, or exists with a different spec."""
+
+
+class ObjectiveError(HpoError):
+    """An objective that cannot be resolved or imported."""

@@ -1,0 +1,25 @@
+"""Objectives: what a trial computes, by registered name or ``package.module:function``."""
+
+from __future__ import annotations
+
+from hpo_core.objectives.context import TrialContext
+from hpo_core.objectives.registry import (
+    Objective,
+    RegisteredObjective,
+    is_available,
+    is_registered,
+    registered_names,
+    registered_objectives,
+    resolve_objective,
+)
+
+__all__ = [
+    "Objective",
+    "RegisteredObjective",
+    "TrialContext",
+    "is_available",
+    "is_registered",
+    "registered_names",
+    "registered_objectives",
+    "resolve_objective",
+]

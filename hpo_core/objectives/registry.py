@@ -1,0 +1,119 @@
+"""Objectives by name: the built-in ones, and user code given as ``package.module:function``.
+
+An objective is a function ``fn(ctx: TrialContext) -> float``. Names map to import targets so
+that validating a spec never imports an objective's heavy dependencies (torch); the worker imports
+the target when it starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hpo_core.errors import ObjectiveError
+
+if TYPE_CHECKING:
+    from hpo_core.objectives.context import TrialContext
+
+__all__ = [
+    "Objective",
+    "RegisteredObjective",
+    "is_available",
+    "is_registered",
+    "registered_names",
+    "registered_objectives",
+    "resolve_objective",
+]
+
+Objective = Callable[["TrialContext"], float]
+
+
+@dataclass(frozen=True)
+class RegisteredObjective:
+    name: str
+    target: str  # `package.module:function`
+    summary: str
+
+
+_REGISTRY: dict[str, RegisteredObjective] = {
+    o.name: o
+    for o in (
+        RegisteredObjective(
+            "arc_classifier",
+            "hpo_core.objectives.arc_classifier:objective",
+            "ARC task classifier, CNN or context encoder (validation accuracy)",
+        ),
+        RegisteredObjective(
+            "synthetic",
+            "hpo_core.objectives.synthetic:objective",
+            "a known response surface over any search space, with per-epoch reports (demo, tests)",
+        ),
+        RegisteredObjective(
+            "noop", "hpo_core.objectives.synthetic:noop", "returns 0 at once (overhead benchmarks)"
+        ),
+        RegisteredObjective(
+            "sleep",
+            "hpo_core.objectives.synthetic:sleep",
+            "sleeps data.sleep_seconds, returns a value (scaling benchmarks)",
+        ),
+    )
+}
+
+
+def registered_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def registered_objectives() -> list[RegisteredObjective]:
+    return [_REGISTRY[name] for name in registered_names()]
+
+
+def is_registered(name: str) -> bool:
+    return name in _REGISTRY
+
+
+def _target(name_or_path: str) -> str:
+    if name_or_path in _REGISTRY:
+        return _REGISTRY[name_or_path].target
+    if ":" in name_or_path:
+        return name_or_path
+    raise ObjectiveError(
+        f"objective: unknown objective {name_or_path!r}; use one of "
+        f"{', '.join(registered_names())} or `package.module:function`"
+    )
+
+
+def is_available(name_or_path: str) -> bool:
+    """Whether the objective's module can be found, without importing the module itself."""
+    module = _target(name_or_path).split(":", 1)[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def resolve_objective(name_or_path: str) -> Objective:
+    """Import and return the objective function; raises :class:`ObjectiveError` with the fix."""
+    target = _target(name_or_path)
+    module_name, _, func_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if name_or_path in _REGISTRY:
+            raise ObjectiveError(
+                f"objective: {name_or_path!r} is registered but not available in this "
+                f"installation ({exc.name} is missing); choose another objective"
+            ) from None
+        raise ObjectiveError(
+            f"objective: cannot import {module_name!r} ({exc}); put the module on PYTHONPATH "
+            "or install its package"
+        ) from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise ObjectiveError(
+            f"objective: {module_name!r} has no function {func_name!r}; check the name after ':'"
+        )
+    return func  # type: ignore[no-any-return]

@@ -1,0 +1,250 @@
+"""Reading a sweep spec from YAML: every problem found, one line each, never a traceback."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from hpo_core.errors import SpecError, SpecIssue
+from hpo_core.spec.model import (
+    DecisionSpec,
+    FieldProblems,
+    ParamSpec,
+    PrunerSpec,
+    SamplerSpec,
+    SweepSpec,
+    WorkerSpec,
+    cross_check,
+)
+
+__all__ = ["LoadedSpec", "find_url_passwords", "load_spec", "parse_spec", "spec_hash"]
+
+# scheme://user:password@host — the password part is anything up to the '@'.
+_URL_WITH_PASSWORD = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:[^\s/@]+@")
+
+# Which schema a nested mapping follows, by its location; `*` matches any key (a parameter name).
+_SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
+    (): SweepSpec,
+    ("sampler",): SamplerSpec,
+    ("pruner",): PrunerSpec,
+    ("decision",): DecisionSpec,
+    ("worker",): WorkerSpec,
+    ("param_ranges", "*"): ParamSpec,
+}
+_KEY_HINTS = {
+    "storage": "storage URLs are never read from a config; pass --storage or set HPO_STORAGE_URL",
+    "storage_url": "storage URLs are never read from a config; pass --storage or set HPO_STORAGE_URL",
+    "n_workers": "the number of workers is chosen at launch: `hpo sweep --workers N`",
+    "workers": "the number of workers is chosen at launch: `hpo sweep --workers N`",
+}
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec with the text it came from, as stored with its study."""
+
+    spec: SweepSpec
+    text: str  # the YAML exactly as written (comments included)
+    hash: str  # sha256 of the normalised spec; equal for equal specs however they are written
+    source: str  # file path, or "<string>"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping (YAML keeps the last silently)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None,
+                f"duplicate key {key!r} (first at line {seen[key] + 1}); keep one of them",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping  # type: ignore[arg-type]
+)
+
+
+def load_spec(path: str | Path) -> LoadedSpec:
+    """Read and validate a sweep spec file; raises :class:`SpecError` listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([SpecIssue("", "file not found; check the path")], source=source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([SpecIssue("", f"cannot be read ({exc})")], source=source) from None
+    return parse_spec(text, source=source)
+
+
+def parse_spec(text: str, *, source: str = "<string>") -> LoadedSpec:
+    """Validate a sweep spec given as YAML text."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise SpecError([_yaml_issue(exc)], source=source) from None
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise SpecError(
+            [SpecIssue("", f"must be a YAML mapping of sections (study_name:, n_trials:, ...), "
+                           f"but the file is {kind}")],
+            source=source,
+        )
+    issues = [SpecIssue(path, f"contains a password in a URL; {_CREDENTIAL_FIX}")
+              for path in find_url_passwords(data)]
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        issues += _issues_from(exc, data)
+        issues += _lenient_cross_check(data)
+        raise SpecError(_dedupe(issues), source=source) from None
+    if issues:
+        raise SpecError(issues, source=source)
+    return LoadedSpec(spec=spec, text=text, hash=spec_hash(spec), source=source)
+
+
+_CREDENTIAL_FIX = (
+    "credentials never live in a config: pass them through the environment "
+    "(HPO_STORAGE_URL), an Airflow connection or a Kubernetes secret"
+)
+
+
+def spec_hash(spec: SweepSpec) -> str:
+    """Hash of the normalised spec: comments, quoting and key order do not change it."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def find_url_passwords(data: Any, path: str = "") -> list[str]:
+    """Field paths of every string in ``data`` that holds a URL with a password."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found += find_url_passwords(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found += find_url_passwords(value, f"{path}.{i}" if path else str(i))
+    elif isinstance(data, str) and _URL_WITH_PASSWORD.search(data):
+        found.append(path)
+    return found
+
+
+def _yaml_issue(exc: yaml.YAMLError) -> SpecIssue:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "YAML"
+    return SpecIssue(where, f"YAML syntax error: {problem}; fix the indentation or quoting there")
+
+
+def _issues_from(exc: ValidationError, data: dict[str, Any]) -> list[SpecIssue]:
+    issues: list[SpecIssue] = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        problem = (error.get("ctx") or {}).get("error")
+        if isinstance(problem, FieldProblems):
+            for field, message in problem.problems:
+                issues.append(SpecIssue(".".join([*loc, field]), message))
+            continue
+        path = ".".join(loc)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            issues.append(SpecIssue(path, _unknown_key_message(loc)))
+        elif kind == "missing":
+            issues.append(SpecIssue(path, f"required; add `{loc[-1]}:` to the "
+                                          f"{'.'.join(loc[:-1]) or 'top level'}"))
+        elif kind == "literal_error":
+            expected = (error.get("ctx") or {}).get("expected", "")
+            got = error.get("input")
+            hint = ""
+            if isinstance(got, str):
+                options = re.findall(r"'([^']*)'", str(expected))
+                hint = _suggest(got, options)
+            issues.append(SpecIssue(path, f"must be one of {expected}, but got {got!r}{hint}"))
+        elif kind == "model_type" or kind == "dict_type":
+            issues.append(SpecIssue(path, f"must be a mapping (indented `key: value` lines), "
+                                          f"but got {_kind(error.get('input'))}"))
+        else:
+            message = error["msg"]
+            message = message.removeprefix("Value error, ")
+            if kind.startswith(("int_", "float_", "bool_", "string_", "list_", "greater_", "less_")):
+                message += f", but got {error.get('input')!r}"
+            issues.append(SpecIssue(path, message))
+    return issues
+
+
+def _lenient_cross_check(data: dict[str, Any]) -> list[SpecIssue]:
+    """Cross-section checks on whatever parts of a broken spec did validate on their own.
+
+    Pydantic skips model-level checks once any field fails; running them here lets one
+    `hpo validate` list every problem instead of revealing them one fix at a time.
+    """
+    raw_params = data.get("param_ranges")
+    params: dict[str, ParamSpec] = {}
+    if isinstance(raw_params, dict):
+        for name, raw in raw_params.items():
+            try:
+                params[str(name)] = ParamSpec.model_validate(raw)
+            except ValidationError:
+                continue
+    fixed = data.get("fixed") if isinstance(data.get("fixed"), dict) else {}
+    try:
+        decision = DecisionSpec.model_validate(data.get("decision") or {})
+    except ValidationError:
+        decision = DecisionSpec()
+    n_trials = data.get("n_trials")
+    direction = data.get("direction", "maximize")
+    problems = cross_check(
+        n_trials=n_trials if isinstance(n_trials, int) and n_trials >= 1 else None,
+        direction=direction if direction in ("maximize", "minimize") else "maximize",
+        fixed=fixed or {},
+        params=params,
+        decision=decision,
+    )
+    return [SpecIssue(path, message) for path, message in problems]
+
+
+def _unknown_key_message(loc: list[str]) -> str:
+    key, parent = loc[-1], tuple(loc[:-1])
+    model = _SECTIONS.get(parent)
+    if model is None and len(parent) == 2 and parent[0] == "param_ranges":
+        model = ParamSpec
+    if key in _KEY_HINTS and parent == ():
+        return f"unknown key; {_KEY_HINTS[key]}"
+    allowed = list(model.model_fields) if model is not None else []
+    hint = _suggest(key, allowed)
+    where = ".".join(parent) or "the top level"
+    return f"unknown key{hint}; allowed in {where}: {', '.join(allowed)}"
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
+
+
+def _dedupe(issues: list[SpecIssue]) -> list[SpecIssue]:
+    seen: set[SpecIssue] = set()
+    out = []
+    for issue in issues:
+        if issue not in seen:
+            seen.add(issue)
+            out.append(issue)
+    return out

@@ -1,0 +1,568 @@
+"""The sweep spec schema: what a sweep YAML file may say, checked when it is built.
+
+The format is the one the user already writes by hand (``fixed:`` and ``param_ranges:``), with
+sections added for what a product needs: sampler, pruner, objective, data, decision and worker.
+Every check says the broken invariant with the values and the fix, in the way
+``optuna.distributions`` does.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "cross_check",
+    "DecisionSpec",
+    "ParamSpec",
+    "ParamType",
+    "PrunerSpec",
+    "SamplerSpec",
+    "SweepSpec",
+    "WorkerSpec",
+]
+
+ParamType = Literal["float", "int", "categorical", "bool"]
+Scalar = bool | int | float | str | None
+# Optuna records categorical choices as JSON scalars; anything else cannot round-trip.
+_SCALAR_TYPES = (bool, int, float, str, type(None))
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}$")
+_OBJECTIVE_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class FieldProblems(ValueError):
+    """Problems found by a model-level check, each tied to one sub-field.
+
+    Pydantic reports a model validator's error at the model's own location; the loader appends
+    ``field`` to that location so every line names the exact field path.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {msg}" for field, msg in problems))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SamplerSpec(_Section):
+    """How Optuna proposes parameters."""
+
+    type: Literal["tpe", "random"] = "tpe"  # tpe learns from finished trials; random does not
+    seed: int | None = None  # fixes the proposals for a given trial order
+    n_startup_trials: Annotated[int, Field(ge=0)] = 10  # random trials before TPE takes over
+    multivariate: bool = True  # model parameters jointly (TPE); better for correlated params
+    constant_liar: bool = True  # keeps parallel workers from proposing the same point
+
+
+class PrunerSpec(_Section):
+    """How unpromising trials are stopped early (seed 002: Hyperband 3 / 20 / 3)."""
+
+    type: Literal["hyperband", "median", "none"] = "hyperband"
+    min_resource: Annotated[int, Field(ge=1)] = 1  # hyperband: epochs before a trial can be pruned
+    max_resource: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # hyperband: epochs
+    reduction_factor: Annotated[int, Field(ge=2)] = 3  # hyperband: keep 1/reduction_factor
+    n_startup_trials: Annotated[int, Field(ge=0)] = 5  # median: trials before pruning starts
+    n_warmup_steps: Annotated[int, Field(ge=0)] = 0  # median: steps before a trial can be pruned
+
+    @model_validator(mode="after")
+    def _resources_ordered(self) -> PrunerSpec:
+        if isinstance(self.max_resource, int) and self.max_resource < self.min_resource:
+            raise FieldProblems(
+                [
+                    (
+                        "max_resource",
+                        "`min_resource <= max_resource` must hold, but got "
+                        f"(min_resource={self.min_resource}, max_resource={self.max_resource}); "
+                        "raise max_resource to the number of epochs a trial runs",
+                    )
+                ]
+            )
+        return self
+
+
+class DecisionSpec(_Section):
+    """Mid-sweep decision rules (seed 003: stop if best < 0.26, on track if > 0.30)."""
+
+    checkpoints: list[Annotated[int, Field(ge=1)]] = []  # finished-trial counts to decide at
+    stop_if_best_worse_than: float | None = None  # stop the sweep when best is still worse
+    on_track_if_best_better_than: float | None = None  # report "on track" above this
+    max_failure_rate: Annotated[float, Field(gt=0, le=1)] = 0.2  # alert and stop above this
+    min_trials_for_failure_rate: Annotated[int, Field(ge=1)] = 10  # don't judge a rate on fewer
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if value != sorted(set(value)):
+            raise PydanticCustomError(
+                "checkpoints_order",
+                "checkpoints must be strictly increasing trial counts, but got {value}; "
+                "sort them and drop repeats",
+                {"value": value},
+            )
+        return value
+
+
+class WorkerSpec(_Section):
+    """How workers run trials; the defaults suit GPU trials of minutes to hours."""
+
+    heartbeat_interval: Annotated[int, Field(ge=1)] = 30  # seconds between liveness records
+    grace_period: Annotated[int, Field(ge=1)] | None = None  # default 2 * heartbeat_interval
+    max_failed_trials: Annotated[int, Field(ge=1)] | None = None  # stop after this many failures
+    poll_interval: Annotated[float, Field(gt=0)] = 2.0  # seconds between budget checks when full
+    stale_trial_retries: Annotated[int, Field(ge=0)] = 1  # re-queue a dead worker's trial this often
+
+    @model_validator(mode="after")
+    def _grace_covers_heartbeat(self) -> WorkerSpec:
+        if self.grace_period is not None and self.grace_period <= self.heartbeat_interval:
+            raise FieldProblems(
+                [
+                    (
+                        "grace_period",
+                        "`grace_period > heartbeat_interval` must hold, but got "
+                        f"(grace_period={self.grace_period}, "
+                        f"heartbeat_interval={self.heartbeat_interval}); a live worker would "
+                        "be failed between two heartbeats, so raise grace_period",
+                    )
+                ]
+            )
+        return self
+
+
+class ParamSpec(_Section):
+    """One searched parameter: a float or int range, a categorical, or a bool."""
+
+    type: ParamType  # float | int | categorical | bool
+    low: float | None = None  # float, int: lower bound (inclusive)
+    high: float | None = None  # float, int: upper bound (inclusive)
+    log: bool = False  # float, int: sample uniformly in log space
+    step: float | None = None  # float, int: grid step; must divide high - low
+    choices: list[Any] | None = None  # categorical: the values to choose from
+    weights: list[float] | None = None  # categorical: sampling weights, one per choice
+    when: dict[str, Any] | None = None  # sampled only when these parameters have these values
+    description: str | None = None  # free text shown in summaries
+
+    @model_validator(mode="after")
+    def _check_by_type(self) -> ParamSpec:
+        problems: list[tuple[str, str]] = []
+        if self.type in ("float", "int"):
+            problems += self._check_range()
+            for field in ("choices", "weights"):
+                if getattr(self, field) is not None:
+                    problems.append(
+                        (field, f"not allowed for type {self.type}; remove it or use categorical")
+                    )
+        else:
+            for field in ("low", "high", "step"):
+                if getattr(self, field) is not None:
+                    problems.append(
+                        (field, f"not allowed for type {self.type}; remove it or use float/int")
+                    )
+            if self.log:
+                problems.append(("log", f"not allowed for type {self.type}; remove it"))
+            if self.type == "categorical":
+                problems += self._check_choices()
+            elif self.choices is not None or self.weights is not None:
+                field = "choices" if self.choices is not None else "weights"
+                problems.append(
+                    (field, "not allowed for type bool (choices are true/false); use categorical")
+                )
+        if self.when is not None and not self.when:
+            problems.append(("when", "is empty; give `parameter: value` pairs or remove it"))
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    def _check_range(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        for field in ("low", "high"):
+            if getattr(self, field) is None:
+                problems.append((field, f"required for type {self.type}; add `{field}: <number>`"))
+        if problems:
+            return problems
+        low, high = self.low, self.high
+        assert low is not None and high is not None
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return [("low", f"bounds must be finite, but got (low={low}, high={high})")]
+        if self.type == "int":
+            for field, value in (("low", low), ("high", high)):
+                if value != int(value):
+                    problems.append(
+                        (field, f"must be a whole number for type int, but got {value}; "
+                         "use type float or round it")
+                    )
+            if self.step is not None and (self.step != int(self.step) or self.step < 1):
+                problems.append(
+                    ("step", f"must be a whole number >= 1 for type int, but got {self.step}")
+                )
+        if low > high:
+            problems.append(
+                ("high", f"`low <= high` must hold, but got (low={_fmt(low)}, high={_fmt(high)}); "
+                 "swap the bounds")
+            )
+        if self.log:
+            too_low = low < 1 if self.type == "int" else low <= 0
+            if too_low:
+                need = "low >= 1" if self.type == "int" else "low > 0"
+                problems.append(
+                    ("low", f"`{need}` must hold for log: true, but got (low={_fmt(low)}); "
+                     "raise low (e.g. 1e-8) or set log: false")
+                )
+            if self.step is not None and (self.type == "float" or self.step != 1):
+                problems.append(
+                    ("step", f"cannot be combined with log: true (got step={_fmt(self.step)}); "
+                     "remove step or set log: false")
+                )
+        elif self.step is not None and not problems:
+            if self.step <= 0:
+                problems.append(("step", f"must be > 0, but got {_fmt(self.step)}"))
+            else:
+                n_steps = (high - low) / self.step
+                if abs(n_steps - round(n_steps)) > 1e-8 * max(1.0, abs(n_steps)):
+                    problems.append(
+                        ("step", f"must divide `high - low`, but got (low={_fmt(low)}, "
+                         f"high={_fmt(high)}, step={_fmt(self.step)}); set high to "
+                         f"{_fmt(low + math.floor(n_steps) * self.step)} or change step")
+                    )
+        return problems
+
+    def _check_choices(self) -> list[tuple[str, str]]:
+        if self.choices is None:
+            return [("choices", "required for type categorical; add `choices: [a, b, ...]`")]
+        if not self.choices:
+            return [("choices", "is empty; list at least one value")]
+        problems: list[tuple[str, str]] = []
+        bad = [c for c in self.choices if not isinstance(c, _SCALAR_TYPES)]
+        if bad:
+            problems.append(
+                ("choices", f"must be numbers, strings, booleans or null, but got {bad!r}")
+            )
+            return problems
+        seen: list[Any] = []
+        dups = []
+        for choice in self.choices:
+            # `1 == True` in Python; compare with the type so 1 and true stay distinct choices.
+            key = (type(choice), choice)
+            if key in seen:
+                dups.append(choice)
+            seen.append(key)
+        if dups:
+            problems.append(("choices", f"has duplicates {dups!r}; list each value once"))
+        if self.weights is not None:
+            if len(self.weights) != len(self.choices):
+                problems.append(
+                    ("weights", f"needs one weight per choice: got {len(self.weights)} weights "
+                     f"for {len(self.choices)} choices")
+                )
+            bad_w = [w for w in self.weights if not (math.isfinite(w) and w > 0)]
+            if bad_w:
+                problems.append(
+                    ("weights", f"must all be positive finite numbers, but got {bad_w}; "
+                     "drop the choice instead of giving it weight 0")
+                )
+        return problems
+
+    @property
+    def is_weighted(self) -> bool:
+        return self.weights is not None
+
+    @property
+    def possible_values(self) -> list[Any] | None:
+        """The values this parameter can take, or None for a continuous range."""
+        if self.type == "bool":
+            return [True, False]
+        if self.type == "categorical":
+            return list(self.choices or [])
+        if self.type == "int":
+            assert self.low is not None and self.high is not None
+            step = int(self.step or 1)
+            if self.log:
+                return list(range(int(self.low), int(self.high) + 1))
+            return list(range(int(self.low), int(self.high) + 1, step))
+        if self.step is not None:
+            assert self.low is not None and self.high is not None
+            n = round((self.high - self.low) / self.step)
+            return [self.low + i * self.step for i in range(n + 1)]
+        return None
+
+    def can_take(self, value: Any) -> bool:
+        """Whether a sampled value of this parameter could ever equal ``value``."""
+        values = self.possible_values
+        if values is not None:
+            return any(type(v) is type(value) and v == value for v in values) or (
+                self.type in ("int", "float")
+                and isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and value in values
+            )
+        assert self.low is not None and self.high is not None
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and self.low <= value <= self.high
+        )
+
+
+class SweepSpec(_Section):
+    """A whole sweep: the study, its search space, the objective and how to run and judge it."""
+
+    study_name: str  # the Optuna study; workers with the same name share trials
+    n_trials: Annotated[int, Field(ge=1)]  # study-wide budget of finished (complete/pruned) trials
+    direction: Literal["maximize", "minimize"] = "maximize"
+    objective: str  # a registered name (`hpo objectives`) or `package.module:function`
+    metric: str = "value"  # what the objective returns, for reports (e.g. val_accuracy)
+    description: str | None = None
+    sampler: SamplerSpec = SamplerSpec()
+    pruner: PrunerSpec = PrunerSpec()
+    fixed: dict[str, Any] = {}  # passed to every trial unchanged
+    param_ranges: dict[str, ParamSpec] = {}  # the search space
+    data: dict[str, Any] = {}  # passed to the objective (paths, dataset options)
+    decision: DecisionSpec = DecisionSpec()
+    worker: WorkerSpec = WorkerSpec()
+
+    @field_validator("study_name")
+    @classmethod
+    def _study_name_ok(cls, value: str) -> str:
+        if not _STUDY_NAME.match(value):
+            raise PydanticCustomError(
+                "study_name",
+                "must be 1-120 letters, digits, '_', '.' or '-', starting with a letter or "
+                "digit, but got {value}",
+                {"value": repr(value)},
+            )
+        return value
+
+    @field_validator("objective")
+    @classmethod
+    def _objective_form(cls, value: str) -> str:
+        from hpo_core.objectives.registry import is_registered, registered_names
+
+        if ":" in value:
+            if not _OBJECTIVE_PATH.match(value):
+                raise PydanticCustomError(
+                    "objective_path",
+                    "{value} is not of the form `package.module:function`",
+                    {"value": repr(value)},
+                )
+        elif not is_registered(value):
+            raise PydanticCustomError(
+                "objective_unknown",
+                "unknown objective {value}{hint}; use one of {names} or `package.module:function`",
+                {
+                    "value": repr(value),
+                    "names": ", ".join(registered_names()),
+                    "hint": _did_you_mean(value, registered_names()),
+                },
+            )
+        return value
+
+    @field_validator("fixed")
+    @classmethod
+    def _fixed_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name, item in value.items():
+            if not _is_plain_data(item):
+                raise PydanticCustomError(
+                    "fixed_value",
+                    "fixed.{name}: must be a number, string, boolean, null or a list/mapping of "
+                    "those, but got {kind}",
+                    {"name": name, "kind": type(item).__name__},
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> SweepSpec:
+        problems = cross_check(
+            n_trials=self.n_trials,
+            direction=self.direction,
+            fixed=self.fixed,
+            params=self.param_ranges,
+            decision=self.decision,
+        )
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    # -- derived views -------------------------------------------------------------------------
+
+    def sampling_order(self) -> list[str]:
+        """Parameter names with every condition's parent before the child."""
+        order: list[str] = []
+        placed: set[str] = set()
+        pending = list(self.param_ranges)
+        while pending:
+            progressed = False
+            for name in list(pending):
+                parents = [p for p in (self.param_ranges[name].when or {}) if p in self.param_ranges]
+                if all(p in placed for p in parents):
+                    order.append(name)
+                    placed.add(name)
+                    pending.remove(name)
+                    progressed = True
+            if not progressed:  # a cycle; validation rejects these, so this is unreachable
+                order.extend(pending)
+                break
+        return order
+
+    def condition_groups(self) -> dict[str, list[str]]:
+        """Conditional parameters grouped by their condition, e.g. ``encoder_type=cnn``."""
+        groups: dict[str, list[str]] = {}
+        for name, param in self.param_ranges.items():
+            if param.when:
+                key = ", ".join(f"{p}={_fmt_values(v if isinstance(v, list) else [v])}"
+                                for p, v in param.when.items())
+                groups.setdefault(key, []).append(name)
+        return groups
+
+
+def cross_check(
+    *,
+    n_trials: int | None,
+    direction: str,
+    fixed: Mapping[str, Any],
+    params: Mapping[str, ParamSpec],
+    decision: DecisionSpec,
+) -> list[tuple[str, str]]:
+    """Checks that span sections: fixed vs searched, conditions, decision rules.
+
+    Kept apart from the model so the loader can run it on the parts that did validate, and so
+    report these problems together with the others instead of after they are fixed.
+    """
+    problems: list[tuple[str, str]] = []
+    for name in params:
+        if name in fixed:
+            problems.append(
+                (f"param_ranges.{name}", f"is also in fixed (fixed.{name}={fixed[name]!r}); "
+                 "remove it from one of the two")
+            )
+    for name, param in params.items():
+        for parent, wanted in (param.when or {}).items():
+            path = f"param_ranges.{name}.when.{parent}"
+            values = wanted if isinstance(wanted, list) else [wanted]
+            if parent == name:
+                problems.append((path, "a parameter cannot depend on itself; remove it"))
+            elif parent in params:
+                spec = params[parent]
+                impossible = [v for v in values if not spec.can_take(v)]
+                if impossible:
+                    problems.append(
+                        (path, f"{parent} can never be {_fmt_values(impossible)} "
+                         f"({_describe(spec)}); use one of its values")
+                    )
+            elif parent in fixed:
+                if not any(_same(fixed[parent], v) for v in values):
+                    problems.append(
+                        (path, f"{parent} is fixed to {fixed[parent]!r}, so {name} would "
+                         f"never be sampled; remove {name} or the condition")
+                    )
+            else:
+                problems.append(
+                    (path, f"conditions on unknown parameter {parent!r}"
+                     f"{_did_you_mean(parent, [*params, *fixed])}; "
+                     "name a parameter from param_ranges or fixed")
+                )
+    cycle = _find_cycle(params)
+    if cycle:
+        problems.append(
+            (f"param_ranges.{cycle[0]}.when", "conditions form a cycle "
+             f"({' -> '.join(cycle)}); break it")
+        )
+    for i, checkpoint in enumerate(decision.checkpoints):
+        if n_trials is not None and checkpoint >= n_trials:
+            problems.append(
+                (f"decision.checkpoints.{i}", f"`checkpoint < n_trials` must hold, but got "
+                 f"(checkpoint={checkpoint}, n_trials={n_trials}); lower it or raise "
+                 "n_trials")
+            )
+    stop, on_track = decision.stop_if_best_worse_than, decision.on_track_if_best_better_than
+    if stop is not None and on_track is not None:
+        ordered = stop <= on_track if direction == "maximize" else stop >= on_track
+        if not ordered:
+            sign = "<=" if direction == "maximize" else ">="
+            problems.append(
+                ("decision.on_track_if_best_better_than",
+                 f"`stop_if_best_worse_than {sign} on_track_if_best_better_than` must hold for "
+                 f"direction {direction}, but got (stop_if_best_worse_than={stop}, "
+                 f"on_track_if_best_better_than={on_track}); swap them")
+            )
+    return problems
+
+
+def condition_holds(when: Mapping[str, Any] | None, values: Mapping[str, Any]) -> bool:
+    """Whether every ``parent: value(s)`` pair of a condition is met by the known values."""
+    if not when:
+        return True
+    for parent, wanted in when.items():
+        if parent not in values:
+            return False
+        options = wanted if isinstance(wanted, list) else [wanted]
+        if not any(_same(values[parent], option) for option in options):
+            return False
+    return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
+def _is_plain_data(value: Any) -> bool:
+    if isinstance(value, _SCALAR_TYPES):
+        return True
+    if isinstance(value, list):
+        return all(_is_plain_data(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain_data(v) for k, v in value.items())
+    return False
+
+
+def _find_cycle(params: Mapping[str, ParamSpec]) -> list[str] | None:
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name):], name]
+        for parent in params[name].when or {}:
+            if parent in params:
+                found = visit(parent, [*path, name])
+                if found:
+                    return found
+        return None
+
+    for name in params:
+        found = visit(name, [])
+        if found:
+            return found
+    return None
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _describe(param: ParamSpec) -> str:
+    if param.type in ("bool", "categorical"):
+        return f"choices {_fmt_values(param.possible_values or [])}"
+    step = f", step {_fmt(param.step)}" if param.step is not None else ""
+    return f"range [{_fmt(param.low)}, {_fmt(param.high)}]{step}"
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "None"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"
+
+
+def _fmt_values(values: list[Any]) -> str:
+    import json
+
+    return ", ".join(json.dumps(v) for v in values)

@@ -1,0 +1,207 @@
+"""Opening Optuna storages, and the per-study lock that keeps the trial budget exact.
+
+PostgreSQL is the shared, deployed storage (RDBStorage through psycopg2, connections checked
+before use, heartbeats for dead workers). With no URL the embedded default is Optuna's
+JournalStorage on a local file, which several processes on one machine share safely through the
+file lock Optuna ships. SQLite is accepted for single-process use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpo_core.errors import StorageError
+from hpo_core.storage.urls import mask_url, storage_kind
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
+
+__all__ = ["StorageHandle", "open_storage"]
+
+_log = logging.getLogger(__name__)
+
+# Postgres advisory locks take a bigint; namespace ours so they cannot collide with an app's.
+_LOCK_NAMESPACE = "sweepflow-study-lock"
+
+
+@dataclass
+class StorageHandle:
+    """An opened storage with what sweepflow needs beside Optuna's API."""
+
+    url: str
+    storage: BaseStorage
+    kind: str  # postgresql | sqlite | journal
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+    @property
+    def has_heartbeat(self) -> bool:
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        return is_heartbeat_enabled(self.storage)
+
+    @contextlib.contextmanager
+    def study_lock(self, study_name: str) -> Iterator[None]:
+        """An exclusive section per study, across processes (and machines, on PostgreSQL)."""
+        if self.kind == "postgresql":
+            import sqlalchemy
+
+            key = _lock_key(study_name)
+            engine = self.storage.engine  # type: ignore[attr-defined]
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+        else:
+            lock_path = self._lock_file(study_name)
+            with open(lock_path, "a+b") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _lock_file(self, study_name: str) -> Path:
+        path = Path(_file_path(self.url))
+        digest = hashlib.sha256(study_name.encode()).hexdigest()[:16]
+        return path.with_name(f"{path.name}.{digest}.lock")
+
+    def count_states(self, study_id: int) -> dict[str, int]:
+        """Trials per state name; one aggregate query on an RDB, a replay otherwise."""
+        if self.kind in ("postgresql", "sqlite"):
+            import sqlalchemy
+
+            engine = self.storage.engine  # type: ignore[attr-defined]
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sqlalchemy.text(
+                        "SELECT state, COUNT(*) FROM trials WHERE study_id = :s GROUP BY state"
+                    ),
+                    {"s": study_id},
+                ).all()
+            return {str(state): int(n) for state, n in rows}
+        counts: dict[str, int] = {}
+        for trial in self.storage.get_all_trials(study_id, deepcopy=False):
+            counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+        return counts
+
+    def dispose(self) -> None:
+        engine = getattr(self.storage, "engine", None)
+        if engine is not None:
+            engine.dispose()
+
+
+def _lock_key(study_name: str) -> int:
+    digest = hashlib.sha256(f"{_LOCK_NAMESPACE}:{study_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _file_path(url: str) -> str:
+    """The file behind a ``journal:`` or ``sqlite:`` URL.
+
+    ``journal:///abs/file`` and ``journal:relative/file`` (``journal://relative/file`` too);
+    SQLite follows SQLAlchemy: ``sqlite:///relative.db``, ``sqlite:////abs/path.db``.
+    """
+    rest = url.split(":", 1)[1]
+    if url.startswith("sqlite"):
+        return rest[3:] if rest.startswith("///") else ""
+    return rest[2:] if rest.startswith("//") else rest
+
+
+def open_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    create: bool = True,
+) -> StorageHandle:
+    """Open (and, for RDB storages, create the schema of) the storage behind ``url``.
+
+    Raises :class:`StorageError` naming the masked URL and the reason when it cannot be used.
+    """
+    import optuna
+
+    kind = storage_kind(url)
+    shown = mask_url(url)
+    if kind in ("postgresql", "sqlite"):
+        engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if kind == "postgresql":
+            # Fail fast on an unreachable host; keepalives notice a dead server mid-trial.
+            engine_kwargs["connect_args"] = {
+                "connect_timeout": 10,
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 10,
+                "keepalives_count": 3,
+                "application_name": "sweepflow",
+            }
+            engine_kwargs["pool_size"] = 2
+            engine_kwargs["max_overflow"] = 4
+        else:
+            _parent_dir(_file_path(url), shown)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage: BaseStorage = optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=stale_trial_callback,
+                    skip_table_creation=not create,
+                )
+        except Exception as exc:  # sqlalchemy/psycopg2 raise many types; all mean "unusable"
+            raise StorageError(f"storage {shown}: cannot connect ({_reason(exc)})") from None
+        return StorageHandle(url=url, storage=storage, kind=kind)
+    if kind == "journal":
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = _file_path(url)
+        if not path:
+            raise StorageError(f"storage {shown}: no file path; use journal:///abs/path/file")
+        _parent_dir(path, shown)
+        try:
+            backend = JournalFileBackend(path)
+            return StorageHandle(url=url, storage=JournalStorage(backend), kind=kind)
+        except OSError as exc:
+            raise StorageError(f"storage {shown}: cannot open ({exc.strerror})") from None
+    raise StorageError(
+        f"storage {shown}: unsupported URL scheme {kind!r}; use postgresql://..., "
+        "journal:///path/to/file or sqlite:///path/to/file"
+    )
+
+
+def _parent_dir(path: str, shown: str) -> None:
+    parent = Path(path).expanduser().resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"storage {shown}: cannot create {parent} ({exc.strerror})") from None
+    if not os.access(parent, os.W_OK):
+        raise StorageError(f"storage {shown}: {parent} is not writable")
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of the driver's message, with any URL in it masked."""
+    root: BaseException = exc
+    while getattr(root, "orig", None) is not None:
+        root = root.orig  # type: ignore[attr-defined]
+    text = str(root).strip().splitlines()
+    return mask_url(text[0] if text else type(root).__name__)

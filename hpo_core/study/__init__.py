@@ -1,0 +1,36 @@
+"""Optuna studies built from sweep specs: storage of the spec, sampling, progress."""
+
+from __future__ import annotations
+
+from hpo_core.study.sampling import WeightedChoiceSampler, build_pruner, build_sampler, suggest_params
+from hpo_core.study.study import (
+    ATTR_N_TRIALS,
+    ATTR_SPEC_HASH,
+    ATTR_SPEC_YAML,
+    ATTR_STOP,
+    StudyProgress,
+    StudyRow,
+    SweepStudy,
+    create_study,
+    list_studies,
+    load_study,
+    study_progress,
+)
+
+__all__ = [
+    "ATTR_N_TRIALS",
+    "ATTR_SPEC_HASH",
+    "ATTR_SPEC_YAML",
+    "ATTR_STOP",
+    "StudyProgress",
+    "StudyRow",
+    "SweepStudy",
+    "WeightedChoiceSampler",
+    "build_pruner",
+    "build_sampler",
+    "create_study",
+    "list_studies",
+    "load_study",
+    "study_progress",
+    "suggest_params",
+]

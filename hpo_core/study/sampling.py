@@ -1,0 +1,151 @@
+"""Turning a spec into Optuna suggestions: samplers, pruners, conditionals and weighted choices.
+
+Optuna has no weighted categorical. sweepflow draws a weighted parameter (seed 001's "encoder
+ratio 75/25") from its declared weights, outside TPE, with a generator seeded by the sampler seed,
+the trial number and the parameter name: the ratio holds exactly in expectation whatever the
+other trials did, and a seeded sweep draws the same arms on every run. TPE still models every
+other parameter, conditioned on what was drawn. A weighted switch is a design decision ("give the
+weaker arm a fair trial"), so it is deliberately not optimised away.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import optuna
+from optuna.samplers import BaseSampler
+
+from hpo_core.spec import SweepSpec, condition_holds
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+    from optuna.trial import FrozenTrial, TrialState
+
+__all__ = ["WeightedChoiceSampler", "build_pruner", "build_sampler", "suggest_params"]
+
+
+def build_sampler(spec: SweepSpec) -> BaseSampler:
+    cfg = spec.sampler
+    base: BaseSampler
+    if cfg.type == "random":
+        base = optuna.samplers.RandomSampler(seed=cfg.seed)
+    else:
+        conditional = any(p.when for p in spec.param_ranges.values())
+        base = optuna.samplers.TPESampler(
+            seed=cfg.seed,
+            n_startup_trials=cfg.n_startup_trials,
+            multivariate=cfg.multivariate,
+            # Conditional spaces need TPE's group decomposition to stay multivariate.
+            group=cfg.multivariate and conditional,
+            constant_liar=cfg.constant_liar,
+        )
+    weighted = {
+        name: (list(p.choices or []), list(p.weights or []))
+        for name, p in spec.param_ranges.items()
+        if p.type == "categorical" and p.weights is not None
+    }
+    if weighted:
+        return WeightedChoiceSampler(base, weighted, seed=cfg.seed)
+    return base
+
+
+def build_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    cfg = spec.pruner
+    if cfg.type == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=cfg.min_resource,
+            max_resource=cfg.max_resource,
+            reduction_factor=cfg.reduction_factor,
+        )
+    if cfg.type == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=cfg.n_startup_trials, n_warmup_steps=cfg.n_warmup_steps
+        )
+    return optuna.pruners.NopPruner()
+
+
+def suggest_params(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
+    """Fixed values plus one sampled value per active parameter, parents before children."""
+    values: dict[str, Any] = dict(spec.fixed)
+    for name in spec.sampling_order():
+        param = spec.param_ranges[name]
+        if not condition_holds(param.when, values):
+            continue
+        if param.type == "float":
+            assert param.low is not None and param.high is not None
+            values[name] = trial.suggest_float(
+                name, param.low, param.high, log=param.log, step=None if param.log else param.step
+            )
+        elif param.type == "int":
+            assert param.low is not None and param.high is not None
+            values[name] = trial.suggest_int(
+                name, int(param.low), int(param.high), step=int(param.step or 1), log=param.log
+            )
+        elif param.type == "categorical":
+            values[name] = trial.suggest_categorical(name, list(param.choices or []))
+        else:
+            values[name] = trial.suggest_categorical(name, [True, False])
+    return values
+
+
+class WeightedChoiceSampler(BaseSampler):
+    """Wraps a sampler; draws the weighted categorical parameters from their weights."""
+
+    def __init__(
+        self,
+        base: BaseSampler,
+        weighted: dict[str, tuple[list[Any], list[float]]],
+        *,
+        seed: int | None = None,
+    ) -> None:
+        self._base = base
+        self._seed = seed
+        self._weighted = {
+            name: (choices, np.asarray(weights, dtype=float) / float(np.sum(weights)))
+            for name, (choices, weights) in weighted.items()
+        }
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        space = self._base.infer_relative_search_space(study, trial)
+        return {k: v for k, v in space.items() if k not in self._weighted}
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._base.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        if param_name not in self._weighted:
+            return self._base.sample_independent(study, trial, param_name, param_distribution)
+        choices, probabilities = self._weighted[param_name]
+        if self._seed is None:
+            rng = np.random.default_rng()
+        else:
+            rng = np.random.default_rng([self._seed, trial.number, zlib.crc32(param_name.encode())])
+        return choices[int(rng.choice(len(choices), p=probabilities))]
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._base.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._base.reseed_rng()

@@ -1,0 +1,7 @@
+"""Test support shipped with the library: a real PostgreSQL server and controlled objectives."""
+
+from __future__ import annotations
+
+from hpo_core.testing.postgres import PostgresServer, find_pg_bin, running_postgres
+
+__all__ = ["PostgresServer", "find_pg_bin", "running_postgres"]

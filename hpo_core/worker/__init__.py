@@ -1,0 +1,8 @@
+"""Workers: run trials against a shared study, one process each; local sweeps launch N of them."""
+
+from __future__ import annotations
+
+from hpo_core.worker.sweep import SweepResult, run_sweep, sweep_paths, worker_command
+from hpo_core.worker.worker import WorkerReport, run_worker
+
+__all__ = ["SweepResult", "WorkerReport", "run_sweep", "run_worker", "sweep_paths", "worker_command"]

@@ -1,0 +1,195 @@
+"""A local sweep: N worker processes running the exact command a Kubernetes pod runs.
+
+The storage URL reaches the workers through ``HPO_STORAGE_URL`` in their environment, never on
+their command line (where ``ps`` and pod specs would show it). Each worker logs to its own file;
+the terminal shows one progress line for the whole study.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from hpo_core.errors import HpoError
+from hpo_core.spec import LoadedSpec
+from hpo_core.storage import ENV_HOME, ENV_STORAGE, open_storage
+from hpo_core.study import StudyProgress, create_study, study_progress
+
+__all__ = ["SweepResult", "run_sweep", "sweep_paths", "worker_command"]
+
+_log = logging.getLogger(__name__)
+
+
+def worker_command(
+    config: str | Path,
+    *,
+    stop_file: str | Path | None = None,
+    timeout: float | None = None,
+    worker_id: str | None = None,
+    executable: str = "hpo",
+) -> list[str]:
+    """The worker command line, the same for a local process and a Kubernetes pod.
+
+    It carries no credential: the storage URL comes from ``HPO_STORAGE_URL``.
+    """
+    command = [executable, "worker", "--config", str(config)]
+    if stop_file is not None:
+        command += ["--stop-file", str(stop_file)]
+    if timeout is not None:
+        command += ["--timeout", f"{timeout:g}"]
+    if worker_id is not None:
+        command += ["--worker-id", worker_id]
+    return command
+
+
+def sweep_paths(study_name: str) -> tuple[Path, Path]:
+    """Where a local sweep writes worker logs (one folder per run) and looks for its stop file."""
+    from datetime import datetime
+
+    home = Path(os.environ.get(ENV_HOME) or ".hpo")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return home / "logs" / study_name / stamp, home / "run" / f"{study_name}.stop"
+
+
+def _local_executable() -> str:
+    """The `hpo` script of this installation, so workers run the same code as the launcher."""
+    beside = Path(sys.executable).with_name("hpo")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("hpo")
+    if found:
+        return found
+    raise HpoError("the `hpo` command is not installed beside this Python; run `make install`")
+
+
+@dataclass
+class SweepResult:
+    progress: StudyProgress
+    exit_codes: list[int]
+    log_dir: Path
+    stopped_by_user: bool = False
+    failed_workers: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_workers
+
+
+def run_sweep(
+    loaded: LoadedSpec,
+    config_path: str | Path,
+    storage_url: str,
+    *,
+    workers: int,
+    timeout: float | None = None,
+    log_dir: Path,
+    stop_file: Path,
+    status_interval: float = 30.0,
+    show_bar: bool | None = None,
+) -> SweepResult:
+    """Launch ``workers`` local worker processes and follow the study until they exit."""
+    if workers < 1:
+        raise HpoError(f"--workers: must be at least 1, but got {workers}")
+    handle = open_storage(storage_url)
+    sweep = create_study(loaded, handle)  # once here, so spec and storage errors show once
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stop_file.parent.mkdir(parents=True, exist_ok=True)
+    stop_file.unlink(missing_ok=True)  # ours, from an earlier stopped run
+
+    env = dict(os.environ)
+    env[ENV_STORAGE] = storage_url
+    exe = _local_executable()
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = []
+    for i in range(workers):
+        log_path = log_dir / f"worker-{i}.log"
+        log_file = open(log_path, "ab")  # noqa: SIM115 - closed after the process exits
+        logs.append(log_file)
+        command = worker_command(
+            Path(config_path).resolve(), stop_file=stop_file, timeout=timeout,
+            worker_id=f"local-{i}", executable=exe,
+        )
+        # Own session: a terminal Ctrl-C reaches the launcher only, which stops workers in order.
+        procs.append(subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                      start_new_session=True))
+    _log.info("started %d workers for %s; logs in %s", workers, sweep.name, log_dir)
+
+    interrupts = 0
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            stop_file.touch()
+            sys.stderr.write("\nstopping: workers finish their current trial "
+                             "(Ctrl-C again to stop them now)\n")
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM if interrupts <= 2 else signal.SIGKILL)
+
+    previous = {s: signal.signal(s, on_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    bar = _Bar(sweep.spec.n_trials, enabled=sys.stderr.isatty() if show_bar is None else show_bar)
+    last_line = 0.0
+    try:
+        while any(proc.poll() is None for proc in procs):
+            time.sleep(1.0)
+            progress = study_progress(sweep)
+            bar.update(progress)
+            if not bar.enabled and time.monotonic() - last_line >= status_interval:
+                print(progress.line(), flush=True)
+                last_line = time.monotonic()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for proc in procs:
+            proc.wait()
+        for log_file in logs:
+            log_file.close()
+        bar.close()
+    progress = study_progress(sweep)
+    handle.dispose()
+    codes = [proc.returncode for proc in procs]
+    return SweepResult(
+        progress=progress,
+        exit_codes=codes,
+        log_dir=log_dir,
+        stopped_by_user=interrupts > 0,
+        failed_workers=[i for i, code in enumerate(codes) if code != 0],
+    )
+
+
+class _Bar:
+    """A tqdm bar on a terminal; nothing otherwise (the caller prints status lines instead)."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="trial", dynamic_ncols=True)
+
+    def update(self, progress: StudyProgress) -> None:
+        if self._bar is None:
+            return
+        self._bar.total = progress.n_trials
+        self._bar.n = progress.finished
+        best = f"{progress.best_value:.4g}" if progress.best_value is not None else "-"
+        self._bar.set_postfix_str(
+            f"pruned {progress.pruned} failed {progress.failed} running {progress.running} "
+            f"best {best}"
+            + (f" {progress.trials_per_hour:.0f}/h" if progress.trials_per_hour else ""),
+            refresh=True,
+        )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

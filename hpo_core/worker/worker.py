@@ -1,0 +1,404 @@
+"""One worker: joins a study and runs trials until the study-wide budget is used.
+
+The budget is exact across any number of workers, including restarted ones. Optuna's
+``MaxTrialsCallback`` checks the count after a trial, so parallel workers overshoot (4 workers
+capped at 40 finished 43). Here a worker reserves its slot before the trial exists: under a
+per-study lock (a PostgreSQL advisory lock, or a file lock for local storages) it counts the
+finished and running trials and creates its own trial only if that count is below ``n_trials``.
+A failed trial gives its slot back, so failures are retried as new trials; a worker that finds
+every slot taken by running trials waits, because one of them may still fail.
+
+Dead workers: on PostgreSQL each trial sends heartbeats, and Optuna fails a trial whose
+heartbeat is older than the grace period. The embedded journal storage has no heartbeat; there a
+trial records its worker's host, pid and process start time, and a worker on the same host fails
+a RUNNING trial whose process is gone. The journal is a local file, so every worker sharing it is
+on the same host and this check is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from hpo_core.objectives import TrialContext, resolve_objective
+from hpo_core.spec import LoadedSpec
+from hpo_core.storage import StorageHandle, open_storage
+from hpo_core.study import ATTR_N_TRIALS, ATTR_STOP, SweepStudy, create_study, suggest_params
+
+__all__ = ["WorkerReport", "run_worker"]
+
+_log = logging.getLogger(__name__)
+
+ATTR_WORKER = "worker.id"
+ATTR_HOST = "worker.host"
+ATTR_PID = "worker.pid"
+ATTR_PID_START = "worker.pid_start"
+ATTR_FAIL_REASON = "fail_reason"
+ATTR_FAIL_TRACEBACK = "fail_traceback"
+
+
+@dataclass
+class WorkerReport:
+    """What one worker did, and why it stopped."""
+
+    worker_id: str
+    study_name: str
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    stop_reason: str = ""
+    elapsed_s: float = 0.0
+    trial_numbers: list[int] = field(default_factory=list)
+
+    @property
+    def trials(self) -> int:
+        return self.complete + self.pruned + self.failed
+
+
+class _Stop:
+    """Why a reservation gave no trial; ``final`` says whether to leave or wait and retry."""
+
+    def __init__(self, reason: str, *, final: bool) -> None:
+        self.reason = reason
+        self.final = final
+
+
+class _Signals:
+    """First SIGINT/SIGTERM: finish the current trial, then stop. Second: stop now."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.requested is not None:
+            raise KeyboardInterrupt(name)
+        self.requested = name
+        _log.warning("%s received: finishing the current trial, then stopping "
+                     "(send it again to stop at once)", name)
+
+
+def run_worker(
+    loaded: LoadedSpec,
+    storage_url: str,
+    *,
+    timeout: float | None = None,
+    stop_file: str | Path | None = None,
+    worker_id: str | None = None,
+    max_trials: int | None = None,
+) -> WorkerReport:
+    """Run trials of ``loaded``'s study until the budget is used, ``timeout`` seconds pass,
+    ``stop_file`` appears, the study's stop flag is set, or a signal asks to stop.
+
+    ``max_trials`` caps this worker alone (for smoke runs); the study budget applies regardless.
+    """
+    spec = loaded.spec
+    objective = resolve_objective(spec.objective)  # fail before touching the study
+    retry = optuna.storages.RetryFailedTrialCallback(max_retry=spec.worker.stale_trial_retries)
+    handle = open_storage(
+        storage_url,
+        heartbeat_interval=spec.worker.heartbeat_interval,
+        grace_period=spec.worker.grace_period,
+        stale_trial_callback=retry,
+    )
+    sweep = create_study(loaded, handle)
+    worker = _Worker(sweep, objective, retry, worker_id=worker_id)
+    signals = _Signals()
+    signals.install()
+    try:
+        return worker.loop(
+            timeout=timeout,
+            stop_file=Path(stop_file) if stop_file else None,
+            signals=signals,
+            max_trials=max_trials,
+        )
+    finally:
+        signals.restore()
+        handle.dispose()
+
+
+class _Worker:
+    def __init__(
+        self,
+        sweep: SweepStudy,
+        objective: Any,
+        retry: optuna.storages.RetryFailedTrialCallback,
+        *,
+        worker_id: str | None,
+    ) -> None:
+        self.sweep = sweep
+        self.study = sweep.study
+        self.handle: StorageHandle = sweep.handle
+        self.spec = sweep.spec
+        self.objective = objective
+        self.retry = retry
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.worker_id = worker_id or f"{self.host}:{self.pid}"
+        self.max_failed = self.spec.worker.max_failed_trials or max(self.spec.n_trials, 10)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def loop(
+        self,
+        *,
+        timeout: float | None,
+        stop_file: Path | None,
+        signals: _Signals,
+        max_trials: int | None,
+    ) -> WorkerReport:
+        report = WorkerReport(worker_id=self.worker_id, study_name=self.sweep.name)
+        started = time.monotonic()
+        waiting_since: float | None = None
+        _log.info("worker %s joined study %s (%s)", self.worker_id, self.sweep.name,
+                  self.handle.masked_url)
+        while True:
+            reason = self._outside_stop(started, timeout, stop_file, signals, report, max_trials)
+            if reason:
+                report.stop_reason = reason
+                break
+            self._fail_dead_trials()
+            slot = self._reserve()
+            if isinstance(slot, _Stop):
+                if slot.final:
+                    report.stop_reason = slot.reason
+                    break
+                if waiting_since is None:
+                    waiting_since = time.monotonic()
+                    _log.info("all trial slots taken by running trials; waiting in case one fails")
+                time.sleep(self.spec.worker.poll_interval)
+                continue
+            waiting_since = None
+            self._run_trial(slot, report)
+        report.elapsed_s = time.monotonic() - started
+        _log.info(
+            "worker %s stopped (%s): %d complete, %d pruned, %d failed in %.1fs",
+            self.worker_id, report.stop_reason, report.complete, report.pruned, report.failed,
+            report.elapsed_s,
+        )
+        return report
+
+    def _outside_stop(
+        self,
+        started: float,
+        timeout: float | None,
+        stop_file: Path | None,
+        signals: _Signals,
+        report: WorkerReport,
+        max_trials: int | None,
+    ) -> str | None:
+        if signals.requested:
+            return f"{signals.requested} received"
+        if stop_file is not None and stop_file.exists():
+            return f"stop file {stop_file} present"
+        if timeout is not None and time.monotonic() - started >= timeout:
+            return f"timeout of {timeout:g}s reached"
+        if max_trials is not None and report.trials >= max_trials:
+            return f"worker limit of {max_trials} trials reached"
+        return None
+
+    def _reserve(self) -> optuna.Trial | _Stop:
+        """Take one slot of the study budget, atomically across workers, or say why not."""
+        storage = self.handle.storage
+        study_id = self.sweep.study_id
+        with self.handle.study_lock(self.sweep.name):
+            attrs = storage.get_study_user_attrs(study_id)
+            if attrs.get(ATTR_STOP):
+                return _Stop(f"study stop flag set: {attrs[ATTR_STOP]}", final=True)
+            budget = int(attrs.get(ATTR_N_TRIALS, self.spec.n_trials))
+            counts = self.handle.count_states(study_id)
+            finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+            if finished >= budget:
+                return _Stop(f"study budget of {budget} trials used", final=True)
+            if counts.get("FAIL", 0) >= self.max_failed:
+                return _Stop(
+                    f"{counts['FAIL']} failed trials (limit {self.max_failed}); "
+                    "fix the cause, then restart the workers", final=True
+                )
+            if finished + counts.get("RUNNING", 0) >= budget:
+                return _Stop("all slots running", final=False)
+            with warnings.catch_warnings():
+                # Optuna warns that heartbeats are meant for optimize(); we run our own thread.
+                warnings.simplefilter("ignore", UserWarning)
+                trial = self.study.ask()
+            trial.set_user_attr(ATTR_WORKER, self.worker_id)
+            trial.set_user_attr(ATTR_HOST, self.host)
+            trial.set_user_attr(ATTR_PID, self.pid)
+            start = _process_start(self.pid)
+            if start is not None:
+                trial.set_user_attr(ATTR_PID_START, start)
+        return trial
+
+    def _run_trial(self, trial: optuna.Trial, report: WorkerReport) -> None:
+        began = time.monotonic()
+        report.trial_numbers.append(trial.number)
+        state = TrialState.FAIL
+        value: float | None = None
+        detail = ""
+        try:
+            with self._heartbeat(trial):
+                params = suggest_params(trial, self.spec)
+                ctx = TrialContext(trial=trial, params=params, spec=self.spec, data=self.spec.data)
+                result = self.objective(ctx)
+            value = _as_value(result)
+            if value is None:
+                detail = f"objective returned {result!r}, not a finite number"
+                self._record_failure(trial, detail, None)
+            else:
+                state = TrialState.COMPLETE
+        except optuna.TrialPruned as exc:
+            state = TrialState.PRUNED
+            detail = str(exc)
+        except KeyboardInterrupt:
+            self._record_failure(trial, "interrupted by a second stop signal", None)
+            self._tell(trial, TrialState.FAIL, None)
+            raise
+        except Exception as exc:  # an objective may raise anything; the worker must go on
+            detail = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            self._record_failure(trial, detail, traceback.format_exc())
+        self._tell(trial, state, value)
+        seconds = time.monotonic() - began
+        if state == TrialState.COMPLETE:
+            report.complete += 1
+            _log.info("trial %d COMPLETE value=%.6g in %.1fs", trial.number, value, seconds)
+        elif state == TrialState.PRUNED:
+            report.pruned += 1
+            _log.info("trial %d PRUNED in %.1fs (%s)", trial.number, seconds, detail)
+        else:
+            report.failed += 1
+            _log.warning("trial %d FAILED in %.1fs: %s", trial.number, seconds, detail)
+
+    def _tell(self, trial: optuna.Trial, state: TrialState, value: float | None) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if state == TrialState.COMPLETE:
+                self.study.tell(trial, value, skip_if_finished=True)
+            else:
+                self.study.tell(trial, state=state, skip_if_finished=True)
+
+    def _record_failure(self, trial: optuna.Trial, reason: str, trace: str | None) -> None:
+        with contextlib.suppress(Exception):  # recording the reason must not mask the failure
+            trial.set_user_attr(ATTR_FAIL_REASON, reason)
+            if trace:
+                trial.set_user_attr(ATTR_FAIL_TRACEBACK, trace[-4000:])
+
+    @contextlib.contextmanager
+    def _heartbeat(self, trial: optuna.Trial) -> Iterator[None]:
+        if not self.handle.has_heartbeat:
+            yield
+            return
+        storage = self.handle.storage
+        interval = self.spec.worker.heartbeat_interval
+        stop = threading.Event()
+
+        def beat() -> None:
+            while True:
+                try:
+                    storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+                except Exception as exc:  # a missed beat is retried; the trial goes on
+                    _log.warning("heartbeat for trial %d failed: %s", trial.number, exc)
+                if stop.wait(interval):
+                    return
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    # -- dead workers --------------------------------------------------------------------------
+
+    def _fail_dead_trials(self) -> None:
+        if self.handle.has_heartbeat:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+            return
+        if self.handle.kind != "journal":
+            return
+        storage = self.handle.storage
+        for trial in storage.get_all_trials(
+            self.sweep.study_id, deepcopy=False, states=(TrialState.RUNNING,)
+        ):
+            attrs = trial.user_attrs
+            if attrs.get(ATTR_HOST) != self.host or attrs.get(ATTR_PID) in (None, self.pid):
+                continue
+            pid = int(attrs[ATTR_PID])
+            if _alive(pid, attrs.get(ATTR_PID_START)):
+                continue
+            try:
+                storage.set_trial_user_attr(
+                    trial._trial_id, ATTR_FAIL_REASON, f"worker process {pid} died"
+                )
+                if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            _log.warning("trial %d failed: its worker (pid %d) is gone", trial.number, pid)
+            self.retry(self.study, storage.get_trial(trial._trial_id))
+
+
+def _as_value(result: Any) -> float | None:
+    try:
+        value = float(result)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (Linux); None if there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _process_start(pid: int) -> int | None:
+    """The process start time in clock ticks since boot, to tell a reused pid apart."""
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields else None
+
+
+def _alive(pid: int, start: int | None) -> bool:
+    fields = _proc_stat(pid)
+    if fields is None:
+        try:
+            os.kill(pid, 0)  # not Linux: all we can ask is whether the pid exists
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    if fields[0] in ("Z", "X"):  # a zombie has exited; only its parent has not reaped it yet
+        return False
+    return start is None or int(fields[19]) == start
