@@ -148,7 +148,8 @@ def _yaml_issue(exc: yaml.YAMLError) -> SpecIssue:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "YAML"
-    return SpecIssue(where, f"YAML syntax error: {problem}; fix the indentation or quoting there")
+    fix = "" if "duplicate key" in problem else "; fix the indentation or quoting there"
+    return SpecIssue(where, f"YAML syntax error: {problem}{fix}")
 
 
 def _issues_from(exc: ValidationError, data: dict[str, Any]) -> list[SpecIssue]:

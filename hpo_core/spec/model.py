@@ -102,7 +102,7 @@ class DecisionSpec(_Section):
         if value != sorted(set(value)):
             raise PydanticCustomError(
                 "checkpoints_order",
-                "checkpoints must be strictly increasing trial counts, but got {value}; "
+                "must be strictly increasing trial counts, but got {value}; "
                 "sort them and drop repeats",
                 {"value": value},
             )

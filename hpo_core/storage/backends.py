@@ -156,10 +156,10 @@ def open_storage(
             engine_kwargs["max_overflow"] = 4
         else:
             _parent_dir(_file_path(url), shown)
-        try:
+        def build() -> BaseStorage:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage: BaseStorage = optuna.storages.RDBStorage(
+                return optuna.storages.RDBStorage(
                     url,
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat_interval,
@@ -167,6 +167,14 @@ def open_storage(
                     heartbeat_stale_trial_callback=stale_trial_callback,
                     skip_table_creation=not create,
                 )
+
+        try:
+            if kind == "postgresql" and create:
+                # N pods starting on a fresh database all run Optuna's CREATE TABLEs at once and
+                # collide in the catalog; one at a time, the later ones find the schema there.
+                storage = _with_schema_lock(url, engine_kwargs["connect_args"], build)
+            else:
+                storage = build()
         except Exception as exc:  # sqlalchemy/psycopg2 raise many types; all mean "unusable"
             raise StorageError(f"storage {shown}: cannot connect ({_reason(exc)})") from None
         return StorageHandle(url=url, storage=storage, kind=kind)
@@ -186,6 +194,24 @@ def open_storage(
         f"storage {shown}: unsupported URL scheme {kind!r}; use postgresql://..., "
         "journal:///path/to/file or sqlite:///path/to/file"
     )
+
+
+def _with_schema_lock(
+    url: str, connect_args: dict[str, Any], build: Callable[[], BaseStorage]
+) -> BaseStorage:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
+    key = _lock_key("schema")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                return build()
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    finally:
+        engine.dispose()
 
 
 def _parent_dir(path: str, shown: str) -> None:

@@ -10,6 +10,7 @@ weaker arm a fair trial"), so it is deliberately not optimised away.
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,14 +35,16 @@ def build_sampler(spec: SweepSpec) -> BaseSampler:
         base = optuna.samplers.RandomSampler(seed=cfg.seed)
     else:
         conditional = any(p.when for p in spec.param_ranges.values())
-        base = optuna.samplers.TPESampler(
-            seed=cfg.seed,
-            n_startup_trials=cfg.n_startup_trials,
-            multivariate=cfg.multivariate,
-            # Conditional spaces need TPE's group decomposition to stay multivariate.
-            group=cfg.multivariate and conditional,
-            constant_liar=cfg.constant_liar,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            base = optuna.samplers.TPESampler(
+                seed=cfg.seed,
+                n_startup_trials=cfg.n_startup_trials,
+                multivariate=cfg.multivariate,
+                # Conditional spaces need TPE's group decomposition to stay multivariate.
+                group=cfg.multivariate and conditional,
+                constant_liar=cfg.constant_liar,
+            )
     weighted = {
         name: (list(p.choices or []), list(p.weights or []))
         for name, p in spec.param_ranges.items()

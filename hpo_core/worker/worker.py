@@ -121,7 +121,11 @@ def run_worker(
     """
     spec = loaded.spec
     objective = resolve_objective(spec.objective)  # fail before touching the study
-    retry = optuna.storages.RetryFailedTrialCallback(max_retry=spec.worker.stale_trial_retries)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=spec.worker.stale_trial_retries
+        )
     handle = open_storage(
         storage_url,
         heartbeat_interval=spec.worker.heartbeat_interval,
@@ -149,7 +153,7 @@ class _Worker:
         self,
         sweep: SweepStudy,
         objective: Any,
-        retry: optuna.storages.RetryFailedTrialCallback,
+        retry: optuna.storages.RetryHeartbeatStaleTrialCallback,
         *,
         worker_id: str | None,
     ) -> None:
@@ -364,7 +368,10 @@ class _Worker:
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
             _log.warning("trial %d failed: its worker (pid %d) is gone", trial.number, pid)
-            self.retry(self.study, storage.get_trial(trial._trial_id))
+            dead = storage.get_trial(trial._trial_id)
+            # The retry copies user attributes; the failure reason belongs to the dead trial only.
+            dead.user_attrs = {k: v for k, v in dead.user_attrs.items() if k != ATTR_FAIL_REASON}
+            self.retry(self.study, dead)
 
 
 def _as_value(result: Any) -> float | None:

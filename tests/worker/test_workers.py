@@ -1,0 +1,197 @@
+"""Workers against real storages: exact study-wide budgets, dead workers, stop files, failures.
+
+Workers run as separate `hpo worker` processes, exactly as a local sweep or a pod runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpo_core.storage import open_storage
+from hpo_core.study import load_study
+from tests.conftest import HPO, base_spec, run_hpo
+
+pytestmark = pytest.mark.slow
+
+
+def _spec(**overrides: Any) -> dict[str, Any]:
+    spec = base_spec(objective="hpo_core.testing.objectives:slow", **overrides)
+    spec.setdefault("data", {"seconds": 0.1})
+    return spec
+
+
+def _start(config: Path, url: str, *extra: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, HPO_STORAGE_URL=url)
+    return subprocess.Popen([HPO, "worker", "--config", str(config), *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_all(procs: list[subprocess.Popen[str]], timeout: float = 180) -> list[str]:
+    logs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        logs.append(err)
+        assert proc.returncode == 0, err[-3000:]
+    return logs
+
+
+def _trials(url: str, name: str = "test_study") -> list[optuna.trial.FrozenTrial]:
+    return load_study(name, open_storage(url)).study.get_trials(deepcopy=False)
+
+
+def _states(trials: list[optuna.trial.FrozenTrial]) -> dict[TrialState, int]:
+    out: dict[TrialState, int] = {}
+    for t in trials:
+        out[t.state] = out.get(t.state, 0) + 1
+    return out
+
+
+@pytest.fixture(params=["journal", "postgres"])
+def storage_url(request: pytest.FixtureRequest, journal_url: str) -> str:
+    return journal_url if request.param == "journal" else str(request.getfixturevalue("pg_url"))
+
+
+def test_three_workers_reach_exactly_n_trials(storage_url: str, write_spec: Callable[..., Path]) -> None:
+    config = write_spec(_spec(n_trials=12))
+    _wait_all([_start(config, storage_url) for _ in range(3)])
+    trials = _trials(storage_url)
+    assert _states(trials) == {TrialState.COMPLETE: 12}
+    workers = {t.user_attrs["worker.id"] for t in trials}
+    assert len(workers) == 3  # all three took part
+
+
+def test_eight_workers_never_overshoot_on_postgres(pg_url: str, write_spec: Callable[..., Path]) -> None:
+    # Optuna's MaxTrialsCallback overshoots here; the reservation under an advisory lock must not.
+    config = write_spec(_spec(n_trials=24, data={"seconds": 0.05}))
+    _wait_all([_start(config, pg_url) for _ in range(8)])
+    assert _states(_trials(pg_url)) == {TrialState.COMPLETE: 24}
+    # A restarted worker on a finished study runs nothing.
+    _wait_all([_start(config, pg_url)])
+    assert len(_trials(pg_url)) == 24
+
+
+def test_failed_trials_are_recorded_and_do_not_use_the_budget(
+    storage_url: str, write_spec: Callable[..., Path]
+) -> None:
+    config = write_spec(base_spec(objective="hpo_core.testing.objectives:fails_when", n_trials=8,
+                                  data={"threshold": 0.5}))
+    _wait_all([_start(config, storage_url)])
+    trials = _trials(storage_url)
+    finished = [t for t in trials if t.state == TrialState.COMPLETE]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(finished) == 8
+    assert failed and all(t.params["x"] > 0.5 for t in failed)
+    assert all(t.user_attrs["fail_reason"].startswith("RuntimeError: x=") for t in failed)
+    assert all("Traceback" in t.user_attrs["fail_traceback"] for t in failed)
+
+
+def test_failure_limit_stops_the_worker(journal_url: str, write_spec: Callable[..., Path]) -> None:
+    config = write_spec(base_spec(objective="hpo_core.testing.objectives:fails_when", n_trials=50,
+                                  data={"threshold": -1.0}, worker={"max_failed_trials": 3}))
+    result = run_hpo("worker", "--config", str(config), env={"HPO_STORAGE_URL": journal_url})
+    assert result.returncode == 0, result.stderr
+    assert "3 failed trials (limit 3)" in result.stderr
+    assert _states(_trials(journal_url)) == {TrialState.FAIL: 3}
+
+
+def test_stop_file_finishes_the_current_trial_then_exits(
+    storage_url: str, write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = write_spec(_spec(n_trials=200, data={"seconds": 0.3}))
+    stop = tmp_path / "stop.flag"
+    procs = [_start(config, storage_url, "--stop-file", str(stop)) for _ in range(2)]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = [t for t in _trials_if_any(storage_url) if t.state == TrialState.COMPLETE]
+        if len(done) >= 2:
+            break
+        time.sleep(0.2)
+    stop.touch()
+    logs = _wait_all(procs, timeout=30)
+    assert all(f"stop file {stop} present" in log for log in logs)
+    states = _states(_trials(storage_url))
+    assert TrialState.RUNNING not in states and TrialState.FAIL not in states
+    assert 2 <= states[TrialState.COMPLETE] < 200
+
+
+def _trials_if_any(url: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return _trials(url)
+    except Exception:  # the study may not exist yet while workers start
+        return []
+
+
+def test_sigterm_is_graceful(journal_url: str, write_spec: Callable[..., Path]) -> None:
+    config = write_spec(_spec(n_trials=100, data={"seconds": 1.0}))
+    proc = _start(config, journal_url)
+    deadline = time.monotonic() + 60
+    while not any(t.state == TrialState.RUNNING for t in _trials_if_any(journal_url)):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _wait_all([proc], timeout=30)
+    states = _states(_trials(journal_url))
+    assert states == {TrialState.COMPLETE: states[TrialState.COMPLETE]}  # finished, not failed
+
+
+def _kill_one_mid_trial(marker_dir: Path, procs: list[subprocess.Popen[str]]) -> int:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        markers = list(marker_dir.iterdir())
+        if markers:
+            pid = int(markers[0].read_text())
+            assert pid in {p.pid for p in procs}
+            os.kill(pid, signal.SIGKILL)
+            return pid
+        time.sleep(0.05)
+    raise AssertionError("no worker started a trial")
+
+
+@pytest.mark.parametrize("kind", ["journal", "postgres"])
+def test_killed_worker_trial_is_failed_and_retried(
+    kind: str, request: pytest.FixtureRequest, write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    url = request.getfixturevalue("journal_url" if kind == "journal" else "pg_url")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    config = write_spec(base_spec(
+        objective="hpo_core.testing.objectives:touch_and_sleep", n_trials=6,
+        data={"marker_dir": str(markers), "seconds": 1.5},
+        worker={"heartbeat_interval": 1, "grace_period": 3, "poll_interval": 0.5},
+    ))
+    procs = [_start(config, url) for _ in range(3)]
+    killed = _kill_one_mid_trial(markers, procs)
+    survivors = [p for p in procs if p.pid != killed]
+    _wait_all(survivors)
+    procs[[p.pid for p in procs].index(killed)].wait()
+    trials = _trials(url)
+    states = _states(trials)
+    assert states == {TrialState.COMPLETE: 6, TrialState.FAIL: 1}, states
+    dead = next(t for t in trials if t.state == TrialState.FAIL)
+    assert dead.user_attrs["worker.pid"] == killed
+    # the dead trial's parameters were queued again and run by a surviving worker
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+    assert retried[0].params == dead.params
+    assert "fail_reason" not in retried[0].user_attrs
+
+
+def test_worker_refuses_an_objective_it_cannot_import(
+    journal_url: str, write_spec: Callable[..., Path]
+) -> None:
+    config = write_spec(base_spec(objective="no_such_pkg.mod:fn"))
+    result = run_hpo("worker", "--config", str(config), env={"HPO_STORAGE_URL": journal_url})
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: objective: cannot import 'no_such_pkg.mod'")
+    assert "Traceback" not in result.stderr
+    assert not Path(journal_url.removeprefix("journal://")).exists()  # nothing was created
