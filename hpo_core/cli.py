@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="hpo",
         description="sweepflow: hyperparameter sweeps on Optuna studies.",
         epilog="Storage: --storage, else $HPO_STORAGE_URL, else a journal file under "
-               "$HPO_HOME (default ./.hpo). Keep passwords in the environment, not in commands.",
+        "$HPO_HOME (default ./.hpo). Keep passwords in the environment, not in commands.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -62,8 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=1)
     _storage_arg(p)
     p.add_argument("--timeout", type=_positive_float, help="workers stop starting trials after S s")
-    p.add_argument("--status-interval", type=_positive_float, default=30.0,
-                   help="seconds between status lines when not on a terminal")
+    p.add_argument(
+        "--status-interval",
+        type=_positive_float,
+        default=30.0,
+        help="seconds between status lines when not on a terminal",
+    )
     p.set_defaults(handler=_cmd_sweep)
 
     p = sub.add_parser("status", help="progress of one study")
@@ -87,8 +91,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _storage_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", metavar="URL",
-                   help="study storage (default: $HPO_STORAGE_URL, else the local journal)")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="study storage (default: $HPO_STORAGE_URL, else the local journal)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -154,8 +161,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             continue
         print(render_summary(summarize_spec(loaded.spec), source=path))
         if not is_available(loaded.spec.objective):
-            print(f"  warning    objective {loaded.spec.objective!r} is not installed here; "
-                  "workers on this machine cannot run it")
+            print(
+                f"  warning    objective {loaded.spec.objective!r} is not installed here; "
+                "workers on this machine cannot run it"
+            )
     return EXIT_ERROR if failed else EXIT_OK
 
 
@@ -184,19 +193,32 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     loaded = load_spec(args.config)
     url = _storage_url(args)
     log_dir, stop_file = sweep_paths(loaded.spec.study_name)
-    print(f"sweep {loaded.spec.study_name}: {args.workers} workers, storage {mask_url(url)}",
-          file=sys.stderr)
-    print(f"  worker logs in {log_dir}; stop gracefully with Ctrl-C or `touch {stop_file}`",
-          file=sys.stderr)
+    print(
+        f"sweep {loaded.spec.study_name}: {args.workers} workers, storage {mask_url(url)}",
+        file=sys.stderr,
+    )
+    print(
+        f"  worker logs in {log_dir}; stop gracefully with Ctrl-C or `touch {stop_file}`",
+        file=sys.stderr,
+    )
     result = run_sweep(
-        loaded, args.config, url, workers=args.workers, timeout=args.timeout,
-        log_dir=log_dir, stop_file=stop_file, status_interval=args.status_interval,
+        loaded,
+        args.config,
+        url,
+        workers=args.workers,
+        timeout=args.timeout,
+        log_dir=log_dir,
+        stop_file=stop_file,
+        status_interval=args.status_interval,
     )
     print(result.progress.line())
     if result.failed_workers:
         for i in result.failed_workers:
-            print(f"error: worker {i} exited with code {result.exit_codes[i]}; see "
-                  f"{result.log_dir / f'worker-{i}.log'}", file=sys.stderr)
+            print(
+                f"error: worker {i} exited with code {result.exit_codes[i]}; see "
+                f"{result.log_dir / f'worker-{i}.log'}",
+                file=sys.stderr,
+            )
         return EXIT_ERROR
     return EXIT_INTERRUPTED if result.stopped_by_user else EXIT_OK
 

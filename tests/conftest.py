@@ -72,10 +72,12 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-def run_hpo(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_hpo(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `hpo` command as a user would."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    return subprocess.run([HPO, *args], capture_output=True, text=True, env=full_env,
-                          timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        [HPO, *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd
+    )

@@ -32,7 +32,9 @@ def _position(ctx: TrialContext, name: str, value: object) -> float | None:
     if param.high == param.low:
         return 0.5
     if param.log:
-        return (math.log(value) - math.log(param.low)) / (math.log(param.high) - math.log(param.low))
+        return (math.log(value) - math.log(param.low)) / (
+            math.log(param.high) - math.log(param.low)
+        )
     return (float(value) - param.low) / (param.high - param.low)
 
 
@@ -51,7 +53,10 @@ def score(ctx: TrialContext) -> float:
 
 
 def objective(ctx: TrialContext) -> float:
-    """A learning curve toward :func:`score`, reported per epoch; ``data.sleep_per_epoch`` paces it."""
+    """A learning curve toward :func:`score`, reported per epoch.
+
+    ``data.sleep_per_epoch`` paces it; ``data.noise`` sets the per-epoch jitter.
+    """
     epochs = int(ctx.params.get("epochs", ctx.data.get("epochs", 10)))
     pause = float(ctx.data.get("sleep_per_epoch", 0.0))
     noise = float(ctx.data.get("noise", 0.01))
@@ -72,6 +77,6 @@ def noop(ctx: TrialContext) -> float:
 
 
 def sleep(ctx: TrialContext) -> float:
-    """Sleeps ``data.sleep_seconds`` (default 0.5): a stand-in for work that does not use the CPU."""
+    """Sleeps ``data.sleep_seconds`` (default 0.5): work that does not use the CPU."""
     time.sleep(float(ctx.data.get("sleep_seconds", 0.5)))
     return score(ctx)

@@ -13,7 +13,12 @@ from hpo_core.spec.model import (
     WorkerSpec,
     condition_holds,
 )
-from hpo_core.spec.summary import SpecSummary, count_discrete_combinations, render_summary, summarize_spec
+from hpo_core.spec.summary import (
+    SpecSummary,
+    count_discrete_combinations,
+    render_summary,
+    summarize_spec,
+)
 
 __all__ = [
     "DecisionSpec",

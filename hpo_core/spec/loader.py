@@ -39,9 +39,10 @@ _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
     ("worker",): WorkerSpec,
     ("param_ranges", "*"): ParamSpec,
 }
+_STORAGE_HINT = "storage URLs are never read from a config; pass --storage or set HPO_STORAGE_URL"
 _KEY_HINTS = {
-    "storage": "storage URLs are never read from a config; pass --storage or set HPO_STORAGE_URL",
-    "storage_url": "storage URLs are never read from a config; pass --storage or set HPO_STORAGE_URL",
+    "storage": _STORAGE_HINT,
+    "storage_url": _STORAGE_HINT,
     "n_workers": "the number of workers is chosen at launch: `hpo sweep --workers N`",
     "workers": "the number of workers is chosen at launch: `hpo sweep --workers N`",
 }
@@ -64,10 +65,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None,
+                None,
+                None,
                 f"duplicate key {key!r} (first at line {seen[key] + 1}); keep one of them",
                 key_node.start_mark,
             )
@@ -76,7 +78,8 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 
 _UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping  # type: ignore[arg-type]
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,
 )
 
 
@@ -95,18 +98,25 @@ def load_spec(path: str | Path) -> LoadedSpec:
 def parse_spec(text: str, *, source: str = "<string>") -> LoadedSpec:
     """Validate a sweep spec given as YAML text."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise SpecError([_yaml_issue(exc)], source=source) from None
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise SpecError(
-            [SpecIssue("", f"must be a YAML mapping of sections (study_name:, n_trials:, ...), "
-                           f"but the file is {kind}")],
+            [
+                SpecIssue(
+                    "",
+                    f"must be a YAML mapping of sections (study_name:, n_trials:, ...), "
+                    f"but the file is {kind}",
+                )
+            ],
             source=source,
         )
-    issues = [SpecIssue(path, f"contains a password in a URL; {_CREDENTIAL_FIX}")
-              for path in find_url_passwords(data)]
+    issues = [
+        SpecIssue(path, f"contains a password in a URL; {_CREDENTIAL_FIX}")
+        for path in find_url_passwords(data)
+    ]
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
@@ -166,8 +176,11 @@ def _issues_from(exc: ValidationError, data: dict[str, Any]) -> list[SpecIssue]:
         if kind == "extra_forbidden":
             issues.append(SpecIssue(path, _unknown_key_message(loc)))
         elif kind == "missing":
-            issues.append(SpecIssue(path, f"required; add `{loc[-1]}:` to the "
-                                          f"{'.'.join(loc[:-1]) or 'top level'}"))
+            issues.append(
+                SpecIssue(
+                    path, f"required; add `{loc[-1]}:` to the {'.'.join(loc[:-1]) or 'top level'}"
+                )
+            )
         elif kind == "literal_error":
             expected = (error.get("ctx") or {}).get("expected", "")
             got = error.get("input")
@@ -177,12 +190,19 @@ def _issues_from(exc: ValidationError, data: dict[str, Any]) -> list[SpecIssue]:
                 hint = _suggest(got, options)
             issues.append(SpecIssue(path, f"must be one of {expected}, but got {got!r}{hint}"))
         elif kind == "model_type" or kind == "dict_type":
-            issues.append(SpecIssue(path, f"must be a mapping (indented `key: value` lines), "
-                                          f"but got {_kind(error.get('input'))}"))
+            issues.append(
+                SpecIssue(
+                    path,
+                    f"must be a mapping (indented `key: value` lines), "
+                    f"but got {_kind(error.get('input'))}",
+                )
+            )
         else:
             message = error["msg"]
             message = message.removeprefix("Value error, ")
-            if kind.startswith(("int_", "float_", "bool_", "string_", "list_", "greater_", "less_")):
+            if kind.startswith(
+                ("int_", "float_", "bool_", "string_", "list_", "greater_", "less_")
+            ):
                 message += f", but got {error.get('input')!r}"
             issues.append(SpecIssue(path, message))
     return issues

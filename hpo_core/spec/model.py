@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 __all__ = [
-    "cross_check",
     "DecisionSpec",
     "ParamSpec",
     "ParamType",
@@ -25,6 +24,7 @@ __all__ = [
     "SamplerSpec",
     "SweepSpec",
     "WorkerSpec",
+    "cross_check",
 ]
 
 ParamType = Literal["float", "int", "categorical", "bool"]
@@ -116,7 +116,9 @@ class WorkerSpec(_Section):
     grace_period: Annotated[int, Field(ge=1)] | None = None  # default 2 * heartbeat_interval
     max_failed_trials: Annotated[int, Field(ge=1)] | None = None  # stop after this many failures
     poll_interval: Annotated[float, Field(gt=0)] = 2.0  # seconds between budget checks when full
-    stale_trial_retries: Annotated[int, Field(ge=0)] = 1  # re-queue a dead worker's trial this often
+    stale_trial_retries: Annotated[int, Field(ge=0)] = (
+        1  # re-queue a dead worker's trial this often
+    )
 
     @model_validator(mode="after")
     def _grace_covers_heartbeat(self) -> WorkerSpec:
@@ -194,8 +196,11 @@ class ParamSpec(_Section):
             for field, value in (("low", low), ("high", high)):
                 if value != int(value):
                     problems.append(
-                        (field, f"must be a whole number for type int, but got {value}; "
-                         "use type float or round it")
+                        (
+                            field,
+                            f"must be a whole number for type int, but got {value}; "
+                            "use type float or round it",
+                        )
                     )
             if self.step is not None and (self.step != int(self.step) or self.step < 1):
                 problems.append(
@@ -203,21 +208,30 @@ class ParamSpec(_Section):
                 )
         if low > high:
             problems.append(
-                ("high", f"`low <= high` must hold, but got (low={_fmt(low)}, high={_fmt(high)}); "
-                 "swap the bounds")
+                (
+                    "high",
+                    f"`low <= high` must hold, but got (low={_fmt(low)}, high={_fmt(high)}); "
+                    "swap the bounds",
+                )
             )
         if self.log:
             too_low = low < 1 if self.type == "int" else low <= 0
             if too_low:
                 need = "low >= 1" if self.type == "int" else "low > 0"
                 problems.append(
-                    ("low", f"`{need}` must hold for log: true, but got (low={_fmt(low)}); "
-                     "raise low (e.g. 1e-8) or set log: false")
+                    (
+                        "low",
+                        f"`{need}` must hold for log: true, but got (low={_fmt(low)}); "
+                        "raise low (e.g. 1e-8) or set log: false",
+                    )
                 )
             if self.step is not None and (self.type == "float" or self.step != 1):
                 problems.append(
-                    ("step", f"cannot be combined with log: true (got step={_fmt(self.step)}); "
-                     "remove step or set log: false")
+                    (
+                        "step",
+                        f"cannot be combined with log: true (got step={_fmt(self.step)}); "
+                        "remove step or set log: false",
+                    )
                 )
         elif self.step is not None and not problems:
             if self.step <= 0:
@@ -226,9 +240,12 @@ class ParamSpec(_Section):
                 n_steps = (high - low) / self.step
                 if abs(n_steps - round(n_steps)) > 1e-8 * max(1.0, abs(n_steps)):
                     problems.append(
-                        ("step", f"must divide `high - low`, but got (low={_fmt(low)}, "
-                         f"high={_fmt(high)}, step={_fmt(self.step)}); set high to "
-                         f"{_fmt(low + math.floor(n_steps) * self.step)} or change step")
+                        (
+                            "step",
+                            f"must divide `high - low`, but got (low={_fmt(low)}, "
+                            f"high={_fmt(high)}, step={_fmt(self.step)}); set high to "
+                            f"{_fmt(low + math.floor(n_steps) * self.step)} or change step",
+                        )
                     )
         return problems
 
@@ -257,14 +274,20 @@ class ParamSpec(_Section):
         if self.weights is not None:
             if len(self.weights) != len(self.choices):
                 problems.append(
-                    ("weights", f"needs one weight per choice: got {len(self.weights)} weights "
-                     f"for {len(self.choices)} choices")
+                    (
+                        "weights",
+                        f"needs one weight per choice: got {len(self.weights)} weights "
+                        f"for {len(self.choices)} choices",
+                    )
                 )
             bad_w = [w for w in self.weights if not (math.isfinite(w) and w > 0)]
             if bad_w:
                 problems.append(
-                    ("weights", f"must all be positive finite numbers, but got {bad_w}; "
-                     "drop the choice instead of giving it weight 0")
+                    (
+                        "weights",
+                        f"must all be positive finite numbers, but got {bad_w}; "
+                        "drop the choice instead of giving it weight 0",
+                    )
                 )
         return problems
 
@@ -398,7 +421,9 @@ class SweepSpec(_Section):
         while pending:
             progressed = False
             for name in list(pending):
-                parents = [p for p in (self.param_ranges[name].when or {}) if p in self.param_ranges]
+                parents = [
+                    p for p in (self.param_ranges[name].when or {}) if p in self.param_ranges
+                ]
                 if all(p in placed for p in parents):
                     order.append(name)
                     placed.add(name)
@@ -414,8 +439,10 @@ class SweepSpec(_Section):
         groups: dict[str, list[str]] = {}
         for name, param in self.param_ranges.items():
             if param.when:
-                key = ", ".join(f"{p}={_fmt_values(v if isinstance(v, list) else [v])}"
-                                for p, v in param.when.items())
+                key = ", ".join(
+                    f"{p}={_fmt_values(v if isinstance(v, list) else [v])}"
+                    for p, v in param.when.items()
+                )
                 groups.setdefault(key, []).append(name)
         return groups
 
@@ -437,8 +464,11 @@ def cross_check(
     for name in params:
         if name in fixed:
             problems.append(
-                (f"param_ranges.{name}", f"is also in fixed (fixed.{name}={fixed[name]!r}); "
-                 "remove it from one of the two")
+                (
+                    f"param_ranges.{name}",
+                    f"is also in fixed (fixed.{name}={fixed[name]!r}); "
+                    "remove it from one of the two",
+                )
             )
     for name, param in params.items():
         for parent, wanted in (param.when or {}).items():
@@ -451,33 +481,47 @@ def cross_check(
                 impossible = [v for v in values if not spec.can_take(v)]
                 if impossible:
                     problems.append(
-                        (path, f"{parent} can never be {_fmt_values(impossible)} "
-                         f"({_describe(spec)}); use one of its values")
+                        (
+                            path,
+                            f"{parent} can never be {_fmt_values(impossible)} "
+                            f"({_describe(spec)}); use one of its values",
+                        )
                     )
             elif parent in fixed:
                 if not any(_same(fixed[parent], v) for v in values):
                     problems.append(
-                        (path, f"{parent} is fixed to {fixed[parent]!r}, so {name} would "
-                         f"never be sampled; remove {name} or the condition")
+                        (
+                            path,
+                            f"{parent} is fixed to {fixed[parent]!r}, so {name} would "
+                            f"never be sampled; remove {name} or the condition",
+                        )
                     )
             else:
                 problems.append(
-                    (path, f"conditions on unknown parameter {parent!r}"
-                     f"{_did_you_mean(parent, [*params, *fixed])}; "
-                     "name a parameter from param_ranges or fixed")
+                    (
+                        path,
+                        f"conditions on unknown parameter {parent!r}"
+                        f"{_did_you_mean(parent, [*params, *fixed])}; "
+                        "name a parameter from param_ranges or fixed",
+                    )
                 )
     cycle = _find_cycle(params)
     if cycle:
         problems.append(
-            (f"param_ranges.{cycle[0]}.when", "conditions form a cycle "
-             f"({' -> '.join(cycle)}); break it")
+            (
+                f"param_ranges.{cycle[0]}.when",
+                f"conditions form a cycle ({' -> '.join(cycle)}); break it",
+            )
         )
     for i, checkpoint in enumerate(decision.checkpoints):
         if n_trials is not None and checkpoint >= n_trials:
             problems.append(
-                (f"decision.checkpoints.{i}", f"`checkpoint < n_trials` must hold, but got "
-                 f"(checkpoint={checkpoint}, n_trials={n_trials}); lower it or raise "
-                 "n_trials")
+                (
+                    f"decision.checkpoints.{i}",
+                    f"`checkpoint < n_trials` must hold, but got "
+                    f"(checkpoint={checkpoint}, n_trials={n_trials}); lower it or raise "
+                    "n_trials",
+                )
             )
     stop, on_track = decision.stop_if_best_worse_than, decision.on_track_if_best_better_than
     if stop is not None and on_track is not None:
@@ -485,10 +529,12 @@ def cross_check(
         if not ordered:
             sign = "<=" if direction == "maximize" else ">="
             problems.append(
-                ("decision.on_track_if_best_better_than",
-                 f"`stop_if_best_worse_than {sign} on_track_if_best_better_than` must hold for "
-                 f"direction {direction}, but got (stop_if_best_worse_than={stop}, "
-                 f"on_track_if_best_better_than={on_track}); swap them")
+                (
+                    "decision.on_track_if_best_better_than",
+                    f"`stop_if_best_worse_than {sign} on_track_if_best_better_than` must hold for "
+                    f"direction {direction}, but got (stop_if_best_worse_than={stop}, "
+                    f"on_track_if_best_better_than={on_track}); swap them",
+                )
             )
     return problems
 
@@ -525,7 +571,7 @@ def _is_plain_data(value: Any) -> bool:
 def _find_cycle(params: Mapping[str, ParamSpec]) -> list[str] | None:
     def visit(name: str, path: list[str]) -> list[str] | None:
         if name in path:
-            return [*path[path.index(name):], name]
+            return [*path[path.index(name) :], name]
         for parent in params[name].when or {}:
             if parent in params:
                 found = visit(parent, [*path, name])

@@ -34,15 +34,22 @@ class SpecSummary:
 def summarize_spec(spec: SweepSpec) -> SpecSummary:
     params = spec.param_ranges
     weighted = {
-        name: {json.dumps(c): w / sum(p.weights or []) for c, w in zip(p.choices or [], p.weights or [])}
+        name: {
+            json.dumps(c): w / sum(p.weights or [])
+            for c, w in zip(p.choices or [], p.weights or [], strict=False)
+        }
         for name, p in params.items()
         if p.is_weighted
     }
-    pruner = spec.pruner.type
+    pruner: str = spec.pruner.type
     if pruner == "hyperband":
-        pruner += (f" (min_resource={spec.pruner.min_resource}, max_resource="
-                   f"{spec.pruner.max_resource}, reduction_factor={spec.pruner.reduction_factor})")
-    sampler = spec.sampler.type + (f" (seed={spec.sampler.seed})" if spec.sampler.seed is not None else "")
+        pruner += (
+            f" (min_resource={spec.pruner.min_resource}, max_resource="
+            f"{spec.pruner.max_resource}, reduction_factor={spec.pruner.reduction_factor})"
+        )
+    sampler = spec.sampler.type + (
+        f" (seed={spec.sampler.seed})" if spec.sampler.seed is not None else ""
+    )
     return SpecSummary(
         study_name=spec.study_name,
         objective=spec.objective,
@@ -79,7 +86,7 @@ def count_discrete_combinations(spec: SweepSpec) -> int | None:
     total = 0
     for combo in itertools.product(*parent_values):
         assignment = dict(spec.fixed)
-        assignment.update(zip(parents, combo))
+        assignment.update(zip(parents, combo, strict=False))
         if not _consistent(parents, params, assignment):
             continue
         count = 1
@@ -93,7 +100,9 @@ def count_discrete_combinations(spec: SweepSpec) -> int | None:
     return total
 
 
-def _consistent(parents: list[str], params: dict[str, ParamSpec], assignment: dict[str, Any]) -> bool:
+def _consistent(
+    parents: list[str], params: dict[str, ParamSpec], assignment: dict[str, Any]
+) -> bool:
     """A parent that would not be sampled must not vary: count its combinations once."""
     for name in parents:
         if not condition_holds(params[name].when, assignment):
@@ -123,9 +132,15 @@ def render_summary(summary: SpecSummary, *, source: str = "") -> str:
     if summary.fixed:
         fixed = ", ".join(f"{k}={json.dumps(v)}" for k, v in summary.fixed.items())
         lines.append(f"  fixed      {fixed}")
-    combos = (f"{summary.discrete_combinations:,}" if summary.discrete_combinations is not None
-              else "too many to count")
-    continuous = (f" x {len(summary.continuous)} continuous ({', '.join(summary.continuous)})"
-                  if summary.continuous else "")
+    combos = (
+        f"{summary.discrete_combinations:,}"
+        if summary.discrete_combinations is not None
+        else "too many to count"
+    )
+    continuous = (
+        f" x {len(summary.continuous)} continuous ({', '.join(summary.continuous)})"
+        if summary.continuous
+        else ""
+    )
     lines.append(f"  space      {combos} discrete combinations{continuous}")
     return "\n".join(lines)

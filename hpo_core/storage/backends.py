@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
+import json
 import logging
 import os
 import warnings
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
-__all__ = ["StorageHandle", "open_storage"]
+__all__ = ["Snapshot", "StorageHandle", "open_storage"]
 
 _log = logging.getLogger(__name__)
 
@@ -82,29 +84,91 @@ class StorageHandle:
         digest = hashlib.sha256(study_name.encode()).hexdigest()[:16]
         return path.with_name(f"{path.name}.{digest}.lock")
 
-    def count_states(self, study_id: int) -> dict[str, int]:
-        """Trials per state name; one aggregate query on an RDB, a replay otherwise."""
-        if self.kind in ("postgresql", "sqlite"):
-            import sqlalchemy
+    @contextlib.contextmanager
+    def reservation(
+        self, study_name: str, study_id: int, attr_keys: tuple[str, ...]
+    ) -> Iterator[Snapshot]:
+        """Hold the study lock and yield trial counts and study attributes read under it.
 
-            engine = self.storage.engine  # type: ignore[attr-defined]
-            with engine.connect() as conn:
-                rows = conn.execute(
-                    sqlalchemy.text(
-                        "SELECT state, COUNT(*) FROM trials WHERE study_id = :s GROUP BY state"
-                    ),
-                    {"s": study_id},
-                ).all()
-            return {str(state): int(n) for state, n in rows}
-        counts: dict[str, int] = {}
-        for trial in self.storage.get_all_trials(study_id, deepcopy=False):
-            counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
-        return counts
+        On an RDB this is one pooled connection and three round trips (lock, one snapshot query,
+        unlock): it runs once per trial, so it is kept out of Optuna's ORM sessions.
+        """
+        if self.kind not in ("postgresql", "sqlite"):
+            with self.study_lock(study_name):
+                counts: dict[str, int] = {}
+                for trial in self.storage.get_all_trials(study_id, deepcopy=False):
+                    counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+                attrs = self.storage.get_study_user_attrs(study_id)
+                yield Snapshot(counts, {k: attrs[k] for k in attr_keys if k in attrs}, None, self)
+            return
+        import sqlalchemy
+
+        engine = self.storage.engine  # type: ignore[attr-defined]
+        key = _lock_key(study_name)
+        with contextlib.ExitStack() as stack:
+            if self.kind == "sqlite":
+                stack.enter_context(self.study_lock(study_name))
+            conn = stack.enter_context(engine.connect())
+            if self.kind == "postgresql":
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                rows = conn.execute(_snapshot_sql(), {"s": study_id, "keys": list(attr_keys)}).all()
+                counts = {name: int(value) for kind, name, value in rows if kind == "state"}
+                attrs = {name: json.loads(value) for kind, name, value in rows if kind == "attr"}
+                yield Snapshot(counts, attrs, conn, self)
+                conn.commit()
+            except BaseException:
+                conn.rollback()  # an aborted transaction refuses even the unlock below
+                raise
+            finally:
+                if self.kind == "postgresql":
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
 
     def dispose(self) -> None:
         engine = getattr(self.storage, "engine", None)
         if engine is not None:
             engine.dispose()
+
+
+@functools.cache
+def _snapshot_sql() -> Any:
+    import sqlalchemy
+
+    return sqlalchemy.text(
+        "SELECT 'state' AS kind, CAST(state AS TEXT) AS name, CAST(COUNT(*) AS TEXT) AS value "
+        "FROM trials WHERE study_id = :s GROUP BY state "
+        "UNION ALL "
+        "SELECT 'attr', key, value_json FROM study_user_attributes "
+        "WHERE study_id = :s AND key IN :keys"
+    ).bindparams(sqlalchemy.bindparam("keys", expanding=True))
+
+
+@dataclass
+class Snapshot:
+    """Trial counts by state and selected study attributes, read under the study lock."""
+
+    counts: dict[str, int]
+    attrs: dict[str, Any]
+    _conn: Any
+    _handle: StorageHandle
+
+    def tag_trial(self, trial_id: int, key: str, value: Any) -> None:
+        """Set a trial user attribute inside the locked section (same connection on an RDB)."""
+        if self._conn is None:
+            self._handle.storage.set_trial_user_attr(trial_id, key, value)
+            return
+        import sqlalchemy
+
+        self._conn.execute(
+            # A re-queued trial carries its predecessor's attributes, so this may overwrite.
+            sqlalchemy.text(
+                "INSERT INTO trial_user_attributes (trial_id, key, value_json) "
+                "VALUES (:t, :k, :v) ON CONFLICT (trial_id, key) "
+                "DO UPDATE SET value_json = excluded.value_json"
+            ),
+            {"t": trial_id, "k": key, "v": json.dumps(value)},
+        )
 
 
 def _lock_key(study_name: str) -> int:
@@ -156,6 +220,7 @@ def open_storage(
             engine_kwargs["max_overflow"] = 4
         else:
             _parent_dir(_file_path(url), shown)
+
         def build() -> BaseStorage:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -201,7 +266,9 @@ def _with_schema_lock(
 ) -> BaseStorage:
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(url, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
+    engine = sqlalchemy.create_engine(
+        url, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool
+    )
     key = _lock_key("schema")
     try:
         with engine.connect() as conn:

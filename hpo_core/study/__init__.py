@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from hpo_core.study.sampling import WeightedChoiceSampler, build_pruner, build_sampler, suggest_params
+from hpo_core.study.sampling import (
+    WeightedChoiceSampler,
+    build_pruner,
+    build_sampler,
+    suggest_params,
+)
 from hpo_core.study.study import (
     ATTR_N_TRIALS,
     ATTR_SPEC_HASH,

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from hpo_core import __version__
 from hpo_core.errors import StudyError
-from hpo_core.spec import LoadedSpec, parse_spec
+from hpo_core.spec import LoadedSpec, SweepSpec, parse_spec
 from hpo_core.storage import StorageHandle
 from hpo_core.study.sampling import build_pruner, build_sampler
 
@@ -59,7 +59,7 @@ class SweepStudy:
         return self.study.study_name
 
     @property
-    def spec(self) -> Any:
+    def spec(self) -> SweepSpec:
         return self.loaded.spec
 
     @property
@@ -123,7 +123,10 @@ def create_study(loaded: LoadedSpec, handle: StorageHandle) -> SweepStudy:
                 study.set_user_attr(ATTR_N_TRIALS, spec.n_trials)
             _log.warning(
                 "study %s: updated %s (n_trials %d -> %d)",
-                spec.study_name, ", ".join(changed), stored.n_trials, spec.n_trials,
+                spec.study_name,
+                ", ".join(changed),
+                stored.n_trials,
+                spec.n_trials,
             )
     return SweepStudy(study=study, loaded=loaded, handle=handle)
 
@@ -132,7 +135,8 @@ def load_study(study_name: str, handle: StorageHandle) -> SweepStudy:
     """Load a study and its spec from the storage alone (no config file needed)."""
     try:
         summary = next(
-            s for s in optuna.get_all_study_summaries(handle.storage, include_best_trial=False)
+            s
+            for s in optuna.get_all_study_summaries(handle.storage, include_best_trial=False)
             if s.study_name == study_name
         )
     except StopIteration:
@@ -203,8 +207,8 @@ def study_progress(sweep: SweepStudy) -> StudyProgress:
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     best = None
     if complete:
-        pick = max if sweep.spec.direction == "maximize" else min
-        best = pick(complete, key=lambda t: t.value)
+        sign = 1.0 if sweep.spec.direction == "maximize" else -1.0
+        best = max(complete, key=lambda t: sign * float(t.value or 0.0))
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]
     ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
     pace = None

@@ -5,4 +5,11 @@ from __future__ import annotations
 from hpo_core.worker.sweep import SweepResult, run_sweep, sweep_paths, worker_command
 from hpo_core.worker.worker import WorkerReport, run_worker
 
-__all__ = ["SweepResult", "WorkerReport", "run_sweep", "run_worker", "sweep_paths", "worker_command"]
+__all__ = [
+    "SweepResult",
+    "WorkerReport",
+    "run_sweep",
+    "run_worker",
+    "sweep_paths",
+    "worker_command",
+]

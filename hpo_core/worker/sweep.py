@@ -114,12 +114,18 @@ def run_sweep(
         log_file = open(log_path, "ab")  # noqa: SIM115 - closed after the process exits
         logs.append(log_file)
         command = worker_command(
-            Path(config_path).resolve(), stop_file=stop_file, timeout=timeout,
-            worker_id=f"local-{i}", executable=exe,
+            Path(config_path).resolve(),
+            stop_file=stop_file,
+            timeout=timeout,
+            worker_id=f"local-{i}",
+            executable=exe,
         )
         # Own session: a terminal Ctrl-C reaches the launcher only, which stops workers in order.
-        procs.append(subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                command, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
     _log.info("started %d workers for %s; logs in %s", workers, sweep.name, log_dir)
 
     interrupts = 0
@@ -128,12 +134,20 @@ def run_sweep(
         nonlocal interrupts
         interrupts += 1
         if interrupts == 1:
+            # The stop file is the graceful path: every worker finishes its trial and leaves.
             stop_file.touch()
-            sys.stderr.write("\nstopping: workers finish their current trial "
-                             "(Ctrl-C again to stop them now)\n")
+            sys.stderr.write(
+                "\nstopping: workers finish their current trial (Ctrl-C again to stop them now)\n"
+            )
+            return
         for proc in procs:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM if interrupts <= 2 else signal.SIGKILL)
+                if interrupts == 2:  # a worker's second SIGTERM stops it at once, trial failed
+                    proc.send_signal(signal.SIGTERM)
+                    time.sleep(0.05)
+                    proc.send_signal(signal.SIGTERM)
+                else:
+                    proc.kill()
 
     previous = {s: signal.signal(s, on_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     bar = _Bar(sweep.spec.n_trials, enabled=sys.stderr.isatty() if show_bar is None else show_bar)

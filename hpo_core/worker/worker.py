@@ -45,10 +45,8 @@ __all__ = ["WorkerReport", "run_worker"]
 
 _log = logging.getLogger(__name__)
 
-ATTR_WORKER = "worker.id"
-ATTR_HOST = "worker.host"
-ATTR_PID = "worker.pid"
-ATTR_PID_START = "worker.pid_start"
+# One user attribute per trial, {id, host, pid, pid_start}: one write instead of four per trial.
+ATTR_WORKER = "worker"
 ATTR_FAIL_REASON = "fail_reason"
 ATTR_FAIL_TRACEBACK = "fail_traceback"
 
@@ -101,8 +99,11 @@ class _Signals:
         if self.requested is not None:
             raise KeyboardInterrupt(name)
         self.requested = name
-        _log.warning("%s received: finishing the current trial, then stopping "
-                     "(send it again to stop at once)", name)
+        _log.warning(
+            "%s received: finishing the current trial, then stopping "
+            "(send it again to stop at once)",
+            name,
+        )
 
 
 def run_worker(
@@ -166,7 +167,14 @@ class _Worker:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.worker_id = worker_id or f"{self.host}:{self.pid}"
+        self.identity = {
+            "id": self.worker_id,
+            "host": self.host,
+            "pid": self.pid,
+            "pid_start": _process_start(self.pid),
+        }
         self.max_failed = self.spec.worker.max_failed_trials or max(self.spec.n_trials, 10)
+        self._last_stale_check = -math.inf
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -181,8 +189,12 @@ class _Worker:
         report = WorkerReport(worker_id=self.worker_id, study_name=self.sweep.name)
         started = time.monotonic()
         waiting_since: float | None = None
-        _log.info("worker %s joined study %s (%s)", self.worker_id, self.sweep.name,
-                  self.handle.masked_url)
+        _log.info(
+            "worker %s joined study %s (%s)",
+            self.worker_id,
+            self.sweep.name,
+            self.handle.masked_url,
+        )
         while True:
             reason = self._outside_stop(started, timeout, stop_file, signals, report, max_trials)
             if reason:
@@ -204,7 +216,11 @@ class _Worker:
         report.elapsed_s = time.monotonic() - started
         _log.info(
             "worker %s stopped (%s): %d complete, %d pruned, %d failed in %.1fs",
-            self.worker_id, report.stop_reason, report.complete, report.pruned, report.failed,
+            self.worker_id,
+            report.stop_reason,
+            report.complete,
+            report.pruned,
+            report.failed,
             report.elapsed_s,
         )
         return report
@@ -230,35 +246,46 @@ class _Worker:
 
     def _reserve(self) -> optuna.Trial | _Stop:
         """Take one slot of the study budget, atomically across workers, or say why not."""
-        storage = self.handle.storage
-        study_id = self.sweep.study_id
-        with self.handle.study_lock(self.sweep.name):
-            attrs = storage.get_study_user_attrs(study_id)
+        with self.handle.reservation(
+            self.sweep.name, self.sweep.study_id, (ATTR_N_TRIALS, ATTR_STOP)
+        ) as snapshot:
+            attrs, counts = snapshot.attrs, snapshot.counts
             if attrs.get(ATTR_STOP):
                 return _Stop(f"study stop flag set: {attrs[ATTR_STOP]}", final=True)
             budget = int(attrs.get(ATTR_N_TRIALS, self.spec.n_trials))
-            counts = self.handle.count_states(study_id)
             finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
             if finished >= budget:
                 return _Stop(f"study budget of {budget} trials used", final=True)
             if counts.get("FAIL", 0) >= self.max_failed:
                 return _Stop(
                     f"{counts['FAIL']} failed trials (limit {self.max_failed}); "
-                    "fix the cause, then restart the workers", final=True
+                    "fix the cause, then restart the workers",
+                    final=True,
                 )
             if finished + counts.get("RUNNING", 0) >= budget:
                 return _Stop("all slots running", final=False)
-            with warnings.catch_warnings():
-                # Optuna warns that heartbeats are meant for optimize(); we run our own thread.
-                warnings.simplefilter("ignore", UserWarning)
-                trial = self.study.ask()
-            trial.set_user_attr(ATTR_WORKER, self.worker_id)
-            trial.set_user_attr(ATTR_HOST, self.host)
-            trial.set_user_attr(ATTR_PID, self.pid)
-            start = _process_start(self.pid)
-            if start is not None:
-                trial.set_user_attr(ATTR_PID_START, start)
-        return trial
+            if counts.get("WAITING", 0):
+                # Queued trials (retries, `hpo enqueue`): ask() pops one of them.
+                with warnings.catch_warnings():
+                    # Optuna warns that heartbeats are meant for optimize(); we run our own.
+                    warnings.simplefilter("ignore", UserWarning)
+                    trial = self.study.ask()
+                trial_id = trial._trial_id
+                trial = None  # type: ignore[assignment]
+            else:
+                # Only the row that takes the slot is created under the lock; building the Trial
+                # (reads, sampler setup) happens after it, so workers queue on one INSERT.
+                # Through the study's own storage: Optuna wraps an RDB in a cache that must see it.
+                trial_id = self.study._storage.create_new_trial(self.sweep.study_id)
+            snapshot.tag_trial(trial_id, ATTR_WORKER, self.identity)
+        return self._trial_for(trial_id)
+
+    def _trial_for(self, trial_id: int) -> optuna.Trial:
+        """What ``Study.ask`` returns for a trial row it created: a fresh view of the study."""
+        local = getattr(self.study, "_thread_local", None)
+        if local is not None and hasattr(local, "cached_all_trials"):
+            local.cached_all_trials = None
+        return optuna.Trial(self.study, trial_id)
 
     def _run_trial(self, trial: optuna.Trial, report: WorkerReport) -> None:
         began = time.monotonic()
@@ -342,6 +369,12 @@ class _Worker:
     # -- dead workers --------------------------------------------------------------------------
 
     def _fail_dead_trials(self) -> None:
+        # A dead worker is only noticed after a grace period anyway; checking more often than
+        # once a heartbeat interval costs a query per trial and finds nothing sooner.
+        now = time.monotonic()
+        if now - self._last_stale_check < self.spec.worker.heartbeat_interval:
+            return
+        self._last_stale_check = now
         if self.handle.has_heartbeat:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -353,11 +386,11 @@ class _Worker:
         for trial in storage.get_all_trials(
             self.sweep.study_id, deepcopy=False, states=(TrialState.RUNNING,)
         ):
-            attrs = trial.user_attrs
-            if attrs.get(ATTR_HOST) != self.host or attrs.get(ATTR_PID) in (None, self.pid):
+            owner = trial.user_attrs.get(ATTR_WORKER) or {}
+            if owner.get("host") != self.host or owner.get("pid") in (None, self.pid):
                 continue
-            pid = int(attrs[ATTR_PID])
-            if _alive(pid, attrs.get(ATTR_PID_START)):
+            pid = int(owner["pid"])
+            if _alive(pid, owner.get("pid_start")):
                 continue
             try:
                 storage.set_trial_user_attr(

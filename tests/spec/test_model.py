@@ -30,82 +30,179 @@ def _with_param(name: str, param: dict[str, Any], **top: Any) -> dict[str, Any]:
 
 
 BAD_PARAMS = [
-    ("low > high", {"type": "float", "low": 5, "high": 1},
-     "param_ranges.p.high: `low <= high` must hold, but got (low=5, high=1)"),
+    (
+        "low > high",
+        {"type": "float", "low": 5, "high": 1},
+        "param_ranges.p.high: `low <= high` must hold, but got (low=5, high=1)",
+    ),
     ("int low > high", {"type": "int", "low": 9, "high": 3}, "param_ranges.p.high: `low <= high`"),
-    ("log with low 0", {"type": "float", "low": 0.0, "high": 0.1, "log": True},
-     "param_ranges.p.low: `low > 0` must hold for log: true"),
-    ("log with negative low", {"type": "float", "low": -1, "high": 0.1, "log": True},
-     "param_ranges.p.low: `low > 0`"),
-    ("int log with low 0", {"type": "int", "low": 0, "high": 8, "log": True},
-     "param_ranges.p.low: `low >= 1` must hold for log: true"),
-    ("step not dividing", {"type": "int", "low": 2, "high": 7, "step": 2},
-     "param_ranges.p.step: must divide `high - low`, but got (low=2, high=7, step=2); set high to 6"),
-    ("float step not dividing", {"type": "float", "low": 0, "high": 1, "step": 0.3},
-     "param_ranges.p.step: must divide `high - low`"),
-    ("step with log", {"type": "float", "low": 1e-3, "high": 1, "log": True, "step": 0.1},
-     "param_ranges.p.step: cannot be combined with log: true"),
+    (
+        "log with low 0",
+        {"type": "float", "low": 0.0, "high": 0.1, "log": True},
+        "param_ranges.p.low: `low > 0` must hold for log: true",
+    ),
+    (
+        "log with negative low",
+        {"type": "float", "low": -1, "high": 0.1, "log": True},
+        "param_ranges.p.low: `low > 0`",
+    ),
+    (
+        "int log with low 0",
+        {"type": "int", "low": 0, "high": 8, "log": True},
+        "param_ranges.p.low: `low >= 1` must hold for log: true",
+    ),
+    (
+        "step not dividing",
+        {"type": "int", "low": 2, "high": 7, "step": 2},
+        "param_ranges.p.step: must divide `high - low`, but got (low=2, high=7, step=2); set high to 6",
+    ),
+    (
+        "float step not dividing",
+        {"type": "float", "low": 0, "high": 1, "step": 0.3},
+        "param_ranges.p.step: must divide `high - low`",
+    ),
+    (
+        "step with log",
+        {"type": "float", "low": 1e-3, "high": 1, "log": True, "step": 0.1},
+        "param_ranges.p.step: cannot be combined with log: true",
+    ),
     ("missing low", {"type": "float", "high": 1}, "param_ranges.p.low: required for type float"),
-    ("fractional int bound", {"type": "int", "low": 1.5, "high": 4},
-     "param_ranges.p.low: must be a whole number for type int"),
+    (
+        "fractional int bound",
+        {"type": "int", "low": 1.5, "high": 4},
+        "param_ranges.p.low: must be a whole number for type int",
+    ),
     ("empty choices", {"type": "categorical", "choices": []}, "param_ranges.p.choices: is empty"),
-    ("no choices", {"type": "categorical"}, "param_ranges.p.choices: required for type categorical"),
-    ("duplicate choices", {"type": "categorical", "choices": [8, 16, 8]},
-     "param_ranges.p.choices: has duplicates [8]"),
-    ("weights count", {"type": "categorical", "choices": ["a", "b"], "weights": [1.0]},
-     "param_ranges.p.weights: needs one weight per choice: got 1 weights for 2 choices"),
-    ("weights zero", {"type": "categorical", "choices": ["a", "b"], "weights": [1.0, 0.0]},
-     "param_ranges.p.weights: must all be positive finite numbers, but got [0.0]"),
-    ("weights negative", {"type": "categorical", "choices": ["a", "b"], "weights": [-1, 2]},
-     "param_ranges.p.weights: must all be positive"),
-    ("choices on float", {"type": "float", "low": 0, "high": 1, "choices": [1]},
-     "param_ranges.p.choices: not allowed for type float"),
+    (
+        "no choices",
+        {"type": "categorical"},
+        "param_ranges.p.choices: required for type categorical",
+    ),
+    (
+        "duplicate choices",
+        {"type": "categorical", "choices": [8, 16, 8]},
+        "param_ranges.p.choices: has duplicates [8]",
+    ),
+    (
+        "weights count",
+        {"type": "categorical", "choices": ["a", "b"], "weights": [1.0]},
+        "param_ranges.p.weights: needs one weight per choice: got 1 weights for 2 choices",
+    ),
+    (
+        "weights zero",
+        {"type": "categorical", "choices": ["a", "b"], "weights": [1.0, 0.0]},
+        "param_ranges.p.weights: must all be positive finite numbers, but got [0.0]",
+    ),
+    (
+        "weights negative",
+        {"type": "categorical", "choices": ["a", "b"], "weights": [-1, 2]},
+        "param_ranges.p.weights: must all be positive",
+    ),
+    (
+        "choices on float",
+        {"type": "float", "low": 0, "high": 1, "choices": [1]},
+        "param_ranges.p.choices: not allowed for type float",
+    ),
     ("bounds on bool", {"type": "bool", "low": 0}, "param_ranges.p.low: not allowed for type bool"),
-    ("bad type", {"type": "floot", "low": 0, "high": 1},
-     "param_ranges.p.type: must be one of 'float', 'int', 'categorical' or 'bool', but got 'floot' "
-     "(did you mean 'float'?)"),
-    ("unknown param key", {"type": "float", "low": 0, "high": 1, "setp": 0.1},
-     "param_ranges.p.setp: unknown key (did you mean 'step'?)"),
-    ("condition on unknown", {"type": "float", "low": 1, "high": 2, "when": {"use_cosin": True}},
-     "param_ranges.p.when.use_cosin: conditions on unknown parameter 'use_cosin'"),
-    ("impossible condition value", {"type": "int", "low": 1, "high": 2, "when": {"encoder_type": "rnn"}},
-     'param_ranges.p.when.encoder_type: encoder_type can never be "rnn" (choices "cnn", "context")'),
-    ("condition on itself", {"type": "bool", "when": {"p": True}},
-     "param_ranges.p.when.p: a parameter cannot depend on itself"),
-    ("condition never true for fixed", {"type": "bool", "when": {"epochs": 5}},
-     "param_ranges.p.when.epochs: epochs is fixed to 2, so p would never be sampled"),
+    (
+        "bad type",
+        {"type": "floot", "low": 0, "high": 1},
+        "param_ranges.p.type: must be one of 'float', 'int', 'categorical' or 'bool', but got 'floot' "
+        "(did you mean 'float'?)",
+    ),
+    (
+        "unknown param key",
+        {"type": "float", "low": 0, "high": 1, "setp": 0.1},
+        "param_ranges.p.setp: unknown key (did you mean 'step'?)",
+    ),
+    (
+        "condition on unknown",
+        {"type": "float", "low": 1, "high": 2, "when": {"use_cosin": True}},
+        "param_ranges.p.when.use_cosin: conditions on unknown parameter 'use_cosin'",
+    ),
+    (
+        "impossible condition value",
+        {"type": "int", "low": 1, "high": 2, "when": {"encoder_type": "rnn"}},
+        'param_ranges.p.when.encoder_type: encoder_type can never be "rnn" (choices "cnn", "context")',
+    ),
+    (
+        "condition on itself",
+        {"type": "bool", "when": {"p": True}},
+        "param_ranges.p.when.p: a parameter cannot depend on itself",
+    ),
+    (
+        "condition never true for fixed",
+        {"type": "bool", "when": {"epochs": 5}},
+        "param_ranges.p.when.epochs: epochs is fixed to 2, so p would never be sampled",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "param", "expected"), BAD_PARAMS, ids=[c[0] for c in BAD_PARAMS])
-def test_bad_parameter_is_named_with_its_fix(case: str, param: dict[str, Any], expected: str) -> None:
+def test_bad_parameter_is_named_with_its_fix(
+    case: str, param: dict[str, Any], expected: str
+) -> None:
     errors = _errors(_with_param("p", param))
     assert any(expected in e for e in errors), errors
 
 
 BAD_TOP = [
-    ("n_trials < 1", {"n_trials": 0}, "n_trials: Input should be greater than or equal to 1, but got 0"),
-    ("bad direction", {"direction": "maximise"},
-     "direction: must be one of 'maximize' or 'minimize', but got 'maximise' (did you mean 'maximize'?)"),
-    ("unknown objective", {"objective": "synthetik"},
-     "objective: unknown objective 'synthetik' (did you mean 'synthetic'?)"),
-    ("malformed objective path", {"objective": "my.module:"},
-     "objective: 'my.module:' is not of the form `package.module:function`"),
+    (
+        "n_trials < 1",
+        {"n_trials": 0},
+        "n_trials: Input should be greater than or equal to 1, but got 0",
+    ),
+    (
+        "bad direction",
+        {"direction": "maximise"},
+        "direction: must be one of 'maximize' or 'minimize', but got 'maximise' (did you mean 'maximize'?)",
+    ),
+    (
+        "unknown objective",
+        {"objective": "synthetik"},
+        "objective: unknown objective 'synthetik' (did you mean 'synthetic'?)",
+    ),
+    (
+        "malformed objective path",
+        {"objective": "my.module:"},
+        "objective: 'my.module:' is not of the form `package.module:function`",
+    ),
     ("bad study name", {"study_name": "has space"}, "study_name: must be 1-120 letters"),
-    ("bad sampler", {"sampler": {"type": "cmaes"}}, "sampler.type: must be one of 'tpe' or 'random'"),
-    ("bad pruner key", {"pruner": {"type": "hyperband", "min_resources": 3}},
-     "pruner.min_resources: unknown key (did you mean 'min_resource'?)"),
-    ("hyperband resources", {"pruner": {"type": "hyperband", "min_resource": 5, "max_resource": 3}},
-     "pruner.max_resource: `min_resource <= max_resource` must hold"),
-    ("checkpoint past budget", {"decision": {"checkpoints": [5, 20]}},
-     "decision.checkpoints.1: `checkpoint < n_trials` must hold, but got (checkpoint=20, n_trials=10)"),
-    ("checkpoints unordered", {"decision": {"checkpoints": [6, 3]}},
-     "decision.checkpoints: must be strictly increasing"),
-    ("decision thresholds swapped", {"decision": {"stop_if_best_worse_than": 0.5,
-                                                  "on_track_if_best_better_than": 0.3}},
-     "decision.on_track_if_best_better_than: `stop_if_best_worse_than <= on_track_if_best_better_than`"),
-    ("grace too short", {"worker": {"heartbeat_interval": 10, "grace_period": 5}},
-     "worker.grace_period: `grace_period > heartbeat_interval` must hold"),
+    (
+        "bad sampler",
+        {"sampler": {"type": "cmaes"}},
+        "sampler.type: must be one of 'tpe' or 'random'",
+    ),
+    (
+        "bad pruner key",
+        {"pruner": {"type": "hyperband", "min_resources": 3}},
+        "pruner.min_resources: unknown key (did you mean 'min_resource'?)",
+    ),
+    (
+        "hyperband resources",
+        {"pruner": {"type": "hyperband", "min_resource": 5, "max_resource": 3}},
+        "pruner.max_resource: `min_resource <= max_resource` must hold",
+    ),
+    (
+        "checkpoint past budget",
+        {"decision": {"checkpoints": [5, 20]}},
+        "decision.checkpoints.1: `checkpoint < n_trials` must hold, but got (checkpoint=20, n_trials=10)",
+    ),
+    (
+        "checkpoints unordered",
+        {"decision": {"checkpoints": [6, 3]}},
+        "decision.checkpoints: must be strictly increasing",
+    ),
+    (
+        "decision thresholds swapped",
+        {"decision": {"stop_if_best_worse_than": 0.5, "on_track_if_best_better_than": 0.3}},
+        "decision.on_track_if_best_better_than: `stop_if_best_worse_than <= on_track_if_best_better_than`",
+    ),
+    (
+        "grace too short",
+        {"worker": {"heartbeat_interval": 10, "grace_period": 5}},
+        "worker.grace_period: `grace_period > heartbeat_interval` must hold",
+    ),
     ("section not a mapping", {"sampler": "tpe"}, "sampler: must be a mapping"),
     ("fixed not plain data", {"fixed": {"epochs": {"a": object.__name__}}}, None),
 ]
@@ -126,12 +223,16 @@ def test_unknown_top_level_key_suggests_the_close_match() -> None:
     spec = base_spec()
     spec["param_range"] = spec.pop("param_ranges")
     errors = _errors(spec)
-    assert any(e.startswith("param_range: unknown key (did you mean 'param_ranges'?)") for e in errors)
+    assert any(
+        e.startswith("param_range: unknown key (did you mean 'param_ranges'?)") for e in errors
+    )
 
 
 def test_storage_key_says_where_storage_comes_from() -> None:
     errors = _errors(base_spec(storage="postgresql://db/optuna"))
-    assert any("storage: unknown key; storage URLs are never read from a config" in e for e in errors)
+    assert any(
+        "storage: unknown key; storage URLs are never read from a config" in e for e in errors
+    )
 
 
 def test_parameter_both_fixed_and_ranged() -> None:
@@ -165,18 +266,32 @@ def test_every_problem_is_reported_at_once() -> None:
     spec["fixed"]["encoder_type"] = "cnn"
     errors = _errors(spec)
     paths = {e.split(":")[0] for e in errors}
-    assert {"n_trials", "direction", "param_ranges.x.high", "param_ranges.t.when.nope",
-            "param_ranges.encoder_type"} <= paths, errors
+    assert {
+        "n_trials",
+        "direction",
+        "param_ranges.x.high",
+        "param_ranges.t.when.nope",
+        "param_ranges.encoder_type",
+    } <= paths, errors
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("study_name: [a,\nn_trials: 3\n", "line 3, column 1: YAML syntax error: expected ',' or ']'"),
-    ("study_name: a\n  n_trials: 3\n", "line 2, column"),
-    ("study_name: a\nstudy_name: b\n", "line 2, column 1: YAML syntax error: duplicate key 'study_name'"),
-    ("- just\n- a list\n", "must be a YAML mapping of sections"),
-    ("", "the file is empty"),
-    ("42", "the file is a int"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "study_name: [a,\nn_trials: 3\n",
+            "line 3, column 1: YAML syntax error: expected ',' or ']'",
+        ),
+        ("study_name: a\n  n_trials: 3\n", "line 2, column"),
+        (
+            "study_name: a\nstudy_name: b\n",
+            "line 2, column 1: YAML syntax error: duplicate key 'study_name'",
+        ),
+        ("- just\n- a list\n", "must be a YAML mapping of sections"),
+        ("", "the file is empty"),
+        ("42", "the file is a int"),
+    ],
+)
 def test_yaml_problems_give_line_numbers(text: str, expected: str) -> None:
     errors = _errors(text)
     assert len(errors) == 1 and expected in errors[0], errors
@@ -184,14 +299,20 @@ def test_yaml_problems_give_line_numbers(text: str, expected: str) -> None:
 
 def test_user_configs_validate() -> None:
     names = {p.name for p in CONFIGS}
-    assert {"visual_classifier_v2_expanded.yaml", "visual_classifier_v3_refined.yaml",
-            "visual_classifier_v3_intelligent.yaml", "demo.yaml"} <= names
+    assert {
+        "visual_classifier_v2_expanded.yaml",
+        "visual_classifier_v3_refined.yaml",
+        "visual_classifier_v3_intelligent.yaml",
+        "demo.yaml",
+    } <= names
     for path in CONFIGS:
         load_spec(path)
 
 
 def test_v2_discrete_space_counts_both_arms() -> None:
-    spec = load_spec(next(p for p in CONFIGS if p.name == "visual_classifier_v2_expanded.yaml")).spec
+    spec = load_spec(
+        next(p for p in CONFIGS if p.name == "visual_classifier_v2_expanded.yaml")
+    ).spec
     # CNN arm: batch 4 x embed 5 x scheduler 2 x cosine 2 x demo_agg 2 x depth 5 x mlp 4 x coords 2
     cnn = 4 * 5 * 2 * 2 * 2 * 5 * 4 * 2
     # context arm: batch 4 x embed 5 x scheduler 2 x cosine 2 x d_model 4 x heads 3 x pixel 5 x grid 3
@@ -199,13 +320,20 @@ def test_v2_discrete_space_counts_both_arms() -> None:
     assert cnn == 6_400  # the user's own figure in seed 002
     assert count_discrete_combinations(spec) == cnn + context
     summary = summarize_spec(spec)
-    assert summary.conditional["encoder_type=\"cnn\""] == [
-        "demo_agg", "width_mult", "depth", "mlp_hidden", "use_coords"]
+    assert summary.conditional['encoder_type="cnn"'] == [
+        "demo_agg",
+        "width_mult",
+        "depth",
+        "mlp_hidden",
+        "use_coords",
+    ]
     assert "temperature" in summary.conditional["use_cosine=true"]
 
 
 def test_v3_config_carries_seed_001_design() -> None:
-    spec = load_spec(next(p for p in CONFIGS if p.name == "visual_classifier_v3_intelligent.yaml")).spec
+    spec = load_spec(
+        next(p for p in CONFIGS if p.name == "visual_classifier_v3_intelligent.yaml")
+    ).spec
     assert spec.fixed["use_scheduler"] is True and spec.fixed["label_smoothing"] == 0.0
     assert spec.param_ranges["encoder_type"].weights == [0.75, 0.25]
     assert (spec.param_ranges["depth"].low, spec.param_ranges["depth"].high) == (3, 10)

@@ -29,12 +29,24 @@ def _sample(spec_dict: dict[str, Any], n: int) -> list[dict[str, Any]]:
 
 def test_conditionals_and_bounds_are_honoured() -> None:
     spec = base_spec()
-    spec["param_ranges"].update({
-        "use_cosine": {"type": "bool"},
-        "temperature": {"type": "float", "low": 1.0, "high": 30.0, "log": True,
-                        "when": {"use_cosine": True}},
-        "ctx_layers": {"type": "int", "low": 1, "high": 4, "when": {"encoder_type": ["context"]}},
-    })
+    spec["param_ranges"].update(
+        {
+            "use_cosine": {"type": "bool"},
+            "temperature": {
+                "type": "float",
+                "low": 1.0,
+                "high": 30.0,
+                "log": True,
+                "when": {"use_cosine": True},
+            },
+            "ctx_layers": {
+                "type": "int",
+                "low": 1,
+                "high": 4,
+                "when": {"encoder_type": ["context"]},
+            },
+        }
+    )
     for sampler in ("random", "tpe"):
         spec["sampler"] = {"type": sampler, "seed": 3, "n_startup_trials": 5}
         for params in _sample(spec, 60):

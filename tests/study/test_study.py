@@ -54,5 +54,7 @@ def test_raising_the_budget_extends_the_study(storage_url: str) -> None:
 def test_unknown_study_suggests_close_name(journal_url: str) -> None:
     handle = open_storage(journal_url)
     create_study(parse_spec(yaml.safe_dump(base_spec())), handle)
-    with pytest.raises(StudyError, match=r"no study named 'test_studdy'.*did you mean 'test_study'"):
+    with pytest.raises(
+        StudyError, match=r"no study named 'test_studdy'.*did you mean 'test_study'"
+    ):
         load_study("test_studdy", handle)

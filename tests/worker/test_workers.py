@@ -32,14 +32,19 @@ def _spec(**overrides: Any) -> dict[str, Any]:
 
 def _start(config: Path, url: str, *extra: str) -> subprocess.Popen[str]:
     env = dict(os.environ, HPO_STORAGE_URL=url)
-    return subprocess.Popen([HPO, "worker", "--config", str(config), *extra], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [HPO, "worker", "--config", str(config), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_all(procs: list[subprocess.Popen[str]], timeout: float = 180) -> list[str]:
     logs = []
     for proc in procs:
-        out, err = proc.communicate(timeout=timeout)
+        _out, err = proc.communicate(timeout=timeout)
         logs.append(err)
         assert proc.returncode == 0, err[-3000:]
     return logs
@@ -61,16 +66,20 @@ def storage_url(request: pytest.FixtureRequest, journal_url: str) -> str:
     return journal_url if request.param == "journal" else str(request.getfixturevalue("pg_url"))
 
 
-def test_three_workers_reach_exactly_n_trials(storage_url: str, write_spec: Callable[..., Path]) -> None:
+def test_three_workers_reach_exactly_n_trials(
+    storage_url: str, write_spec: Callable[..., Path]
+) -> None:
     config = write_spec(_spec(n_trials=12))
     _wait_all([_start(config, storage_url) for _ in range(3)])
     trials = _trials(storage_url)
     assert _states(trials) == {TrialState.COMPLETE: 12}
-    workers = {t.user_attrs["worker.id"] for t in trials}
+    workers = {t.user_attrs["worker"]["id"] for t in trials}
     assert len(workers) == 3  # all three took part
 
 
-def test_eight_workers_never_overshoot_on_postgres(pg_url: str, write_spec: Callable[..., Path]) -> None:
+def test_eight_workers_never_overshoot_on_postgres(
+    pg_url: str, write_spec: Callable[..., Path]
+) -> None:
     # Optuna's MaxTrialsCallback overshoots here; the reservation under an advisory lock must not.
     config = write_spec(_spec(n_trials=24, data={"seconds": 0.05}))
     _wait_all([_start(config, pg_url) for _ in range(8)])
@@ -83,8 +92,11 @@ def test_eight_workers_never_overshoot_on_postgres(pg_url: str, write_spec: Call
 def test_failed_trials_are_recorded_and_do_not_use_the_budget(
     storage_url: str, write_spec: Callable[..., Path]
 ) -> None:
-    config = write_spec(base_spec(objective="hpo_core.testing.objectives:fails_when", n_trials=8,
-                                  data={"threshold": 0.5}))
+    config = write_spec(
+        base_spec(
+            objective="hpo_core.testing.objectives:fails_when", n_trials=8, data={"threshold": 0.5}
+        )
+    )
     _wait_all([_start(config, storage_url)])
     trials = _trials(storage_url)
     finished = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -96,8 +108,14 @@ def test_failed_trials_are_recorded_and_do_not_use_the_budget(
 
 
 def test_failure_limit_stops_the_worker(journal_url: str, write_spec: Callable[..., Path]) -> None:
-    config = write_spec(base_spec(objective="hpo_core.testing.objectives:fails_when", n_trials=50,
-                                  data={"threshold": -1.0}, worker={"max_failed_trials": 3}))
+    config = write_spec(
+        base_spec(
+            objective="hpo_core.testing.objectives:fails_when",
+            n_trials=50,
+            data={"threshold": -1.0},
+            worker={"max_failed_trials": 3},
+        )
+    )
     result = run_hpo("worker", "--config", str(config), env={"HPO_STORAGE_URL": journal_url})
     assert result.returncode == 0, result.stderr
     assert "3 failed trials (limit 3)" in result.stderr
@@ -164,11 +182,14 @@ def test_killed_worker_trial_is_failed_and_retried(
     url = request.getfixturevalue("journal_url" if kind == "journal" else "pg_url")
     markers = tmp_path / "markers"
     markers.mkdir()
-    config = write_spec(base_spec(
-        objective="hpo_core.testing.objectives:touch_and_sleep", n_trials=6,
-        data={"marker_dir": str(markers), "seconds": 1.5},
-        worker={"heartbeat_interval": 1, "grace_period": 3, "poll_interval": 0.5},
-    ))
+    config = write_spec(
+        base_spec(
+            objective="hpo_core.testing.objectives:touch_and_sleep",
+            n_trials=6,
+            data={"marker_dir": str(markers), "seconds": 1.5},
+            worker={"heartbeat_interval": 1, "grace_period": 3, "poll_interval": 0.5},
+        )
+    )
     procs = [_start(config, url) for _ in range(3)]
     killed = _kill_one_mid_trial(markers, procs)
     survivors = [p for p in procs if p.pid != killed]
@@ -178,12 +199,13 @@ def test_killed_worker_trial_is_failed_and_retried(
     states = _states(trials)
     assert states == {TrialState.COMPLETE: 6, TrialState.FAIL: 1}, states
     dead = next(t for t in trials if t.state == TrialState.FAIL)
-    assert dead.user_attrs["worker.pid"] == killed
+    assert dead.user_attrs["worker"]["pid"] == killed
     # the dead trial's parameters were queued again and run by a surviving worker
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
     assert retried[0].params == dead.params
     assert "fail_reason" not in retried[0].user_attrs
+    assert retried[0].user_attrs["worker"]["pid"] != killed  # tagged by the worker that ran it
 
 
 def test_worker_refuses_an_objective_it_cannot_import(

@@ -1,0 +1,228 @@
+"""`make bench`: harness overhead and worker scaling, written to JSON and a markdown table.
+
+(a) Overhead: N no-op trials through sweepflow's worker (`run_worker`, what `hpo worker` runs)
+    versus plain `optuna.Study.optimize`, on the same kind of storage (journal file, PostgreSQL),
+    both with the same sampler (random, so sampling cost does not hide the harness).
+(b) Scaling on PostgreSQL: 1, 4 and 16 `hpo worker` processes, each trial sleeping 0.5 s,
+    8 trials per worker. Efficiency = ideal time (trials x 0.5 s / workers) / measured time,
+    measured from the barrier release to the last trial's completion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from hpo_core.spec import parse_spec
+from hpo_core.storage import open_storage
+from hpo_core.study import load_study
+from hpo_core.testing import running_postgres
+from hpo_core.worker import run_worker
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def _spec(name: str, n_trials: int, objective: str, data: dict[str, Any] | None = None) -> str:
+    return yaml.safe_dump(
+        {
+            "study_name": name,
+            "n_trials": n_trials,
+            "objective": objective,
+            "sampler": {"type": "random", "seed": 0},
+            "pruner": {"type": "none"},
+            "param_ranges": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+            "data": data or {},
+            "worker": {"poll_interval": 0.1},
+        }
+    )
+
+
+def overhead(url_for: Any, kind: str, n: int, repeats: int) -> dict[str, Any]:
+    """Alternate sweepflow and plain Optuna runs on fresh storages; keep each side's best."""
+    import logging
+
+    logging.getLogger("hpo_core").setLevel(logging.WARNING)
+    hpo_runs, plain_runs = [], []
+    for r in range(repeats):
+        loaded = parse_spec(_spec(f"overhead_{kind}", n, "noop"))
+        t0 = time.perf_counter()
+        report = run_worker(loaded, url_for(f"hpo{r}"))
+        hpo_runs.append(time.perf_counter() - t0)
+        assert report.complete == n, report
+
+        handle = open_storage(
+            url_for(f"plain{r}"), heartbeat_interval=loaded.spec.worker.heartbeat_interval
+        )
+        study = optuna.create_study(
+            storage=handle.storage, study_name="plain", sampler=optuna.samplers.RandomSampler(0)
+        )
+
+        def objective(trial: optuna.Trial) -> float:
+            trial.suggest_float("x", 0.0, 1.0)
+            return 0.0
+
+        t0 = time.perf_counter()
+        study.optimize(objective, n_trials=n)
+        plain_runs.append(time.perf_counter() - t0)
+        handle.dispose()
+    hpo_ms, plain_ms = 1000 * min(hpo_runs) / n, 1000 * min(plain_runs) / n
+    return {
+        "storage": kind,
+        "trials": n,
+        "repeats": repeats,
+        "hpo_ms_per_trial": round(hpo_ms, 3),
+        "optuna_ms_per_trial": round(plain_ms, 3),
+        "overhead_ms_per_trial": round(hpo_ms - plain_ms, 3),
+        "ratio": round(hpo_ms / plain_ms, 3),
+    }
+
+
+def scaling(server: Any, workers: int, per_worker: int, sleep: float, tmp: Path) -> dict[str, Any]:
+    url = server.create_database(f"scaling_{workers}")
+    n = workers * per_worker
+    go = tmp / f"go_{workers}"
+    config = tmp / f"scaling_{workers}.yaml"
+    config.write_text(
+        _spec(
+            f"scaling_{workers}",
+            n,
+            "bench.objectives:barrier_sleep",
+            {"sleep_seconds": sleep, "go_file": str(go)},
+        )
+    )
+    env = dict(
+        os.environ,
+        HPO_STORAGE_URL=url,
+        PYTHONPATH=os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
+    )
+    hpo = str(Path(sys.executable).with_name("hpo"))
+    t_launch = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [hpo, "worker", "--config", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    while len(list(tmp.glob(f"go_{workers}.ready.*"))) < workers:
+        if any(p.poll() not in (None, 0) for p in procs):
+            raise RuntimeError(next(p for p in procs if p.poll()).stderr.read()[-2000:])
+        time.sleep(0.02)
+    startup_s = time.perf_counter() - t_launch
+    released = time.time()
+    go.touch()
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(err[-2000:])
+    study = load_study(f"scaling_{workers}", open_storage(url)).study
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    # Optuna returns naive local datetimes; .timestamp() reads them as local time.
+    last = max(t.datetime_complete.timestamp() for t in done if t.datetime_complete)
+    measured = last - released
+    ideal = n * sleep / workers
+    return {
+        "workers": workers,
+        "trials": len(done),
+        "trials_total": len(trials),
+        "sleep_s": sleep,
+        "ideal_s": round(ideal, 3),
+        "measured_s": round(measured, 3),
+        "efficiency": round(ideal / measured, 3),
+        "join_s": round(startup_s, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--workers", default="1,4,16")
+    parser.add_argument("--per-worker", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--sleep", type=float, default=0.5, help="seconds per scaling trial")
+    parser.add_argument("--skip-overhead", action="store_true")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
+        "optuna": optuna.__version__,
+        "overhead": [],
+        "scaling": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp_dir, running_postgres() as server:
+        tmp = Path(tmp_dir)
+        if not args.skip_overhead:
+            print(f"overhead: {args.trials} no-op trials, journal", flush=True)
+            results["overhead"].append(
+                overhead(
+                    lambda tag: f"journal://{tmp}/{tag}.journal", "journal", args.trials, args.repeats
+                )
+            )
+            print(f"overhead: {args.trials} no-op trials, postgresql", flush=True)
+            results["overhead"].append(
+                overhead(
+                    lambda tag: server.create_database(f"overhead_{tag}"),
+                    "postgresql",
+                    args.trials,
+                    args.repeats,
+                )
+            )
+        for w in [int(x) for x in args.workers.split(",")]:
+            print(f"scaling: {w} workers x {args.per_worker} trials of {args.sleep:g} s", flush=True)
+            results["scaling"].append(scaling(server, w, args.per_worker, args.sleep, tmp))
+    (out / "bench.json").write_text(json.dumps(results, indent=2))
+    table = render(results)
+    (out / "bench.md").write_text(table)
+    print(table)
+    return 0
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [
+        f"Benchmarks ({results['machine']}, optuna {results['optuna']}, {results['when']})",
+        "",
+        "| storage | trials | hpo worker ms/trial | optuna.optimize ms/trial | overhead ms "
+        "| ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results["overhead"]:
+        lines.append(
+            f"| {r['storage']} | {r['trials']} | {r['hpo_ms_per_trial']} | "
+            f"{r['optuna_ms_per_trial']} | {r['overhead_ms_per_trial']} | {r['ratio']} |"
+        )
+    lines += [
+        "",
+        "| workers | trials | ideal s | measured s | efficiency | start + join s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results["scaling"]:
+        lines.append(
+            f"| {r['workers']} | {r['trials']} | {r['ideal_s']} | {r['measured_s']} | "
+            f"{r['efficiency']} | {r['join_s']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
