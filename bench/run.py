@@ -176,7 +176,10 @@ def main() -> int:
             print(f"overhead: {args.trials} no-op trials, journal", flush=True)
             results["overhead"].append(
                 overhead(
-                    lambda tag: f"journal://{tmp}/{tag}.journal", "journal", args.trials, args.repeats
+                    lambda tag: f"journal://{tmp}/{tag}.journal",
+                    "journal",
+                    args.trials,
+                    args.repeats,
                 )
             )
             print(f"overhead: {args.trials} no-op trials, postgresql", flush=True)
@@ -189,7 +192,9 @@ def main() -> int:
                 )
             )
         for w in [int(x) for x in args.workers.split(",")]:
-            print(f"scaling: {w} workers x {args.per_worker} trials of {args.sleep:g} s", flush=True)
+            print(
+                f"scaling: {w} workers x {args.per_worker} trials of {args.sleep:g} s", flush=True
+            )
             results["scaling"].append(scaling(server, w, args.per_worker, args.sleep, tmp))
     (out / "bench.json").write_text(json.dumps(results, indent=2))
     table = render(results)

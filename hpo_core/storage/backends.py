@@ -249,6 +249,11 @@ def open_storage(
         path = _file_path(url)
         if not path:
             raise StorageError(f"storage {shown}: no file path; use journal:///abs/path/file")
+        if not create and not Path(path).exists():
+            raise StorageError(
+                f"storage {shown}: no such journal file; run a sweep first, or point --storage "
+                "or HPO_STORAGE_URL at the storage that holds your studies"
+            )
         _parent_dir(path, shown)
         try:
             backend = JournalFileBackend(path)

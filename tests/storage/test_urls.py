@@ -50,3 +50,10 @@ def test_unreachable_postgres_names_host_and_reason_without_password() -> None:
 def test_unsupported_scheme() -> None:
     with pytest.raises(StorageError, match="unsupported URL scheme 'redis'"):
         open_storage("redis://localhost:6379")
+
+
+def test_reading_a_missing_journal_does_not_create_it(tmp_path: Path) -> None:
+    path = tmp_path / "none.journal"
+    with pytest.raises(StorageError, match="no such journal file"):
+        open_storage(f"journal://{path}", create=False)
+    assert not path.exists()
