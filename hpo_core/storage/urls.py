@@ -25,7 +25,7 @@ _QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)[^&\s]*", r
 
 
 def mask_url(url: str) -> str:
-    """``postgresql://user:***@host/db``: the URL with any password replaced by ``***``."""
+    """The URL with any password (user-info part or ``password=`` query) replaced by ``***``."""
     masked = _USERINFO_PASSWORD.sub(lambda m: f"{m.group('head')}***@", url)
     return _QUERY_PASSWORD.sub(lambda m: f"{m.group('head')}***", masked)
 
