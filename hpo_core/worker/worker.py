@@ -270,8 +270,8 @@ class _Worker:
                     # Optuna warns that heartbeats are meant for optimize(); we run our own.
                     warnings.simplefilter("ignore", UserWarning)
                     trial = self.study.ask()
-                trial_id = trial._trial_id
-                trial = None  # type: ignore[assignment]
+                snapshot.tag_trial(trial._trial_id, ATTR_WORKER, self.identity)
+                return trial
             else:
                 # Only the row that takes the slot is created under the lock; building the Trial
                 # (reads, sampler setup) happens after it, so workers queue on one INSERT.
