@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_status)
 
+    p = sub.add_parser("top", help="the best completed trials of a study")
+    p.add_argument("study")
+    p.add_argument("-k", "--top", type=_positive_int, default=5, help="how many (default 5)")
+    _storage_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_top)
+
     p = sub.add_parser("studies", help="list the studies in a storage")
     _storage_arg(p)
     p.set_defaults(handler=_cmd_studies)
@@ -84,6 +91,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("study")
     _storage_arg(p)
     p.set_defaults(handler=_cmd_spec)
+
+    p = sub.add_parser(
+        "smoke", help="run a spec's objective briefly in a scratch study (pre-launch check)"
+    )
+    p.add_argument("config")
+    p.add_argument("--trials", type=_positive_int, default=1, help="smoke trials (default 1)")
+    p.add_argument("--epochs", type=_positive_int, default=1, help="epochs per trial (default 1)")
+    p.add_argument(
+        "--max-samples",
+        type=_positive_int,
+        default=64,
+        help="use the first N samples of the data (default 64)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the random parameters")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_smoke)
+
+    p = sub.add_parser("data", help="the ARC data a spec trains on: tasks, classes, split")
+    p.add_argument("config")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_data)
 
     p = sub.add_parser("objectives", help="list the registered objectives")
     p.set_defaults(handler=_cmd_objectives)
@@ -264,6 +292,111 @@ def _cmd_spec(args: argparse.Namespace) -> int:
 
     sweep = load_study(args.study, open_storage(_storage_url(args), create=False))
     sys.stdout.write(sweep.loaded.text)
+    return EXIT_OK
+
+
+def _cmd_top(args: argparse.Namespace) -> int:
+    from hpo_core.storage import open_storage
+    from hpo_core.study import load_study, top_trials
+
+    handle = open_storage(_storage_url(args), create=False)
+    sweep = load_study(args.study, handle)
+    top = top_trials(sweep, args.top)
+    if args.json:
+        print(json.dumps([asdict(t) for t in top], indent=2, default=str))
+        return EXIT_OK
+    if not top:
+        print(f"{args.study}: no completed trials yet")
+        return EXIT_OK
+    metric = sweep.spec.metric or "value"
+    for t in top:
+        chance = t.attrs.get("chance_level")
+        versus = f" (chance level {chance:.3f})" if isinstance(chance, int | float) else ""
+        took = f", {t.seconds:.0f}s" if t.seconds is not None else ""
+        epochs = t.attrs.get("epochs_trained")
+        trained = f", {epochs} epochs" if epochs is not None else ""
+        print(f"#{t.rank}  trial {t.number}  {metric}={t.value:.4f}{versus}{trained}{took}")
+        print("    " + ", ".join(f"{k}={_short(v)}" for k, v in t.params.items()))
+    return EXIT_OK
+
+
+def _cmd_smoke(args: argparse.Namespace) -> int:
+    from hpo_core.spec import load_spec
+    from hpo_core.worker import run_smoke_trials
+
+    loaded = load_spec(args.config)
+    results = run_smoke_trials(
+        loaded.spec,
+        n_trials=args.trials,
+        epochs=args.epochs,
+        max_samples=args.max_samples,
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps([{k: v for k, v in asdict(r).items() if k != "traceback"}
+                          for r in results], indent=2, default=str))
+    for r in results:
+        if args.json:
+            break
+        if r.ok:
+            print(f"smoke trial {r.number}: COMPLETE value={r.value:.4f} in {r.seconds:.1f}s")
+        else:
+            print(f"smoke trial {r.number}: {r.state} in {r.seconds:.1f}s: {r.error}")
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in r.params.items())
+        print(f"  params  {shown}")
+        facts = {k: v for k, v in r.attrs.items() if not isinstance(v, dict)}
+        if facts:
+            print("  attrs   " + ", ".join(f"{k}={_short(v)}" for k, v in facts.items()))
+        if r.traceback and args.verbose:
+            print(r.traceback, file=sys.stderr)
+    failed = [r for r in results if r.state == "FAIL"]
+    if failed:
+        print(
+            f"error: {len(failed)} of {len(results)} smoke trial(s) failed: {failed[0].error}",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _short(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from hpo_core.spec import load_spec
+
+    loaded = load_spec(args.config)
+    if loaded.spec.objective != "arc_classifier":
+        raise HpoError(
+            f"{args.config}: objective {loaded.spec.objective!r} has no ARC data; "
+            "`hpo data` reads arc_classifier specs"
+        )
+    from hpo_core.data import ArcDataConfig, load_arc_data
+
+    data = load_arc_data(ArcDataConfig.from_params({**loaded.spec.fixed, **loaded.spec.data}))
+    counts = [int(c) for c in data.labels.bincount(minlength=data.n_classes)]
+    summary = {
+        "source": data.source,
+        "tasks": len(data.task_ids),
+        "train": len(data.train_idx),
+        "val": len(data.val_idx),
+        "labels": data.config.labels or "rule labels",
+        "classes": dict(zip(data.class_names, counts, strict=True)),
+        "chance_level": round(data.chance_level, 4),
+        "centroids": None if data.centroids is None else list(data.centroids.shape),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return EXIT_OK
+    print(f"{summary['source']}: {summary['tasks']} tasks ({summary['train']} train, "
+          f"{summary['val']} validation), labels from {summary['labels']}")
+    width = max(len(name) for name in data.class_names)
+    for name, count in summary["classes"].items():  # type: ignore[attr-defined]
+        print(f"  {name:<{width}}  {count:>5}  {count / len(data.task_ids):6.1%}")
+    print(f"chance level (majority class on validation): {summary['chance_level']:.3f}")
+    if data.centroids is not None:
+        print(f"centroids: {data.config.centroids} {tuple(data.centroids.shape)}")
     return EXIT_OK
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["HpoError", "ObjectiveError", "SpecError", "SpecIssue", "StorageError", "StudyError"]
+__all__ = [
+    "DataError",
+    "HpoError",
+    "ObjectiveError",
+    "SpecError",
+    "SpecIssue",
+    "StorageError",
+    "StudyError",
+]
 
 
 class HpoError(Exception):
@@ -47,3 +55,7 @@ class StudyError(HpoError):
 
 class ObjectiveError(HpoError):
     """An objective that cannot be resolved or imported."""
+
+
+class DataError(HpoError):
+    """Training data, labels or centroids that cannot be used; the message names the file."""

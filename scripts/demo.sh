@@ -16,4 +16,4 @@ echo "== 2. sweep with 2 local workers (the same command a Kubernetes pod runs)"
 echo
 echo "== 3. the study, recovered from storage alone"
 "$HPO" studies
-"$HPO" status demo_synthetic_v1
+"$HPO" status demo_arc_classifier_v1

@@ -16,10 +16,12 @@ from hpo_core.study.study import (
     StudyProgress,
     StudyRow,
     SweepStudy,
+    TopTrial,
     create_study,
     list_studies,
     load_study,
     study_progress,
+    top_trials,
 )
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "StudyProgress",
     "StudyRow",
     "SweepStudy",
+    "TopTrial",
     "WeightedChoiceSampler",
     "build_pruner",
     "build_sampler",
@@ -38,4 +41,5 @@ __all__ = [
     "load_study",
     "study_progress",
     "suggest_params",
+    "top_trials",
 ]

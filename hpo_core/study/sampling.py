@@ -50,9 +50,8 @@ def build_sampler(spec: SweepSpec) -> BaseSampler:
         for name, p in spec.param_ranges.items()
         if p.type == "categorical" and p.weights is not None
     }
-    if weighted:
-        return WeightedChoiceSampler(base, weighted, seed=cfg.seed)
-    return base
+    # Always wrapped: besides weighted choices, the wrapper reseeds per trial (see its docstring).
+    return WeightedChoiceSampler(base, weighted, seed=cfg.seed)
 
 
 def build_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
@@ -95,7 +94,14 @@ def suggest_params(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
 
 
 class WeightedChoiceSampler(BaseSampler):
-    """Wraps a sampler; draws the weighted categorical parameters from their weights."""
+    """Wraps a sampler; draws the weighted categorical parameters from their weights.
+
+    With a seed it also reseeds the wrapped sampler's random state before each trial from
+    ``(seed, trial.number)``. A seeded sampler is otherwise one random stream per process: N
+    workers started with the same spec would each draw the same sequence and run the same
+    configurations N times over. Per-trial seeds keep every trial distinct and make a trial's
+    random draws depend only on its number and the history it sees, however many workers run.
+    """
 
     def __init__(
         self,
@@ -139,6 +145,8 @@ class WeightedChoiceSampler(BaseSampler):
         return choices[int(rng.choice(len(choices), p=probabilities))]
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self._seed is not None:
+            _reseed(self._base, trial_seed(self._seed, trial.number))
         self._base.before_trial(study, trial)
 
     def after_trial(
@@ -152,3 +160,23 @@ class WeightedChoiceSampler(BaseSampler):
 
     def reseed_rng(self) -> None:
         self._base.reseed_rng()
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """A 32-bit seed for one trial, well mixed from the spec's seed and the trial number."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, number]).generate_state(1)[0])
+
+
+def _reseed(sampler: object, seed: int, depth: int = 0) -> None:
+    """Seed every random state a sampler holds (TPE keeps one of its own and one in its
+    start-up RandomSampler). Optuna has no public per-trial seeding, so this walks the sampler's
+    attributes for its ``LazyRandomState`` objects."""
+    from optuna.samplers._lazy_random_state import LazyRandomState
+
+    if depth > 2:
+        return
+    for value in vars(sampler).values():
+        if isinstance(value, LazyRandomState):
+            value.rng.seed(seed)
+        elif isinstance(value, BaseSampler):
+            _reseed(value, seed, depth + 1)

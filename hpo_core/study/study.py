@@ -271,3 +271,37 @@ def _changed_fields(old: dict[str, Any], new: dict[str, Any], prefix: str = "") 
         elif a != b:
             changed.append(path)
     return changed
+
+
+@dataclass(frozen=True)
+class TopTrial:
+    """One of a study's best completed trials."""
+
+    rank: int  # 1 is the best
+    number: int
+    value: float
+    params: dict[str, Any]  # the sampled parameters (fixed ones live in the spec)
+    seconds: float | None  # wall time of the trial
+    attrs: dict[str, Any]  # what the objective recorded (chance_level, best_epoch, n_params, ...)
+
+
+def top_trials(sweep: SweepStudy, k: int = 5) -> list[TopTrial]:
+    """The ``k`` best completed trials, best first (ties: the earlier trial first)."""
+    sign = -1.0 if sweep.spec.direction == "maximize" else 1.0
+    complete = [
+        t
+        for t in sweep.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None
+    ]
+    complete.sort(key=lambda t: (sign * float(t.value or 0.0), t.number))
+    return [
+        TopTrial(
+            rank=rank,
+            number=t.number,
+            value=float(t.value or 0.0),
+            params=dict(t.params),
+            seconds=t.duration.total_seconds() if t.duration else None,
+            attrs={k: v for k, v in t.user_attrs.items() if not k.startswith("sweepflow.")},
+        )
+        for rank, t in enumerate(complete[:k], start=1)
+    ]

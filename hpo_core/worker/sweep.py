@@ -106,6 +106,8 @@ def run_sweep(
 
     env = dict(os.environ)
     env[ENV_STORAGE] = storage_url
+    # N local workers share this machine's cores: give each its share of torch threads
+    env.setdefault("HPO_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     exe = _local_executable()
     procs: list[subprocess.Popen[bytes]] = []
     logs = []

@@ -1,0 +1,25 @@
+"""Training: one loop for trials and champions (importing this package imports torch)."""
+
+from __future__ import annotations
+
+from hpo_core.training.loop import (
+    EpochMetrics,
+    TrainConfig,
+    TrainData,
+    TrainResult,
+    configure_threads,
+    evaluate,
+    resolve_device,
+    train_model,
+)
+
+__all__ = [
+    "EpochMetrics",
+    "TrainConfig",
+    "TrainData",
+    "TrainResult",
+    "configure_threads",
+    "evaluate",
+    "resolve_device",
+    "train_model",
+]
