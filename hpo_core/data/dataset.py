@@ -55,7 +55,9 @@ class ArcDataConfig(BaseModel):
         except ValidationError as exc:
             err = exc.errors()[0]
             field_name = ".".join(str(p) for p in err["loc"])
-            raise DataError(f"{where}.{field_name}: {err['msg']} (got {err.get('input')!r})") from None
+            raise DataError(
+                f"{where}.{field_name}: {err['msg']} (got {err.get('input')!r})"
+            ) from None
 
 
 @dataclass
@@ -139,8 +141,10 @@ class ArcData:
         cell_mask = rows_in & cols_in
         if generator is not None and cfg.color_permute:
             lut = torch.cat(
-                [torch.zeros(n, 1, dtype=torch.long),
-                 torch.argsort(torch.rand(n, 9, generator=generator), dim=1) + 1],
+                [
+                    torch.zeros(n, 1, dtype=torch.long),
+                    torch.argsort(torch.rand(n, 9, generator=generator), dim=1) + 1,
+                ],
                 dim=1,
             )
             grids = lut.gather(1, grids.reshape(n, -1)).reshape(grids.shape)
@@ -163,9 +167,7 @@ class ArcData:
             group = group[torch.argsort(self._extent[group], stable=True)]
             chunks.extend(group.split(batch_size))
         shuffled = torch.randperm(len(chunks), generator=generator).tolist()
-        return [
-            (self.batch(chunks[i], generator), self.labels[chunks[i]]) for i in shuffled
-        ]
+        return [(self.batch(chunks[i], generator), self.labels[chunks[i]]) for i in shuffled]
 
     def val_batches(self, batch_size: int) -> list[tuple[ArcBatch, torch.Tensor]]:
         """Validation batches, unaugmented, sorted by grid size (same batches every epoch)."""
@@ -178,7 +180,9 @@ class ArcData:
         return self.sizes.amax(dim=(1, 2, 3))
 
 
-def _real_pairs_first(n_pairs: torch.Tensor, depth: int, generator: torch.Generator) -> torch.Tensor:
+def _real_pairs_first(
+    n_pairs: torch.Tensor, depth: int, generator: torch.Generator
+) -> torch.Tensor:
     """Per sample, a random order of its real pairs followed by its padding slots."""
     keys = torch.rand(len(n_pairs), depth, generator=generator)
     keys = keys + (torch.arange(depth)[None, :] >= n_pairs[:, None]).float() * 2  # padding last
@@ -195,7 +199,8 @@ def stratified_split(
         order = rng.permutation(len(labels))
         n_val = max(1, round(len(labels) * val_ratio))
         return np.sort(order[n_val:]), np.sort(order[:n_val])
-    train, val = [], []
+    train: list[int] = []
+    val: list[int] = []
     for cls in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == cls))
         n_val = 0 if len(members) < 2 else max(1, round(len(members) * val_ratio))

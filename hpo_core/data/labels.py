@@ -9,6 +9,7 @@ in this order, each over *all* demonstration pairs of a task, and the first that
 4. ``tiling``          every output is a grid of tiles, each tile the input or a flip/rotation of it
 5. ``crop``            every output is smaller than its input and appears verbatim inside it
 6. ``additive_edit``   same shapes, and only background (colour 0) cells of the input change
+                       (and some do)
 7. ``same_size_other`` same shapes, any other change
 8. ``shrink_other``    outputs smaller in total than inputs, any other change
 9. ``growth_other``    everything else (outputs larger in total than inputs)
@@ -127,7 +128,8 @@ def _is_crop(pairs: Pairs) -> bool:
 
 
 def _is_additive(pairs: Pairs) -> bool:
-    return all(np.array_equal(o[i != 0], i[i != 0]) for i, o in pairs)
+    kept = all(np.array_equal(o[i != 0], i[i != 0]) for i, o in pairs)
+    return kept and not all(np.array_equal(i, o) for i, o in pairs)
 
 
 def label_task(task: ArcTask) -> str:
@@ -183,14 +185,18 @@ def load_labels(path: str | Path, tasks: Sequence[ArcTask]) -> dict[str, str]:
     ids = {task.task_id for task in tasks}
     unknown = sorted(set(labels) - ids)
     if unknown:
-        shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        shown = ", ".join(unknown[:10]) + (
+            f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        )
         raise DataError(
             f"{file}: {len(unknown)} labelled task(s) have no task file: {shown}; "
             "check that the labels file matches the data folder"
         )
     missing = sorted(ids - set(labels))
     if missing:
-        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        shown = ", ".join(missing[:10]) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        )
         raise DataError(f"{file}: {len(missing)} task(s) have no label: {shown}; label every task")
     return labels
 
@@ -218,11 +224,12 @@ def load_centroids(path: str | Path, n_classes: int) -> np.ndarray:
         )
     if not np.issubdtype(centroids.dtype, np.number) or not np.isfinite(centroids).all():
         raise DataError(f"{file}: centroids must be finite numbers")
-    return centroids.astype(np.float32)
+    result: np.ndarray = centroids.astype(np.float32)
+    return result
 
 
 def make_centroids(n_classes: int, dim: int, *, seed: int = 0) -> np.ndarray:
-    """Well-separated unit centroids (orthonormal when ``dim >= n_classes``), for demos and tests."""
+    """Well-separated unit centroids (orthonormal when ``dim >= n_classes``) for demos, tests."""
     rng = np.random.default_rng(seed)
     matrix = rng.standard_normal((max(dim, n_classes), max(dim, n_classes)))
     q, _ = np.linalg.qr(matrix)

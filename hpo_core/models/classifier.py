@@ -64,7 +64,7 @@ class TaskClassifier(nn.Module):
 
     def forward(self, batch: ArcBatch) -> torch.Tensor:
         """Class logits, (B, n_classes)."""
-        return self.head(self.encoder(batch))  # type: ignore[no-any-return]
+        return self.head(self.encoder(batch))
 
 
 def build_task_classifier(

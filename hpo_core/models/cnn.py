@@ -2,9 +2,10 @@
 
 Each pair is read as one image: the input and the output grid one-hot encoded and stacked as
 channels on a common canvas (top-left aligned), plus their in-grid masks and, optionally, two
-coordinate channels. A stack of conv blocks (downsampling 30 -> 15 -> 8, channels doubling at blocks 1 and 3) and a masked pooling give
-one vector per pair; the pairs are then aggregated (``flatten``: concatenated in slot order, or
-``mean``: averaged over the real pairs) and an MLP maps the result to the task embedding.
+coordinate channels. A stack of conv blocks (downsampling 30 -> 15 -> 8, channels doubling at
+blocks 1 and 3) and a masked pooling give one vector per pair. The pairs are then aggregated
+(``flatten``: concatenated in slot order, or ``mean``: averaged over the real pairs) and an MLP
+maps the result to the task embedding.
 """
 
 from __future__ import annotations

@@ -86,8 +86,8 @@ class ContextEncoder(nn.Module):
         x = x.permute(0, 1, 3, 2, 4, 5).reshape(b * p * 2, ph * pw, -1)
         tokens = self.patch_embed(x) + self.pos[:ph, :pw].reshape(1, ph * pw, d)
         tokens = tokens + self.role.repeat(b * p, 1)[:, None, :]
-        patch_real = mask.reshape(b * p * 2, ph, patch, pw, patch).any(4).any(2).reshape(
-            b * p * 2, ph * pw
+        patch_real = (
+            mask.reshape(b * p * 2, ph, patch, pw, patch).any(4).any(2).reshape(b * p * 2, ph * pw)
         )
         cls = self.grid_cls.expand(b * p * 2, 1, d)
         pad = torch.cat([torch.zeros_like(patch_real[:, :1]), ~patch_real], dim=1)

@@ -55,7 +55,9 @@ class PrototypeHead(nn.Module):
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         z = self.proj(embedding)
         if self.config.use_cosine:
-            return self.config.temperature * F.normalize(z, dim=-1) @ F.normalize(
-                self.prototypes, dim=-1
-            ).T
+            return (
+                self.config.temperature
+                * F.normalize(z, dim=-1)
+                @ F.normalize(self.prototypes, dim=-1).T
+            )
         return z @ self.prototypes.T

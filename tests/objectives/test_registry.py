@@ -15,10 +15,15 @@ def test_registered_names_resolve_without_importing_torch() -> None:
     assert is_available("noop")
 
 
-def test_registered_but_absent_objective_says_so() -> None:
-    assert not is_available("arc_classifier")
+def test_registered_but_absent_objective_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpo_core.objectives import registry
+
+    ghost = registry.RegisteredObjective("ghost", "ghost_pkg.models:objective", "not installed")
+    monkeypatch.setitem(registry._REGISTRY, "ghost", ghost)
+    assert not is_available("ghost")
+    assert is_available("arc_classifier")
     with pytest.raises(ObjectiveError, match="registered but not available in this installation"):
-        resolve_objective("arc_classifier")
+        resolve_objective("ghost")
 
 
 @pytest.mark.parametrize(

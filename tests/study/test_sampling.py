@@ -87,3 +87,34 @@ def test_weighted_draws_repeat_with_the_same_seed() -> None:
     first = [p["encoder_type"] for p in _sample(spec, 30)]
     second = [p["encoder_type"] for p in _sample(spec, 30)]
     assert first == second
+
+
+def test_workers_with_the_same_seed_do_not_repeat_each_other() -> None:
+    """Two workers build their samplers from one spec (same seed) and share one study: every
+    trial still gets its own draw, and trial k's draw does not depend on which worker ran it."""
+    spec = parse_spec(yaml.safe_dump(base_spec(sampler={"type": "tpe", "seed": 3}))).spec
+    storage = optuna.storages.InMemoryStorage()
+    studies = [
+        optuna.create_study(
+            study_name="s",
+            storage=storage,
+            sampler=build_sampler(spec),
+            direction="maximize",
+            load_if_exists=True,
+        )
+        for _ in range(2)
+    ]
+    drawn = []
+    for number in range(6):
+        study = studies[number % 2]
+        trial = study.ask()
+        drawn.append(suggest_params(trial, spec)["x"])
+        study.tell(trial, 0.0)
+    assert len(set(drawn)) == 6
+    again = optuna.create_study(sampler=build_sampler(spec), direction="maximize")
+    solo = []
+    for _ in range(6):
+        trial = again.ask()
+        solo.append(suggest_params(trial, spec)["x"])
+        again.tell(trial, 0.0)
+    assert solo == drawn
