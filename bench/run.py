@@ -1,4 +1,4 @@
-"""`make bench`: harness overhead and worker scaling, written to JSON and a markdown table.
+"""`make bench`: harness overhead, worker scaling and the ARC objective, to JSON and markdown.
 
 (a) Overhead: N no-op trials through sweepflow's worker (`run_worker`, what `hpo worker` runs)
     versus plain `optuna.Study.optimize`, on the same kind of storage (journal file, PostgreSQL),
@@ -6,6 +6,8 @@
 (b) Scaling on PostgreSQL: 1, 4 and 16 `hpo worker` processes, each trial sleeping 0.5 s,
     8 trials per worker. Efficiency = ideal time (trials x 0.5 s / workers) / measured time,
     measured from the barrier release to the last trial's completion.
+(c)-(e) ARC data loading, training throughput per model family and Hyperband's savings: see
+    bench/training.py.
 """
 
 from __future__ import annotations
@@ -158,6 +160,14 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--sleep", type=float, default=0.5, help="seconds per scaling trial")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-harness", action="store_true", help="skip overhead and scaling")
+    parser.add_argument("--skip-training", action="store_true", help="skip the ARC benchmarks")
+    parser.add_argument(
+        "--threads",
+        default=f"1,{os.cpu_count() or 1}",
+        help="torch threads for the throughput benchmark",
+    )
+    parser.add_argument("--pruning-trials", type=int, default=16)
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,6 +180,17 @@ def main() -> int:
         "overhead": [],
         "scaling": [],
     }
+    if not args.skip_training:
+        from bench import training
+
+        print("data: load 800 ARC-AGI-1 tasks", flush=True)
+        results["data"] = training.data_loading()
+        print("throughput: 2 epochs per model family", flush=True)
+        threads = sorted({int(x) for x in args.threads.split(",")})
+        results["throughput"] = training.throughput(threads)
+        results["pruning"] = training.pruning(args.pruning_trials)
+    if args.skip_harness:
+        args.skip_overhead, args.workers = True, ""
     with tempfile.TemporaryDirectory() as tmp_dir, running_postgres() as server:
         tmp = Path(tmp_dir)
         if not args.skip_overhead:
@@ -191,7 +212,7 @@ def main() -> int:
                     args.repeats,
                 )
             )
-        for w in [int(x) for x in args.workers.split(",")]:
+        for w in [int(x) for x in args.workers.split(",") if x]:
             print(
                 f"scaling: {w} workers x {args.per_worker} trials of {args.sleep:g} s", flush=True
             )
@@ -226,6 +247,9 @@ def render(results: dict[str, Any]) -> str:
             f"| {r['workers']} | {r['trials']} | {r['ideal_s']} | {r['measured_s']} | "
             f"{r['efficiency']} | {r['join_s']} |"
         )
+    from bench.training import render as render_training
+
+    lines += render_training(results)
     return "\n".join(lines) + "\n"
 
 
