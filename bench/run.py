@@ -168,6 +168,7 @@ def main() -> int:
         help="torch threads for the throughput benchmark",
     )
     parser.add_argument("--pruning-trials", type=int, default=16)
+    parser.add_argument("--pruning-seeds", default="11,12", help="sampler seeds, one pair each")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -188,7 +189,8 @@ def main() -> int:
         print("throughput: 2 epochs per model family", flush=True)
         threads = sorted({int(x) for x in args.threads.split(",")})
         results["throughput"] = training.throughput(threads)
-        results["pruning"] = training.pruning(args.pruning_trials)
+        seeds = [int(x) for x in args.pruning_seeds.split(",")]
+        results["pruning"] = training.pruning(args.pruning_trials, seeds)
     if args.skip_harness:
         args.skip_overhead, args.workers = True, ""
     with tempfile.TemporaryDirectory() as tmp_dir, running_postgres() as server:

