@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from hpo_core.spec.loader import LoadedSpec, find_url_passwords, load_spec, parse_spec, spec_hash
 from hpo_core.spec.model import (
+    AnalysisSpec,
     DecisionSpec,
+    HardLimit,
     ParamSpec,
     ParamType,
     PrunerSpec,
+    RefineSpec,
     SamplerSpec,
     SweepSpec,
     WorkerSpec,
@@ -21,11 +24,14 @@ from hpo_core.spec.summary import (
 )
 
 __all__ = [
+    "AnalysisSpec",
     "DecisionSpec",
+    "HardLimit",
     "LoadedSpec",
     "ParamSpec",
     "ParamType",
     "PrunerSpec",
+    "RefineSpec",
     "SamplerSpec",
     "SpecSummary",
     "SweepSpec",

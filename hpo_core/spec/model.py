@@ -17,10 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "AnalysisSpec",
     "DecisionSpec",
+    "HardLimit",
     "ParamSpec",
     "ParamType",
     "PrunerSpec",
+    "RefineSpec",
     "SamplerSpec",
     "SweepSpec",
     "WorkerSpec",
@@ -95,6 +98,8 @@ class DecisionSpec(_Section):
     on_track_if_best_better_than: float | None = None  # report "on track" above this
     max_failure_rate: Annotated[float, Field(gt=0, le=1)] = 0.2  # alert and stop above this
     min_trials_for_failure_rate: Annotated[int, Field(ge=1)] = 10  # don't judge a rate on fewer
+    target: float | None = None  # the sweep is done once the best reaches this
+    plateau_trials: Annotated[int, Field(ge=1)] | None = None  # stop: no new best in this many
 
     @field_validator("checkpoints")
     @classmethod
@@ -107,6 +112,36 @@ class DecisionSpec(_Section):
                 {"value": value},
             )
         return value
+
+
+class AnalysisSpec(_Section):
+    """How a sweep is read (seed 000's analysis): elites, boundaries, power."""
+
+    elite_quantile: Annotated[float, Field(gt=0, le=0.5)] = 0.25  # top share of completed trials
+    boundary_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1  # zone at each bound
+    boundary_share: Annotated[float, Field(gt=0, le=1)] = 0.34  # elites in a zone = a hit
+    min_group_trials: Annotated[int, Field(ge=2)] = 5  # fewer per group = underpowered
+    importance: Literal["ped_anova", "fanova", "none"] = "ped_anova"
+    chance_headroom_flag: Annotated[float, Field(gt=0, lt=1)] = 0.25  # best-chance over 1-chance
+
+
+class HardLimit(_Section):
+    low: float | None = None  # a bound may never be expanded below this
+    high: float | None = None  # nor above this
+
+
+class RefineSpec(_Section):
+    """Rules that turn a sweep into the next search space (seed 001's defaults)."""
+
+    fix_min_convergence: Annotated[float, Field(gt=0, le=1)] = 1.0  # elite share of one value
+    fix_min_effect: Annotated[float, Field(ge=0)] = 0.05  # relative difference of group means
+    fix_max_p: Annotated[float, Field(gt=0, le=1)] = 0.10  # and its p-value below this
+    narrow_max_p: Annotated[float, Field(gt=0, le=1)] = 0.05  # strong signal: narrow to elites
+    narrow_margin: Annotated[float, Field(ge=0)] = 0.25  # of the elite span, added each side
+    expand_factor: Annotated[float, Field(gt=0)] = 0.5  # grow a hit bound by this x the range
+    arm_floor: Annotated[float, Field(gt=0, lt=0.5)] = 0.25  # weakest arm keeps at least this
+    trials_per_param: Annotated[int, Field(ge=1)] = 8  # next n_trials ~ this x searched params
+    hard_limits: dict[str, HardLimit] = {}  # e.g. {depth: {low: 1, high: 24}}
 
 
 class WorkerSpec(_Section):
@@ -347,6 +382,8 @@ class SweepSpec(_Section):
     param_ranges: dict[str, ParamSpec] = {}  # the search space
     data: dict[str, Any] = {}  # passed to the objective (paths, dataset options)
     decision: DecisionSpec = DecisionSpec()
+    analysis: AnalysisSpec = AnalysisSpec()
+    refine: RefineSpec = RefineSpec()
     worker: WorkerSpec = WorkerSpec()
 
     @field_validator("study_name")

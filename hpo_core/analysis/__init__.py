@@ -1,0 +1,57 @@
+"""Reading a sweep: the trials table, directionality, importance, elites, flags, gaps, decisions.
+
+Everything returns typed results computed from the study alone; reports and plots
+(:mod:`hpo_core.analysis.report`) are drawn from those results.
+"""
+
+from __future__ import annotations
+
+from hpo_core.analysis.analyze import SweepAnalysis, analyze_study
+from hpo_core.analysis.decide import ATTR_DECISION, Decision, decide
+from hpo_core.analysis.effects import GroupStat, ParamEffect, directionality, param_kind
+from hpo_core.analysis.elites import (
+    ArmComparison,
+    ArmStat,
+    EliteParam,
+    Elites,
+    elite_analysis,
+    to_unit,
+)
+from hpo_core.analysis.flags import (
+    Gap,
+    RedFlag,
+    SupplementaryTrial,
+    find_gaps,
+    red_flags,
+    supplementary_trials,
+)
+from hpo_core.analysis.importance import param_importance
+from hpo_core.analysis.trials import SweepSummary, TrialsTable, build_trials_table
+
+__all__ = [
+    "ATTR_DECISION",
+    "ArmComparison",
+    "ArmStat",
+    "Decision",
+    "EliteParam",
+    "Elites",
+    "Gap",
+    "GroupStat",
+    "ParamEffect",
+    "RedFlag",
+    "SupplementaryTrial",
+    "SweepAnalysis",
+    "SweepSummary",
+    "TrialsTable",
+    "analyze_study",
+    "build_trials_table",
+    "decide",
+    "directionality",
+    "elite_analysis",
+    "find_gaps",
+    "param_importance",
+    "param_kind",
+    "red_flags",
+    "supplementary_trials",
+    "to_unit",
+]

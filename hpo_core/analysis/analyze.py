@@ -1,0 +1,118 @@
+"""One call that reads a study and returns every finding as typed results."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import optuna
+
+from hpo_core.analysis.decide import Decision, decide
+from hpo_core.analysis.effects import ParamEffect, directionality
+from hpo_core.analysis.elites import Elites, elite_analysis
+from hpo_core.analysis.flags import (
+    Gap,
+    RedFlag,
+    SupplementaryTrial,
+    find_gaps,
+    red_flags,
+    supplementary_trials,
+)
+from hpo_core.analysis.importance import Method, param_importance
+from hpo_core.analysis.trials import SweepSummary, TrialsTable, build_trials_table
+from hpo_core.spec import SweepSpec
+
+__all__ = ["SweepAnalysis", "analyze_study"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepAnalysis:
+    table: TrialsTable
+    effects: list[ParamEffect]
+    importance: dict[str, float]
+    importance_method: str
+    elites: Elites
+    flags: list[RedFlag]
+    gaps: list[Gap]
+    supplementary: list[SupplementaryTrial]
+    decision: Decision
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+
+    @property
+    def spec(self) -> SweepSpec:
+        return self.table.spec
+
+    @property
+    def summary(self) -> SweepSummary:
+        return self.table.summary
+
+    def effect(self, name: str) -> ParamEffect:
+        return next(e for e in self.effects if e.name == name)
+
+
+def analyze_study(
+    study: optuna.Study,
+    spec: SweepSpec,
+    *,
+    n_trials: int | None = None,
+    importance: Method | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> SweepAnalysis:
+    """Analyse ``study`` under ``spec`` (the spec stored with it). ``on_step(name)`` is called
+    before each step, for progress display on large studies."""
+    cfg = spec.analysis
+    timings: dict[str, float] = {}
+
+    def step(name: str) -> float:
+        if on_step is not None:
+            on_step(name)
+        return time.perf_counter()
+
+    t = step("trials")
+    table = build_trials_table(study.get_trials(deepcopy=False), spec, n_trials=n_trials)
+    timings["trials"] = time.perf_counter() - t
+    t = step("directionality")
+    effects = directionality(table, min_group_trials=cfg.min_group_trials)
+    timings["directionality"] = time.perf_counter() - t
+    method = importance or cfg.importance
+    t = step(f"importance ({method})")
+    importances = param_importance(study, method)
+    timings["importance"] = time.perf_counter() - t
+    t = step("elites")
+    elites = elite_analysis(
+        table,
+        quantile=cfg.elite_quantile,
+        boundary_fraction=cfg.boundary_fraction,
+        boundary_share=cfg.boundary_share,
+        min_group_trials=cfg.min_group_trials,
+    )
+    timings["elites"] = time.perf_counter() - t
+    t = step("flags and gaps")
+    flags = red_flags(
+        table,
+        elites,
+        effects,
+        max_failure_rate=spec.decision.max_failure_rate,
+        chance_headroom_flag=cfg.chance_headroom_flag,
+    )
+    gaps = find_gaps(table, elites)
+    supplementary = supplementary_trials(table, gaps)
+    decision = decide(table)
+    timings["flags"] = time.perf_counter() - t
+    _log.debug("analysis timings: %s", timings)
+    return SweepAnalysis(
+        table=table,
+        effects=effects,
+        importance=importances,
+        importance_method=method,
+        elites=elites,
+        flags=flags,
+        gaps=gaps,
+        supplementary=supplementary,
+        decision=decision,
+        timings=timings,
+    )

@@ -1,0 +1,123 @@
+"""The mid-sweep decision (seed 003): continue, stop or done, with the rule that fired.
+
+Rules, in order, from the spec's ``decision:`` section (``best`` is the best completed value so far;
+"worse"/"better" follow the study's direction):
+
+1. ``failure_rate``: failed / ended trials above ``max_failure_rate``, once at least
+   ``min_trials_for_failure_rate`` trials ended: stop
+2. ``target``: best reached ``target``: done
+3. ``budget``: finished trials reached ``n_trials``: done
+4. ``stop_if_best_worse_than``: at or past a checkpoint, best still worse than it: stop
+5. ``plateau``: no new best in the last ``plateau_trials`` completed trials: stop
+6. ``on_track``: best better than ``on_track_if_best_better_than``: continue
+7. otherwise: continue
+
+The decision depends only on the trials in the storage, so the same study gives the same answer
+every time (the Airflow gate branches on it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from hpo_core.analysis.trials import TrialsTable
+
+__all__ = ["ATTR_DECISION", "Decision", "decide"]
+
+ATTR_DECISION = "sweepflow.decision"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Literal["continue", "stop", "done"]
+    rule: str
+    message: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    checkpoint: int | None = None  # the last checkpoint reached, if any
+    decided_at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide(table: TrialsTable) -> Decision:
+    spec, s = table.spec, table.summary
+    rules = spec.decision
+    finished = s.complete + s.pruned
+    ended = finished + s.failed
+    maximize = spec.direction == "maximize"
+    best = s.best_value
+    reached = [c for c in rules.checkpoints if finished >= c]
+    checkpoint = reached[-1] if reached else None
+    since_best = _since_best(table)
+    figures: dict[str, Any] = {
+        "finished": finished,
+        "n_trials": s.n_trials,
+        "complete": s.complete,
+        "pruned": s.pruned,
+        "failed": s.failed,
+        "failure_rate": round(s.failure_rate, 4),
+        "best": best,
+        "best_trial": s.best_trial,
+        "completed_since_best": since_best,
+    }
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def better(a: float, b: float) -> bool:
+        return a > b if maximize else a < b
+
+    def made(action: Literal["continue", "stop", "done"], rule: str, message: str) -> Decision:
+        return Decision(action, rule, message, figures, checkpoint, now)
+
+    if ended >= rules.min_trials_for_failure_rate and s.failure_rate > rules.max_failure_rate:
+        return made(
+            "stop",
+            "failure_rate",
+            f"{s.failed} of {ended} trials failed ({s.failure_rate:.0%}), above the limit "
+            f"of {rules.max_failure_rate:.0%}",
+        )
+    if rules.target is not None and best is not None and not better(rules.target, best):
+        return made("done", "target", f"best {best:.4g} reached the target {rules.target:.4g}")
+    if finished >= s.n_trials:
+        return made("done", "budget", f"all {s.n_trials} trials finished; best {_fmt(best)}")
+    threshold = rules.stop_if_best_worse_than
+    if (
+        checkpoint is not None
+        and threshold is not None
+        and (best is None or better(threshold, best))
+    ):
+        return made(
+            "stop",
+            "stop_if_best_worse_than",
+            f"at checkpoint {checkpoint} the best is {_fmt(best)}, worse than {threshold:.4g}",
+        )
+    if rules.plateau_trials and since_best is not None and since_best >= rules.plateau_trials:
+        return made(
+            "stop",
+            "plateau",
+            f"no new best in the last {since_best} completed trials (limit "
+            f"{rules.plateau_trials}); best {_fmt(best)}",
+        )
+    on_track = rules.on_track_if_best_better_than
+    if on_track is not None and best is not None and better(best, on_track):
+        return made("continue", "on_track", f"best {best:.4g} is better than {on_track:.4g}")
+    where = f" at checkpoint {checkpoint}" if checkpoint is not None else ""
+    return made(
+        "continue",
+        "default",
+        f"{finished}/{s.n_trials} finished{where}; best {_fmt(best)}; no stop rule fired",
+    )
+
+
+def _since_best(table: TrialsTable) -> int | None:
+    done = table.complete
+    if done.empty:
+        return None
+    best_number = int(done.iloc[0]["number"])
+    return int((done["number"] > best_number).sum())
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"

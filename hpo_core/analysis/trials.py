@@ -1,0 +1,175 @@
+"""The trials of a study as one table, and the sweep's headline figures."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo_core.spec import SweepSpec
+
+__all__ = ["SweepSummary", "TrialsTable", "build_trials_table", "coerce_value"]
+
+PARAM = "param."  # column prefix of parameters
+ATTR = "attr."  # column prefix of user attributes
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    study_name: str
+    direction: str
+    metric: str
+    n_trials: int  # the budget
+    total: int  # trials in the study, any state
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    waiting: int
+    failure_rate: float  # failed / (complete + pruned + failed)
+    best_value: float | None
+    best_trial: int | None
+    mean_value: float | None  # over completed trials
+    median_value: float | None
+    trials_per_hour: float | None
+    chance_level: float | None  # what the objective recorded (median over trials), if anything
+
+
+@dataclass
+class TrialsTable:
+    """One row per trial: number, state, value, duration_s, ``param.<name>``, ``attr.<name>``."""
+
+    frame: pd.DataFrame
+    spec: SweepSpec
+    summary: SweepSummary
+
+    @property
+    def complete(self) -> pd.DataFrame:
+        """Completed trials with a finite value, best first."""
+        done = self.frame[(self.frame["state"] == "COMPLETE") & self.frame["value"].notna()]
+        return done.sort_values(
+            ["value", "number"], ascending=[self.spec.direction == "minimize", True]
+        )
+
+    def param(self, name: str) -> str:
+        return PARAM + name
+
+    def export(self) -> pd.DataFrame:
+        """The table for a CSV: parameters and scalar attributes as plain columns."""
+        frame = self.frame.copy()
+        frame.columns = [str(c).replace(PARAM, "").replace(ATTR, "attr_") for c in frame.columns]
+        return frame
+
+
+def coerce_value(param: Any, value: Any) -> Any:
+    """A value read back from a table (where an int column with gaps turns float) as the
+    parameter's own type: int for ints, the matching choice for categoricals."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if param.type == "int":
+        return round(float(value))
+    if param.type == "bool":
+        return bool(value)
+    if param.type == "categorical":
+        for choice in param.choices or []:
+            if choice == value and type(choice) is not bool:
+                return choice
+            if choice is value:
+                return choice
+        return value
+    return float(value)
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def build_trials_table(
+    trials: Sequence[FrozenTrial], spec: SweepSpec, *, n_trials: int | None = None
+) -> TrialsTable:
+    rows = []
+    for t in trials:
+        row: dict[str, Any] = {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value if t.state == TrialState.COMPLETE else None,
+            "duration_s": t.duration.total_seconds() if t.duration else None,
+            "started": t.datetime_start,
+            "completed": t.datetime_complete,
+            "last_step": t.last_step,
+        }
+        for name, value in t.params.items():
+            row[PARAM + name] = value
+        for key, value in t.user_attrs.items():
+            if not key.startswith("sweepflow.") and key != "fail_traceback":
+                row[ATTR + key] = _attr(value)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame(
+            columns=["number", "state", "value", "duration_s", "started", "completed", "last_step"]
+        )
+    for name in spec.param_ranges:
+        if PARAM + name not in frame:
+            frame[PARAM + name] = None
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    frame.loc[~frame["value"].map(lambda v: v is not None and math.isfinite(v)), "value"] = None
+    table = TrialsTable(frame=frame, spec=spec, summary=_summary(frame, spec, n_trials))
+    return table
+
+
+def _summary(frame: pd.DataFrame, spec: SweepSpec, n_trials: int | None) -> SweepSummary:
+    counts = frame["state"].value_counts().to_dict() if len(frame) else {}
+    complete = frame[(frame["state"] == "COMPLETE") & frame["value"].notna()]
+    best_value = best_trial = None
+    if len(complete):
+        idx = (
+            complete["value"].idxmax()
+            if spec.direction == "maximize"
+            else complete["value"].idxmin()
+        )
+        best_value = float(complete.at[idx, "value"])
+        best_trial = int(complete.at[idx, "number"])
+    finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+    ended = finished + counts.get("FAIL", 0)
+    pace = None
+    if finished and frame["started"].notna().any() and frame["completed"].notna().any():
+        hours = (frame["completed"].max() - frame["started"].min()).total_seconds() / 3600
+        pace = finished / hours if hours > 0 else None
+    chance = None
+    if ATTR + "chance_level" in frame:
+        levels = pd.to_numeric(frame[ATTR + "chance_level"], errors="coerce").dropna()
+        chance = float(levels.median()) if len(levels) else None
+    return SweepSummary(
+        study_name=spec.study_name,
+        direction=spec.direction,
+        metric=spec.metric,
+        n_trials=n_trials if n_trials is not None else spec.n_trials,
+        total=len(frame),
+        complete=counts.get("COMPLETE", 0),
+        pruned=counts.get("PRUNED", 0),
+        failed=counts.get("FAIL", 0),
+        running=counts.get("RUNNING", 0),
+        waiting=counts.get("WAITING", 0),
+        failure_rate=counts.get("FAIL", 0) / ended if ended else 0.0,
+        best_value=best_value,
+        best_trial=best_trial,
+        mean_value=float(complete["value"].mean()) if len(complete) else None,
+        median_value=float(complete["value"].median()) if len(complete) else None,
+        trials_per_hour=pace,
+        chance_level=chance,
+    )
+
+
+def study_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False)
