@@ -8,6 +8,8 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 from hpo_core.errors import HpoError
 
@@ -79,9 +81,59 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("top", help="the best completed trials of a study")
     p.add_argument("study")
     p.add_argument("-k", "--top", type=_positive_int, default=5, help="how many (default 5)")
+    p.add_argument("--out", help="write the configurations (fixed + sampled) to this YAML file")
     _storage_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_top)
+
+    p = sub.add_parser("analyze", help="report on a study: statistics, elites, flags, next spec")
+    p.add_argument("study")
+    p.add_argument("--out", required=True, help="folder for report.md, CSVs, JSON and plots")
+    _storage_arg(p)
+    p.add_argument(
+        "--importance",
+        choices=["ped_anova", "fanova", "none"],
+        help="importance method (default: the spec's analysis.importance)",
+    )
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.set_defaults(handler=_cmd_analyze)
+
+    p = sub.add_parser("decide", help="mid-sweep decision: continue, stop or done (JSON)")
+    p.add_argument("study")
+    _storage_arg(p)
+    p.add_argument(
+        "--apply",
+        action="store_true",
+        help="on stop, set the study's stop flag (workers finish their trial and exit)",
+    )
+    p.set_defaults(handler=_cmd_decide)
+
+    p = sub.add_parser("refine", help="write the next search space from a study's evidence")
+    p.add_argument("study")
+    p.add_argument("--out", required=True, help="the next spec (YAML)")
+    p.add_argument("--study-name", help="study_name of the next spec (default: next version)")
+    _storage_arg(p)
+    p.set_defaults(handler=_cmd_refine)
+
+    p = sub.add_parser("compare", help="two studies side by side (e.g. v2 vs v3)")
+    p.add_argument("study_a")
+    p.add_argument("study_b")
+    _storage_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_compare)
+
+    p = sub.add_parser("enqueue", help="queue specific trials in a study")
+    p.add_argument("study")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--params", help="NAME=VALUE,NAME=VALUE,...")
+    group.add_argument("--file", help="YAML/JSON: one mapping of parameters, or a list")
+    _storage_arg(p)
+    p.set_defaults(handler=_cmd_enqueue)
+
+    p = sub.add_parser("stop", help="ask every worker of a study to stop after its trial")
+    p.add_argument("study")
+    _storage_arg(p)
+    p.set_defaults(handler=_cmd_stop)
 
     p = sub.add_parser("studies", help="list the studies in a storage")
     _storage_arg(p)
@@ -153,7 +205,7 @@ def _setup_logging(verbose: bool) -> None:
         datefmt="%Y-%m-%d %H:%M:%S",
         stream=sys.stderr,
     )
-    for noisy in ("sqlalchemy", "alembic"):
+    for noisy in ("sqlalchemy", "alembic", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -309,6 +361,22 @@ def _cmd_top(args: argparse.Namespace) -> int:
     handle = open_storage(_storage_url(args), create=False)
     sweep = load_study(args.study, handle)
     top = top_trials(sweep, args.top)
+    if args.out:
+        from hpo_core.analysis.report import write_atomic
+
+        configs = [
+            {
+                "rank": t.rank,
+                "trial": t.number,
+                "value": t.value,
+                "params": {**sweep.spec.fixed, **t.params},
+            }
+            for t in top
+        ]
+        import yaml
+
+        path = write_atomic(Path(args.out), yaml.safe_dump(configs, sort_keys=False))
+        print(f"wrote {len(configs)} configuration(s) to {path}", file=sys.stderr)
     if args.json:
         print(json.dumps([asdict(t) for t in top], indent=2, default=str))
         return EXIT_OK
@@ -324,6 +392,138 @@ def _cmd_top(args: argparse.Namespace) -> int:
         trained = f", {epochs} epochs" if epochs is not None else ""
         print(f"#{t.rank}  trial {t.number}  {metric}={t.value:.4f}{versus}{trained}{took}")
         print("    " + ", ".join(f"{k}={_short(v)}" for k, v in t.params.items()))
+    return EXIT_OK
+
+
+def _open_sweep(args: argparse.Namespace, name: str) -> Any:
+    from hpo_core.storage import open_storage
+    from hpo_core.study import load_study
+
+    return load_study(name, open_storage(_storage_url(args), create=False))
+
+
+def _analysis(sweep: Any, importance: Any = None, *, progress: bool = False) -> Any:
+    import time
+
+    from hpo_core.analysis import analyze_study
+
+    began = time.perf_counter()
+
+    def on_step(step: str) -> None:
+        if progress:
+            print(
+                f"analyze {sweep.name}: {step} ({time.perf_counter() - began:.1f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    n_trials = sweep.study.user_attrs.get("sweepflow.n_trials")
+    return analyze_study(
+        sweep.study, sweep.spec, n_trials=n_trials, importance=importance, on_step=on_step
+    )
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from hpo_core.analysis.report import write_report
+    from hpo_core.errors import SpecError
+    from hpo_core.refine import refine_spec
+
+    sweep = _open_sweep(args, args.study)
+    analysis = _analysis(sweep, args.importance, progress=True)  # choices checked by argparse
+    refinement = None
+    if analysis.summary.complete:
+        try:
+            refinement = refine_spec(analysis)
+        except SpecError as exc:
+            print(f"warning: no next spec: {exc}".splitlines()[0], file=sys.stderr)
+    files = write_report(
+        analysis,
+        args.out,
+        refinement=refinement,
+        plots=not args.no_plots,
+        on_file=lambda name: print(f"analyze {args.study}: wrote {name}", file=sys.stderr),
+    )
+    s = analysis.summary
+    print(
+        f"{s.study_name}: {s.complete} completed, {s.pruned} pruned, {s.failed} failed; best "
+        f"{_short(s.best_value)}; decision {analysis.decision.action} ({analysis.decision.rule})"
+    )
+    for flag in analysis.flags:
+        print(f"  red flag  {flag.message}")
+    print(f"report: {Path(args.out) / 'report.md'} ({len(files)} files)")
+    return EXIT_OK
+
+
+def _cmd_decide(args: argparse.Namespace) -> int:
+    from hpo_core.analysis import ATTR_DECISION, build_trials_table, decide
+    from hpo_core.study import ATTR_STOP
+
+    sweep = _open_sweep(args, args.study)
+    n_trials = sweep.study.user_attrs.get("sweepflow.n_trials")
+    decision = decide(
+        build_trials_table(sweep.study.get_trials(deepcopy=False), sweep.spec, n_trials=n_trials)
+    )
+    record = decision.as_dict()
+    sweep.study.set_user_attr(ATTR_DECISION, record)
+    if args.apply and decision.action == "stop":
+        sweep.study.set_user_attr(ATTR_STOP, True)
+        record["applied"] = "stop flag set; workers finish their current trial and exit"
+    print(json.dumps(record, indent=2, default=str))
+    return EXIT_OK
+
+
+def _cmd_refine(args: argparse.Namespace) -> int:
+    from hpo_core.analysis.report import write_atomic
+    from hpo_core.refine import refine_spec
+
+    sweep = _open_sweep(args, args.study)
+    analysis = _analysis(sweep)
+    if not analysis.summary.complete:
+        raise HpoError(f"{args.study}: no completed trials yet; nothing to refine from")
+    refinement = refine_spec(analysis, study_name=args.study_name)
+    write_atomic(Path(args.out), refinement.text)
+    width = max(len(st.param) for st in refinement.steps) if refinement.steps else 5
+    for st in refinement.steps:
+        print(f"{st.param:<{width}}  {st.rule:<11} {st.old} -> {st.new}  ({st.evidence})")
+    print(
+        f"wrote {args.out}: study {refinement.spec.study_name}, "
+        f"{len(refinement.spec.param_ranges)} searched parameters, n_trials "
+        f"{refinement.n_trials}; check it with `hpo validate {args.out}`"
+    )
+    return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from hpo_core.analysis import compare_analyses
+
+    a = _analysis(_open_sweep(args, args.study_a), "none")
+    b = _analysis(_open_sweep(args, args.study_b), "none")
+    rows = compare_analyses(a, b)
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2, default=str))
+        return EXIT_OK
+    width = max(len(r.figure) for r in rows)
+    for r in rows:
+        print(f"{r.figure:<{width}}  {_short(r.a):>24}  {_short(r.b):>24}  {r.change}")
+    return EXIT_OK
+
+
+def _cmd_enqueue(args: argparse.Namespace) -> int:
+    from hpo_core.study import enqueue_trials, parse_assignments, read_trial_file
+
+    trials = [parse_assignments(args.params)] if args.params else read_trial_file(args.file)
+    sweep = _open_sweep(args, args.study)
+    count = enqueue_trials(sweep, trials)
+    print(f"queued {count} trial(s) in {args.study}; workers run them next")
+    return EXIT_OK
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from hpo_core.study import ATTR_STOP
+
+    sweep = _open_sweep(args, args.study)
+    sweep.study.set_user_attr(ATTR_STOP, True)
+    print(f"{args.study}: stop flag set; every worker finishes its current trial and exits")
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ Everything returns typed results computed from the study alone; reports and plot
 from __future__ import annotations
 
 from hpo_core.analysis.analyze import SweepAnalysis, analyze_study
+from hpo_core.analysis.compare import ComparisonRow, compare_analyses
 from hpo_core.analysis.decide import ATTR_DECISION, Decision, decide
 from hpo_core.analysis.effects import GroupStat, ParamEffect, directionality, param_kind
 from hpo_core.analysis.elites import (
@@ -32,6 +33,7 @@ __all__ = [
     "ATTR_DECISION",
     "ArmComparison",
     "ArmStat",
+    "ComparisonRow",
     "Decision",
     "EliteParam",
     "Elites",
@@ -45,6 +47,7 @@ __all__ = [
     "TrialsTable",
     "analyze_study",
     "build_trials_table",
+    "compare_analyses",
     "decide",
     "directionality",
     "elite_analysis",

@@ -89,6 +89,7 @@ def analyze_study(
         boundary_fraction=cfg.boundary_fraction,
         boundary_share=cfg.boundary_share,
         min_group_trials=cfg.min_group_trials,
+        effects=effects,
     )
     timings["elites"] = time.perf_counter() - t
     t = step("flags and gaps")

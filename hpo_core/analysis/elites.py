@@ -1,9 +1,11 @@
 """The elite trials (the top quantile) and what they agree on.
 
 Convergence: for a categorical or boolean, the share of elites (where the parameter exists) with
-its most common value. Range: for a numeric parameter, the elites' min and max. Boundary hits: a
-share of the elites within ``boundary_fraction`` of the range from a bound, measured in log space
-for log parameters. Arms: for each parameter others depend on (e.g. ``encoder_type``), every value
+its most common value. Range: for a numeric parameter, the elites' min and max. Boundary hits: the
+zone within ``boundary_fraction`` of the range from a bound (in log space for log parameters) is
+hit when at least ``boundary_share`` of the elites sit in it, or when some elites sit in it and
+the parameter's trend (Spearman p < 0.05) points at it (the optimum is likely beyond the bound).
+Arms: for each parameter others depend on (e.g. ``encoder_type``), every value
 with its trials, mean, best and share of the elites.
 """
 
@@ -16,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from hpo_core.analysis.effects import ParamEffect
 from hpo_core.analysis.trials import TrialsTable, coerce_value
 from hpo_core.spec import ParamSpec
 
@@ -40,6 +43,8 @@ class EliteParam:
     high: float | None = None  # numeric: elite max
     share_at_low: float | None = None  # elites in the zone at the lower bound
     share_at_high: float | None = None
+    trials_at_low: float | None = None  # completed trials in the same zones, for comparison
+    trials_at_high: float | None = None
     hit: Literal["low", "high"] | None = None  # a boundary hit
 
 
@@ -85,9 +90,11 @@ def _elite_param(
     name: str,
     param: ParamSpec,
     elites: pd.DataFrame,
+    done: pd.DataFrame,
     column: pd.Series,
     fraction: float,
     share: float,
+    trend: Literal["low", "high"] | None,
 ) -> EliteParam:
     values = elites[column.name].dropna()
     tried = int(column.dropna().nunique())
@@ -107,10 +114,17 @@ def _elite_param(
         return EliteParam(name, 0, tried)
     units = np.array([to_unit(param, v) for v in values.astype(float)])
     at_low, at_high = float((units <= fraction).mean()), float((units >= 1 - fraction).mean())
+    everyone = np.array([to_unit(param, v) for v in done[column.name].dropna().astype(float)])
+    all_low = float((everyone <= fraction).mean()) if len(everyone) else 0.0
+    all_high = float((everyone >= 1 - fraction).mean()) if len(everyone) else 0.0
+
+    def hit_at(side: Literal["low", "high"], elite: float, base: float) -> bool:
+        return elite >= share or (trend == side and elite > 0)
+
     hit: Literal["low", "high"] | None = None
-    if at_high >= share and at_high >= at_low:
+    if hit_at("high", at_high, all_high) and at_high >= at_low:
         hit = "high"
-    elif at_low >= share:
+    elif hit_at("low", at_low, all_low):
         hit = "low"
     return EliteParam(
         name,
@@ -120,6 +134,8 @@ def _elite_param(
         high=float(values.max()),
         share_at_low=at_low,
         share_at_high=at_high,
+        trials_at_low=all_low,
+        trials_at_high=all_high,
         hit=hit,
     )
 
@@ -135,14 +151,26 @@ def elite_analysis(
     boundary_fraction: float = 0.1,
     boundary_share: float = 0.34,
     min_group_trials: int = 5,
+    effects: list[ParamEffect] | None = None,
 ) -> Elites:
     done = table.complete  # best first
     n_elite = max(1, math.ceil(quantile * len(done))) if len(done) else 0
     elites = done.head(n_elite)
     spec = table.spec
+    trends: dict[str, Literal["low", "high"]] = {}
+    for e in effects or []:
+        if e.test == "spearman" and e.p is not None and e.p < 0.05 and e.rho:
+            trends[e.name] = "high" if e.direction == "increase" else "low"
     params = {
         name: _elite_param(
-            name, param, elites, table.frame[table.param(name)], boundary_fraction, boundary_share
+            name,
+            param,
+            elites,
+            done,
+            table.frame[table.param(name)],
+            boundary_fraction,
+            boundary_share,
+            trends.get(name),
         )
         for name, param in spec.param_ranges.items()
     }

@@ -65,7 +65,7 @@ def red_flags(
                 RedFlag(
                     "boundary_hit",
                     p.name,
-                    f"{p.name}: {share:.0%} of elites at the {p.hit} bound ({bound:g}); elites span "
+                    f"{p.name}: {share:.0%} of elites at the {p.hit} bound ({bound:g}); span "
                     f"{p.low:g}-{p.high:g}",
                     f"expand the {p.hit} bound of {p.name}",
                 )

@@ -21,7 +21,23 @@ from hpo_core.objectives.context import TrialContext
 if TYPE_CHECKING:
     from hpo_core.spec import SweepSpec
 
-__all__ = ["check_spec", "objective"]
+__all__ = ["HARD_LIMITS", "check_spec", "objective"]
+
+# Where a refined search space must stop, whatever the evidence (used by `hpo refine`).
+HARD_LIMITS: dict[str, tuple[float | None, float | None]] = {
+    "lr": (1e-7, 1.0),
+    "weight_decay": (0.0, 1.0),
+    "label_smoothing": (0.0, 0.5),
+    "ctx_dropout": (0.0, 0.9),
+    "temperature": (0.1, 100.0),
+    "width_mult": (0.125, 16.0),
+    "depth": (1, 32),
+    "ctx_pixel_layers": (1, 24),
+    "ctx_grid_layers": (1, 24),
+    "embed_dim": (8, 4096),
+    "mlp_hidden": (8, 16384),
+    "batch_size": (1, 4096),
+}
 
 
 def objective(ctx: TrialContext) -> float:

@@ -26,6 +26,7 @@ __all__ = [
     "check_objective_spec",
     "is_available",
     "is_registered",
+    "objective_hard_limits",
     "registered_names",
     "registered_objectives",
     "require_objective_spec",
@@ -41,6 +42,7 @@ class RegisteredObjective:
     target: str  # `package.module:function`
     summary: str
     check: str | None = None  # `package.module:function(spec) -> list[SpecIssue]`, no torch
+    limits: str | None = None  # `package.module:NAME`, {param: (low, high)} hard limits
 
 
 _REGISTRY: dict[str, RegisteredObjective] = {
@@ -51,6 +53,7 @@ _REGISTRY: dict[str, RegisteredObjective] = {
             "hpo_core.objectives.arc_classifier:objective",
             "ARC task classifier, CNN or context encoder (validation accuracy)",
             check="hpo_core.objectives.arc_classifier:check_spec",
+            limits="hpo_core.objectives.arc_classifier:HARD_LIMITS",
         ),
         RegisteredObjective(
             "synthetic",
@@ -123,6 +126,16 @@ def resolve_objective(name_or_path: str) -> Objective:
             f"objective: {module_name!r} has no function {func_name!r}; check the name after ':'"
         )
     return func  # type: ignore[no-any-return]
+
+
+def objective_hard_limits(name: str) -> dict[str, tuple[float | None, float | None]]:
+    """Bounds a registered objective's parameters can never cross (e.g. dropout < 1); the
+    refinement never expands a search range past them."""
+    registered = _REGISTRY.get(name)
+    if registered is None or registered.limits is None or not is_available(name):
+        return {}
+    module_name, _, attr = registered.limits.partition(":")
+    return dict(getattr(importlib.import_module(module_name), attr))
 
 
 def require_objective_spec(spec: SweepSpec, *, source: str | None = None) -> None:

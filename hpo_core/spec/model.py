@@ -137,6 +137,7 @@ class RefineSpec(_Section):
     fix_min_effect: Annotated[float, Field(ge=0)] = 0.05  # relative difference of group means
     fix_max_p: Annotated[float, Field(gt=0, le=1)] = 0.10  # and its p-value below this
     narrow_max_p: Annotated[float, Field(gt=0, le=1)] = 0.05  # strong signal: narrow to elites
+    narrow_min_importance: Annotated[float, Field(gt=0, le=1)] = 0.2  # ... or this importance
     narrow_margin: Annotated[float, Field(ge=0)] = 0.25  # of the elite span, added each side
     expand_factor: Annotated[float, Field(gt=0)] = 0.5  # grow a hit bound by this x the range
     arm_floor: Annotated[float, Field(gt=0, lt=0.5)] = 0.25  # weakest arm keeps at least this

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from hpo_core.study.enqueue import (
+    check_trial_params,
+    enqueue_trials,
+    parse_assignments,
+    read_trial_file,
+)
 from hpo_core.study.sampling import (
     WeightedChoiceSampler,
     build_pruner,
@@ -36,9 +42,13 @@ __all__ = [
     "WeightedChoiceSampler",
     "build_pruner",
     "build_sampler",
+    "check_trial_params",
     "create_study",
+    "enqueue_trials",
     "list_studies",
     "load_study",
+    "parse_assignments",
+    "read_trial_file",
     "study_progress",
     "suggest_params",
     "top_trials",

@@ -1,0 +1,442 @@
+"""Files from an analysis: report.md (like the user's quick-reference card), CSVs, JSON, plots.
+
+Every file is written to a temporary name and renamed into place, so a full disk or a crash
+leaves the previous report intact, never half a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from hpo_core.analysis.analyze import SweepAnalysis
+from hpo_core.analysis.effects import ParamEffect
+from hpo_core.errors import HpoError
+
+if TYPE_CHECKING:
+    from hpo_core.refine import Refinement
+
+__all__ = ["analysis_dict", "write_atomic", "write_report"]
+
+_STARS = {"strong": "***", "moderate": "**", "weak": "*", "none": "-"}
+
+
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise HpoError(
+            f"{path}: cannot write ({exc.strerror}); free some space or choose another --out; "
+            "the previous file is unchanged"
+        ) from None
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def analysis_dict(a: SweepAnalysis) -> dict[str, Any]:
+    """Everything but the trials table, as plain JSON-able data."""
+    data: dict[str, Any] = _jsonable(
+        {
+            "summary": dataclasses.asdict(a.summary),
+            "decision": a.decision.as_dict(),
+            "effects": [dataclasses.asdict(e) for e in a.effects],
+            "importance": {"method": a.importance_method, "values": a.importance},
+            "elites": dataclasses.asdict(a.elites),
+            "flags": [dataclasses.asdict(f) for f in a.flags],
+            "gaps": [dataclasses.asdict(g) for g in a.gaps],
+            "supplementary": [dataclasses.asdict(s) for s in a.supplementary],
+            "timings_s": a.timings,
+        }
+    )
+    return data
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def _md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    if not rows:
+        return ["(none)"]
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def _effect_rows(a: SweepAnalysis, kinds: tuple[str, ...]) -> list[ParamEffect]:
+    return [e for e in a.effects if e.kind in kinds]
+
+
+def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -> str:
+    s, spec = a.summary, a.spec
+    metric = spec.metric
+    lines = [
+        f"# Sweep report: {s.study_name}",
+        "",
+        f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `hpo analyze` from the study's "
+        "storage.",
+        "",
+        f"**Trials:** {s.complete} completed, {s.pruned} pruned, {s.failed} failed, "
+        f"{s.running} running (budget {s.n_trials}) | **Best {metric}:** {_num(s.best_value)} "
+        f"(trial #{s.best_trial}) | **Mean:** {_num(s.mean_value)}"
+        + (f" | **Chance level:** {_num(s.chance_level)}" if s.chance_level is not None else "")
+        + (f" | **Pace:** {s.trials_per_hour:.1f} trials/h" if s.trials_per_hour else ""),
+        "",
+        f"**Decision:** {a.decision.action.upper()} ({a.decision.rule}): {a.decision.message}",
+        "",
+        "## Critical findings",
+        "",
+    ]
+    findings = []
+    for arm in a.elites.arms:
+        ranked = sorted(
+            (x for x in arm.arms if x.mean is not None),
+            key=lambda x: x.mean or 0.0,
+            reverse=spec.direction == "maximize",
+        )
+        if len(ranked) >= 2:
+            top, low = ranked[0], ranked[-1]
+            rel = (top.mean - low.mean) / abs(low.mean) if low.mean else float("nan")  # type: ignore[operator]
+            findings.append(
+                f"- **{arm.switch}: {top.value!r} leads** ({top.elite_share:.0%} of elites): "
+                f"mean {_num(top.mean)} vs {_num(low.mean)} for {low.value!r} "
+                f"({rel:+.0%} relative)" + (" - underpowered" if arm.underpowered else "")
+            )
+    converged = [
+        p
+        for p in a.elites.params.values()
+        if p.convergence is not None and p.convergence >= 1.0 and p.n_elites >= 2
+    ]
+    if converged:
+        findings.append(
+            "- **100% elite convergence:** "
+            + ", ".join(f"`{p.name}={p.top_value!r}`" for p in converged)
+        )
+    ranked_effects = [e for e in a.effects if e.p is not None][:5]
+    if ranked_effects:
+        findings.append(
+            "- **Strongest signals:** "
+            + "; ".join(
+                f"`{e.name}` "
+                + (f"rho={e.rho:+.2f}" if e.rho is not None else f"{e.test}")
+                + f" p={e.p:.3g} {_STARS[e.strength]}"
+                + (f" {e.direction.upper()}" if e.direction else "")
+                + (" (underpowered)" if e.underpowered else "")
+                for e in ranked_effects
+                if e.p is not None
+            )
+        )
+    lines += findings or ["(no completed trials yet)"]
+    lines += [
+        "",
+        "## Directionality",
+        "",
+        "Numeric parameters (Spearman, completed trials where "
+        "the parameter exists; p_adj is Benjamini-Hochberg over all tests):",
+        "",
+    ]
+    lines += _md_table(
+        ["parameter", "direction", "rho", "p", "p_adj", "strength", "n", "note"],
+        [
+            [
+                f"`{e.name}`",
+                e.direction or "-",
+                _num(e.rho, 2),
+                _num(e.p, 3),
+                _num(e.p_adjusted, 3),
+                _STARS[e.strength],
+                e.n,
+                "underpowered" if e.underpowered else "",
+            ]
+            for e in _effect_rows(a, ("numeric", "ordinal"))
+        ],
+    )
+    lines += ["", "Booleans (Mann-Whitney U):", ""]
+    lines += _md_table(
+        [
+            "parameter",
+            "mean true",
+            "mean false",
+            "best",
+            "difference",
+            "p",
+            "p_adj",
+            "n true/false",
+            "note",
+        ],
+        [[f"`{e.name}`", *_bool_cells(e)] for e in _effect_rows(a, ("bool",))],
+    )
+    lines += ["", "Categoricals (Kruskal-Wallis; ordinal ones also above):", ""]
+    lines += _md_table(
+        ["parameter", "best", "worst", "difference", "relative", "p", "p_adj", "means (n)", "note"],
+        [
+            [
+                f"`{e.name}`",
+                repr(e.best_value),
+                repr(e.worst_value),
+                _num(e.difference, 3),
+                f"{e.relative_difference:+.1%}" if e.relative_difference is not None else "-",
+                _num(e.p, 3),
+                _num(e.p_adjusted, 3),
+                ", ".join(f"{g.value!r}: {g.mean:.3g} ({g.n})" for g in e.groups),
+                "underpowered" if e.underpowered else "",
+            ]
+            for e in _effect_rows(a, ("categorical", "ordinal"))
+        ],
+    )
+    lines += ["", f"## Importance ({a.importance_method})", ""]
+    lines += _md_table(
+        ["parameter", "importance"], [[f"`{k}`", f"{v:.3f}"] for k, v in a.importance.items()]
+    )
+    lines += [
+        "",
+        f"## Elites (top {a.elites.quantile:.0%}: {len(a.elites.numbers)} trials, "
+        f"{metric} >= {_num(a.elites.threshold)})"
+        if spec.direction == "maximize"
+        else f"## Elites (top {a.elites.quantile:.0%}: {len(a.elites.numbers)} trials)",
+        "",
+    ]
+    lines += _md_table(
+        ["parameter", "elites", "values tried", "convergence / range", "at low", "at high", "hit"],
+        [
+            [
+                f"`{p.name}`",
+                p.n_elites,
+                p.n_values_tried,
+                (
+                    f"{p.convergence:.0%} {p.top_value!r}"
+                    if p.convergence is not None
+                    else f"{_num(p.low)} - {_num(p.high)}"
+                    if p.low is not None
+                    else "-"
+                ),
+                f"{p.share_at_low:.0%}" if p.share_at_low is not None else "-",
+                f"{p.share_at_high:.0%}" if p.share_at_high is not None else "-",
+                p.hit or "",
+            ]
+            for p in a.elites.params.values()
+        ],
+    )
+    for arm in a.elites.arms:
+        lines += ["", f"Arms of `{arm.switch}` (dependents: {', '.join(arm.dependents)}):", ""]
+        lines += _md_table(
+            ["value", "trials", "mean", "best", "elites", "elite share", "note"],
+            [
+                [
+                    repr(x.value),
+                    x.trials,
+                    _num(x.mean),
+                    _num(x.best),
+                    x.elites,
+                    f"{x.elite_share:.0%}",
+                    "underpowered" if x.underpowered else "",
+                ]
+                for x in arm.arms
+            ],
+        )
+    lines += ["", "## Red flags", ""]
+    lines += [f"- **{f.kind}**: {f.message}. Action: {f.action}." for f in a.flags] or ["(none)"]
+    lines += ["", "## Gaps and supplementary trials", ""]
+    for g in a.gaps:
+        if g.kind == "untried_values":
+            lines.append(f"- `{g.param}`: never tried {', '.join(repr(v) for v in g.values)}")
+        else:
+            lines.append(
+                f"- `{g.param}`: untried from {_num(g.low)} to {_num(g.high)} inside the "
+                f"elite range ({(g.width or 0):.0%} of the range)"
+            )
+    if not a.gaps:
+        lines.append("(none)")
+    if a.supplementary:
+        lines += [
+            "",
+            "Queue them with `hpo enqueue` (each is the best trial with one gap filled):",
+            "",
+            "```bash",
+        ]
+        for sup in a.supplementary:
+            params = ",".join(f"{k}={v}" for k, v in sup.params.items())
+            lines.append(f"hpo enqueue {s.study_name} --params '{params}'   # {sup.reason}")
+        lines.append("```")
+    if refinement is not None:
+        lines += [
+            "",
+            "## Recommended next config",
+            "",
+            f"Written to `next_spec.yaml` (suggested n_trials {refinement.n_trials}); the "
+            "rules are in the README.",
+            "",
+        ]
+        lines += _md_table(
+            ["parameter", "rule", "old", "new", "evidence"],
+            [[f"`{st.param}`", st.rule, st.old, st.new, st.evidence] for st in refinement.steps],
+        )
+        lines += ["", "```yaml", refinement.text.rstrip(), "```"]
+    if plots:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{Path(p).stem}]({p})" for p in plots]
+    lines += [
+        "",
+        "## Files",
+        "",
+        "trials.csv, directionality.csv, importance.csv, elites.csv, "
+        "arms.csv, flags.csv, gaps.csv, analysis.json"
+        + (", next_spec.yaml, rationale.csv" if refinement is not None else "")
+        + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _bool_cells(e: ParamEffect) -> list[Any]:
+    by = {g.value: g for g in e.groups}
+    t, f = by.get(True), by.get(False)
+    return [
+        _num(t.mean if t else None),
+        _num(f.mean if f else None),
+        repr(e.best_value),
+        _num(e.difference, 3),
+        _num(e.p, 3),
+        _num(e.p_adjusted, 3),
+        f"{t.n if t else 0}/{f.n if f else 0}",
+        "underpowered" if e.underpowered else "",
+    ]
+
+
+def _csv(frame: pd.DataFrame) -> str:
+    return str(frame.to_csv(index=False))
+
+
+def write_report(
+    a: SweepAnalysis,
+    out_dir: str | Path,
+    *,
+    refinement: Refinement | None = None,
+    plots: bool = True,
+    on_file: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Write the report files into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    written: list[Path] = []
+
+    def put(name: str, data: str | bytes) -> None:
+        written.append(write_atomic(out / name, data))
+        if on_file is not None:
+            on_file(name)
+
+    put("trials.csv", _csv(a.table.export()))
+    put(
+        "directionality.csv",
+        _csv(
+            pd.DataFrame(
+                [
+                    {k: v for k, v in dataclasses.asdict(e).items() if k != "groups"}
+                    | {"groups": json.dumps(_jsonable([dataclasses.asdict(g) for g in e.groups]))}
+                    for e in a.effects
+                ]
+            )
+        ),
+    )
+    put(
+        "importance.csv",
+        _csv(
+            pd.DataFrame(
+                [{"param": k, "importance": v} for k, v in a.importance.items()],
+                columns=["param", "importance"],
+            )
+        ),
+    )
+    put("elites.csv", _csv(pd.DataFrame([dataclasses.asdict(p) for p in a.elites.params.values()])))
+    put(
+        "arms.csv",
+        _csv(
+            pd.DataFrame(
+                [
+                    {"switch": arm.switch} | dataclasses.asdict(x)
+                    for arm in a.elites.arms
+                    for x in arm.arms
+                ],
+                columns=[
+                    "switch",
+                    "value",
+                    "trials",
+                    "mean",
+                    "best",
+                    "elites",
+                    "elite_share",
+                    "underpowered",
+                ],
+            )
+        ),
+    )
+    put(
+        "flags.csv",
+        _csv(
+            pd.DataFrame(
+                [dataclasses.asdict(f) for f in a.flags],
+                columns=["kind", "param", "message", "action"],
+            )
+        ),
+    )
+    put(
+        "gaps.csv",
+        _csv(
+            pd.DataFrame(
+                [dataclasses.asdict(g) for g in a.gaps],
+                columns=["param", "kind", "values", "low", "high", "width"],
+            )
+        ),
+    )
+    put("analysis.json", json.dumps(analysis_dict(a), indent=2, default=str))
+    if refinement is not None:
+        put("next_spec.yaml", refinement.text)
+        put(
+            "rationale.csv",
+            _csv(
+                pd.DataFrame(
+                    [
+                        {k: v for k, v in dataclasses.asdict(st).items() if k != "figures"}
+                        for st in refinement.steps
+                    ]
+                )
+            ),
+        )
+    plot_files: list[str] = []
+    if plots:
+        from hpo_core.analysis.plots import draw_plots
+
+        for name, data in draw_plots(a):
+            put(name, data)
+            plot_files.append(name)
+    put("report.md", _render(a, refinement, plot_files))
+    return written

@@ -1,0 +1,131 @@
+"""Queue specific trials in a study (supplementary trials, seed 004), checked against its spec."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpo_core.errors import SpecError, SpecIssue
+from hpo_core.spec import SweepSpec, condition_holds
+from hpo_core.study.study import SweepStudy
+
+__all__ = ["check_trial_params", "enqueue_trials", "parse_assignments", "read_trial_file"]
+
+
+def parse_assignments(text: str) -> dict[str, Any]:
+    """``"lr=0.001,depth=4,use_cosine=false"`` -> typed values (YAML scalars)."""
+    params: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, raw = part.partition("=")
+        if not sep or not name.strip():
+            raise SpecError(
+                [
+                    SpecIssue(
+                        "--params", f"{part!r} is not NAME=VALUE; separate assignments with commas"
+                    )
+                ]
+            )
+        params[name.strip()] = yaml.safe_load(raw.strip()) if raw.strip() else None
+    if not params:
+        raise SpecError([SpecIssue("--params", "no NAME=VALUE given")])
+    return params
+
+
+def read_trial_file(path: str | Path) -> list[dict[str, Any]]:
+    """A YAML or JSON file with one mapping of parameters, or a list of them."""
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text())
+    except FileNotFoundError:
+        raise SpecError([SpecIssue("--file", f"{file} not found")]) from None
+    except yaml.YAMLError as exc:
+        message = f"{file} is not YAML/JSON: {exc}".splitlines()[0]
+        raise SpecError([SpecIssue("--file", message)]) from None
+    items = data if isinstance(data, list) else [data]
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, Mapping) and isinstance(item.get("params"), Mapping):
+            item = item["params"]  # `hpo top --out` entries
+        if not isinstance(item, Mapping):
+            raise SpecError([SpecIssue(f"--file[{i}]", "expected a mapping of parameter values")])
+        out.append(dict(item))
+    return out
+
+
+def check_trial_params(spec: SweepSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The searched parameters of one trial, checked: known names, values inside the space,
+    conditions consistent. Fixed parameters given with their fixed value are dropped; inactive
+    conditional ones are refused (they would be ignored silently otherwise)."""
+    issues: list[SpecIssue] = []
+    out: dict[str, Any] = {}
+    values = {**spec.fixed, **params}
+    for name, value in params.items():
+        if name in spec.fixed:
+            if spec.fixed[name] != value:
+                issues.append(
+                    SpecIssue(
+                        name,
+                        f"is fixed to {spec.fixed[name]!r} in the spec; "
+                        "drop it or start a new study",
+                    )
+                )
+            continue
+        p = spec.param_ranges.get(name)
+        if p is None:
+            issues.append(SpecIssue(name, "is not a parameter of this study; see `hpo spec`"))
+            continue
+        if not condition_holds(p.when, values):
+            issues.append(
+                SpecIssue(
+                    name, f"is only used when {p.when}; give that parent value too, or remove it"
+                )
+            )
+            continue
+        if p.type == "bool":
+            ok = isinstance(value, bool)
+        elif p.type == "categorical":
+            ok = value in (p.choices or []) and not (
+                isinstance(value, bool) and not any(c is value for c in p.choices or [])
+            )
+        elif p.type == "int":
+            ok = (
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and (
+                    p.low <= value <= p.high  # type: ignore[operator]
+                )
+            )
+        else:
+            ok = (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and (
+                    p.low <= float(value) <= p.high  # type: ignore[operator]
+                )
+            )
+            value = float(value) if ok else value
+        if not ok:
+            space = (
+                f"one of {p.choices}"
+                if p.type == "categorical"
+                else "true or false"
+                if p.type == "bool"
+                else f"{p.type} in [{p.low:g}, {p.high:g}]"
+            )
+            issues.append(SpecIssue(name, f"{value!r} is outside the search space; use {space}"))
+            continue
+        out[name] = value
+    if issues:
+        raise SpecError(issues)
+    return out
+
+
+def enqueue_trials(sweep: SweepStudy, trials: Sequence[Mapping[str, Any]]) -> int:
+    """Check every trial first, then queue them all (nothing is queued if one is bad)."""
+    checked = [check_trial_params(sweep.spec, t) for t in trials]
+    for params in checked:
+        sweep.study.enqueue_trial(params, skip_if_exists=True)
+    return len(checked)
