@@ -513,8 +513,10 @@ def _cmd_enqueue(args: argparse.Namespace) -> int:
 
     trials = [parse_assignments(args.params)] if args.params else read_trial_file(args.file)
     sweep = _open_sweep(args, args.study)
-    count = enqueue_trials(sweep, trials)
-    print(f"queued {count} trial(s) in {args.study}; workers run them next")
+    queued, skipped = enqueue_trials(sweep, trials)
+    also = f" ({skipped} skipped: the study already has a trial with those parameters)"
+    print(f"queued {queued} trial(s) in {args.study}{also if skipped else ''}; workers run "
+          "them next")
     return EXIT_OK
 
 

@@ -123,9 +123,26 @@ def check_trial_params(spec: SweepSpec, params: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-def enqueue_trials(sweep: SweepStudy, trials: Sequence[Mapping[str, Any]]) -> int:
-    """Check every trial first, then queue them all (nothing is queued if one is bad)."""
+def enqueue_trials(sweep: SweepStudy, trials: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    """Check every trial first, then queue them (nothing is queued if one is bad). A trial whose
+    parameters some trial of the study already has (queued, running or finished) is skipped, so
+    running the same command twice queues nothing twice. Returns (queued, skipped)."""
     checked = [check_trial_params(sweep.spec, t) for t in trials]
+    seen = {_key(t.params) for t in sweep.study.get_trials(deepcopy=False)}
+    seen |= {
+        _key(t.system_attrs.get("fixed_params", {}))
+        for t in sweep.study.get_trials(deepcopy=False)
+        if t.state.name == "WAITING"
+    }
+    queued = 0
     for params in checked:
-        sweep.study.enqueue_trial(params, skip_if_exists=True)
-    return len(checked)
+        if _key(params) in seen:
+            continue
+        sweep.study.enqueue_trial(params)
+        seen.add(_key(params))
+        queued += 1
+    return queued, len(checked) - queued
+
+
+def _key(params: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+    return frozenset((k, repr(v)) for k, v in params.items())

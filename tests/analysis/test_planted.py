@@ -41,10 +41,10 @@ def analysis(tmp_path_factory: pytest.TempPathFactory) -> SweepAnalysis:
 
 
 def test_the_analysis_finds_each_planted_effect(analysis: SweepAnalysis) -> None:
-    lr, width = analysis.effect("lr"), analysis.effect("width")
+    width = analysis.effect("width")
     use_bn, noise, act = analysis.effect("use_bn"), analysis.effect("noise"), analysis.effect("act")
     # lr: an interior optimum; a rank correlation misses it, importance and the elites do not
-    assert next(iter(analysis.importance)) == "lr"
+    assert next(iter(analysis.importance)) == "lr" and analysis.importance["lr"] > 0.3
     elite_lr = analysis.elites.params["lr"]
     assert 3e-4 < elite_lr.low < 3e-3 < elite_lr.high < 3e-2 and elite_lr.hit is None
     # width: better upwards, the elites pile up at the upper bound
