@@ -8,6 +8,9 @@
     measured from the barrier release to the last trial's completion.
 (c)-(e) ARC data loading, training throughput per model family and Hyperband's savings: see
     bench/training.py.
+(f) Analysis time on 1,000 and 10,000 trials: see bench/analysis.py.
+Sections can be skipped (--skip-harness, --skip-training, --skip-analysis); the others keep their
+last results.
 """
 
 from __future__ import annotations
@@ -162,6 +165,7 @@ def main() -> int:
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-harness", action="store_true", help="skip overhead and scaling")
     parser.add_argument("--skip-training", action="store_true", help="skip the ARC benchmarks")
+    parser.add_argument("--skip-analysis", action="store_true", help="skip the analysis timing")
     parser.add_argument(
         "--threads",
         default=f"1,{os.cpu_count() or 1}",
@@ -172,15 +176,19 @@ def main() -> int:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": (
-            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-        ),
-        "optuna": optuna.__version__,
-        "overhead": [],
-        "scaling": [],
-    }
+    # a partial run (--skip-...) keeps the other sections of the last results
+    previous = out / "bench.json"
+    results: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
+    results.update(
+        when=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine=f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        optuna=optuna.__version__,
+    )
+    if not args.skip_analysis:
+        from bench import analysis
+
+        print("analysis: 1,000 and 10,000 trials, 15 parameters", flush=True)
+        results["analysis"] = analysis.analysis_times([1000, 10000])
     if not args.skip_training:
         from bench import training
 
@@ -193,6 +201,10 @@ def main() -> int:
         results["pruning"] = training.pruning(args.pruning_trials, seeds)
     if args.skip_harness:
         args.skip_overhead, args.workers = True, ""
+    else:
+        results["scaling"] = []
+    if not args.skip_overhead:
+        results["overhead"] = []
     with tempfile.TemporaryDirectory() as tmp_dir, running_postgres() as server:
         tmp = Path(tmp_dir)
         if not args.skip_overhead:
@@ -234,7 +246,7 @@ def render(results: dict[str, Any]) -> str:
         "| ratio |",
         "|---|---|---|---|---|---|",
     ]
-    for r in results["overhead"]:
+    for r in results.get("overhead", []):
         lines.append(
             f"| {r['storage']} | {r['trials']} | {r['hpo_ms_per_trial']} | "
             f"{r['optuna_ms_per_trial']} | {r['overhead_ms_per_trial']} | {r['ratio']} |"
@@ -244,14 +256,16 @@ def render(results: dict[str, Any]) -> str:
         "| workers | trials | ideal s | measured s | efficiency | start + join s |",
         "|---|---|---|---|---|---|",
     ]
-    for r in results["scaling"]:
+    for r in results.get("scaling", []):
         lines.append(
             f"| {r['workers']} | {r['trials']} | {r['ideal_s']} | {r['measured_s']} | "
             f"{r['efficiency']} | {r['join_s']} |"
         )
+    from bench.analysis import render as render_analysis
     from bench.training import render as render_training
 
     lines += render_training(results)
+    lines += render_analysis(results)
     return "\n".join(lines) + "\n"
 
 

@@ -515,8 +515,9 @@ def _cmd_enqueue(args: argparse.Namespace) -> int:
     sweep = _open_sweep(args, args.study)
     queued, skipped = enqueue_trials(sweep, trials)
     also = f" ({skipped} skipped: the study already has a trial with those parameters)"
-    print(f"queued {queued} trial(s) in {args.study}{also if skipped else ''}; workers run "
-          "them next")
+    print(
+        f"queued {queued} trial(s) in {args.study}{also if skipped else ''}; workers run them next"
+    )
     return EXIT_OK
 
 

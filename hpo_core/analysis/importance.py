@@ -13,6 +13,8 @@ from typing import Literal
 import optuna
 from optuna.trial import TrialState
 
+from hpo_core.errors import HpoError
+
 __all__ = ["param_importance"]
 
 Method = Literal["ped_anova", "fanova", "none"]
@@ -29,6 +31,13 @@ def param_importance(
         return {}
     evaluator: optuna.importance.BaseImportanceEvaluator
     if method == "fanova":
+        try:
+            import sklearn  # noqa: F401
+        except ImportError:
+            raise HpoError(
+                "importance: fanova needs scikit-learn; `pip install scikit-learn` "
+                "(or `pip install sweepflow[fanova]`), or use ped_anova"
+            ) from None
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
     else:
         evaluator = optuna.importance.PedAnovaImportanceEvaluator()

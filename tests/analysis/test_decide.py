@@ -19,7 +19,7 @@ def _table(values: list[float | None], decision: dict[str, Any], *, n_trials: in
                                                decision=decision))).spec
     dist = {"x": FloatDistribution(0.0, 1.0)}
     trials = []
-    for i, v in enumerate(values):
+    for v in values:
         state = TrialState.PRUNED if v is None else TrialState.COMPLETE
         trials.append(create_trial(params={"x": 0.5}, distributions=dist, value=v, state=state))
     trials += [create_trial(params={"x": 0.5}, distributions=dist, state=TrialState.FAIL)
