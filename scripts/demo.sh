@@ -27,5 +27,9 @@ echo
 echo "== 6. the best trials"
 "$HPO" top "$study" -k 3
 echo
-echo "results: study in $HPO_HOME/studies.journal (hpo status/top/spec $study with HPO_HOME=$HPO_HOME),"
+echo "== 7. the analysis: report, CSVs, plots, mid-sweep decision and the refined next spec"
+"$HPO" analyze "$study" --out "$HPO_HOME/report"
+echo
+echo "results: report in $HPO_HOME/report/report.md (plots and next_spec.yaml beside it)"
+echo "         study in $HPO_HOME/studies.journal (hpo status/top/spec $study with HPO_HOME=$HPO_HOME),"
 echo "         worker logs in $(ls -d "$HPO_HOME"/logs/"$study"/* | tail -1)"
