@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
@@ -170,6 +169,3 @@ def _summary(frame: pd.DataFrame, spec: SweepSpec, n_trials: int | None) -> Swee
         chance_level=chance,
     )
 
-
-def study_trials(study: optuna.Study) -> list[FrozenTrial]:
-    return study.get_trials(deepcopy=False)

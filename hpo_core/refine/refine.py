@@ -38,7 +38,7 @@ import yaml
 from hpo_core.analysis import ParamEffect, SweepAnalysis
 from hpo_core.analysis.elites import EliteParam
 from hpo_core.objectives import objective_hard_limits
-from hpo_core.spec import LoadedSpec, ParamSpec, SweepSpec, parse_spec
+from hpo_core.spec import ParamSpec, SweepSpec, parse_spec
 
 __all__ = ["RefineStep", "Refinement", "refine_spec"]
 
@@ -60,10 +60,6 @@ class Refinement:
     text: str  # its YAML, with one comment per parameter
     steps: list[RefineStep]
     n_trials: int
-
-    @property
-    def loaded(self) -> LoadedSpec:
-        return parse_spec(self.text, source="refined spec")
 
 
 def _space(p: dict[str, Any]) -> str:
