@@ -9,8 +9,9 @@
 (c)-(e) ARC data loading, training throughput per model family and Hyperband's savings: see
     bench/training.py.
 (f) Analysis time on 1,000 and 10,000 trials: see bench/analysis.py.
-Sections can be skipped (--skip-harness, --skip-training, --skip-analysis); the others keep their
-last results.
+(g) MLflow tracking's cost per trial (SQLite store, mlflow server): see bench/tracking.py.
+Sections can be skipped (--skip-harness, --skip-training, --skip-analysis, --skip-tracking); the
+others keep their last results.
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ def main() -> int:
     parser.add_argument("--skip-harness", action="store_true", help="skip overhead and scaling")
     parser.add_argument("--skip-training", action="store_true", help="skip the ARC benchmarks")
     parser.add_argument("--skip-analysis", action="store_true", help="skip the analysis timing")
+    parser.add_argument("--skip-tracking", action="store_true", help="skip the MLflow timing")
     parser.add_argument(
         "--threads",
         default=f"1,{os.cpu_count() or 1}",
@@ -226,6 +228,11 @@ def main() -> int:
                     args.repeats,
                 )
             )
+        if not args.skip_tracking:
+            from bench import tracking
+
+            print("tracking: 200 no-op trials, untracked vs SQLite store vs server", flush=True)
+            results["tracking"] = tracking.tracking_overhead(server, tmp)
         for w in [int(x) for x in args.workers.split(",") if x]:
             print(
                 f"scaling: {w} workers x {args.per_worker} trials of {args.sleep:g} s", flush=True
@@ -262,10 +269,12 @@ def render(results: dict[str, Any]) -> str:
             f"{r['efficiency']} | {r['join_s']} |"
         )
     from bench.analysis import render as render_analysis
+    from bench.tracking import render as render_tracking
     from bench.training import render as render_training
 
     lines += render_training(results)
     lines += render_analysis(results)
+    lines += render_tracking(results)
     return "\n".join(lines) + "\n"
 
 

@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="run N local workers with a live progress line")
     p.add_argument("--config", required=True)
+    _tracking_args(p)
     p.add_argument("--workers", type=_positive_int, default=1)
     _storage_arg(p)
     p.add_argument("--timeout", type=_positive_float, help="workers stop starting trials after S s")
@@ -135,6 +136,34 @@ def _parser() -> argparse.ArgumentParser:
     _storage_arg(p)
     p.set_defaults(handler=_cmd_stop)
 
+    p = sub.add_parser("champions", help="retrain the top configurations, register the best")
+    p.add_argument("study")
+    p.add_argument("-k", "--top", type=_positive_int, help="configurations (spec: champions.top_k)")
+    p.add_argument("--epochs", type=_positive_int, help="epochs (spec: champions.epochs)")
+    p.add_argument("--patience", type=_positive_int, help="early-stop patience")
+    p.add_argument("--seeds", type=_positive_int, help="runs per configuration")
+    p.add_argument("--model-name", help="registered model (default: the study family)")
+    _storage_arg(p)
+    _tracking_args(p, optional=False)
+    p.set_defaults(handler=_cmd_champions)
+
+    p = sub.add_parser("track", help="create a study's MLflow parent run, back-fill trial runs")
+    p.add_argument("study")
+    _storage_arg(p)
+    _tracking_args(p, optional=False)
+    p.set_defaults(handler=_cmd_track)
+
+    p = sub.add_parser(
+        "compare-runs", help="champions across sweeps from MLflow (table, CSV, plot)"
+    )
+    p.add_argument(
+        "studies", nargs="*", metavar="STUDY", help="default: every sweep with champions"
+    )
+    p.add_argument("--model-name", help="only this registered model's versions")
+    p.add_argument("--out", help="folder for champions.csv, champions.md and champions.png")
+    _tracking_args(p, optional=False)
+    p.set_defaults(handler=_cmd_compare_runs)
+
     p = sub.add_parser("studies", help="list the studies in a storage")
     _storage_arg(p)
     p.set_defaults(handler=_cmd_studies)
@@ -168,6 +197,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("objectives", help="list the registered objectives")
     p.set_defaults(handler=_cmd_objectives)
     return parser
+
+
+def _tracking_args(p: argparse.ArgumentParser, *, optional: bool = True) -> None:
+    p.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking (default: $MLFLOW_TRACKING_URI, else $HPO_HOME/mlflow.db)",
+    )
+    if optional:
+        p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
 
 
 def _storage_arg(p: argparse.ArgumentParser) -> None:
@@ -205,8 +244,10 @@ def _setup_logging(verbose: bool) -> None:
         datefmt="%Y-%m-%d %H:%M:%S",
         stream=sys.stderr,
     )
-    for noisy in ("sqlalchemy", "alembic", "matplotlib"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in ("sqlalchemy", "alembic", "matplotlib", "mlflow"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # a dead tracking server: one clear line from us, not urllib3's retry chatter
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
 def _storage_url(args: argparse.Namespace) -> str:
@@ -297,6 +338,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         log_dir=log_dir,
         stop_file=stop_file,
         status_interval=args.status_interval,
+        tracking=not args.no_tracking,
+        tracking_uri=args.tracking_uri,
     )
     print(result.progress.line())
     if result.failed_workers:
@@ -451,7 +494,31 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     for flag in analysis.flags:
         print(f"  red flag  {flag.message}")
     print(f"report: {Path(args.out) / 'report.md'} ({len(files)} files)")
+    _attach(sweep, Path(args.out), "report", backfill=True)
     return EXIT_OK
+
+
+def _attach(sweep: Any, path: Path, artifact_path: str | None, *, backfill: bool = False) -> None:
+    """A tracked sweep's report or next spec goes to its MLflow parent run too (best effort:
+    the files on disk are the result; a tracking outage only costs the copy)."""
+    if "sweepflow.mlflow_parent_run" not in sweep.study.user_attrs:
+        return
+    from hpo_core.tracking import Tracker
+
+    tracker = Tracker.for_study(sweep)
+    if tracker is None:
+        return
+    if backfill:
+        try:  # trials whose runs were lost to an outage while the sweep ran
+            logged, _ = tracker.sync_trials(sweep)
+            if logged:
+                print(f"tracking: back-filled {logged} trial run(s) in {tracker.masked_uri}")
+        except HpoError as exc:
+            print(f"warning: {exc}".splitlines()[0], file=sys.stderr)
+            return
+    if tracker.attach(sweep, path, artifact_path):
+        parent = sweep.study.user_attrs["sweepflow.mlflow_parent_run"]
+        print(f"tracking: attached {path.name} to run {parent} in {tracker.masked_uri}")
 
 
 def _cmd_decide(args: argparse.Namespace) -> int:
@@ -490,6 +557,7 @@ def _cmd_refine(args: argparse.Namespace) -> int:
         f"{len(refinement.spec.param_ranges)} searched parameters, n_trials "
         f"{refinement.n_trials}; check it with `hpo validate {args.out}`"
     )
+    _attach(sweep, Path(args.out), "next_spec")
     return EXIT_OK
 
 
@@ -527,6 +595,66 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     sweep = _open_sweep(args, args.study)
     sweep.study.set_user_attr(ATTR_STOP, True)
     print(f"{args.study}: stop flag set; every worker finishes its current trial and exits")
+    return EXIT_OK
+
+
+def _cmd_champions(args: argparse.Namespace) -> int:
+    from hpo_core.champions import train_champions
+
+    sweep = _open_sweep(args, args.study)
+    result = train_champions(
+        sweep,
+        tracking_uri=args.tracking_uri,
+        top_k=args.top,
+        epochs=args.epochs,
+        early_stop_patience=args.patience,
+        seeds=args.seeds,
+        model_name=args.model_name,
+    )
+    metric = sweep.spec.metric
+    for run in result.runs:
+        again = " (finished earlier, reused)" if run.reused else ""
+        print(
+            f"champion #{run.rank} trial {run.trial} seed {run.seed}: {metric}={run.value:.4f}, "
+            f"{run.epochs} epochs, {run.train_seconds:.0f}s, {run.n_params:,} parameters, "
+            f"run {run.run_id}{again}"
+        )
+    for trial, (mean, std) in result.means.items():
+        print(f"trial {trial}: mean {metric} {mean:.4f} +- {std:.4f}")
+    print(f"registered model {result.model_name}: {result.message}")
+    from hpo_core.tracking import ATTR_TRACKING_URI
+
+    uri = sweep.study.user_attrs.get(ATTR_TRACKING_URI, "")
+    if uri.startswith("sqlite:"):
+        print(f"MLflow UI: mlflow ui --backend-store-uri {uri}  (then open http://127.0.0.1:5000)")
+    else:
+        print(f"MLflow UI: {uri}")
+    return EXIT_OK
+
+
+def _cmd_compare_runs(args: argparse.Namespace) -> int:
+    from hpo_core.champions import compare_champions, format_table, write_comparison
+
+    comparison = compare_champions(
+        args.tracking_uri, studies=args.studies, model_name=args.model_name
+    )
+    print(format_table(comparison))
+    if args.out:
+        files = write_comparison(comparison, args.out)
+        print(f"wrote {', '.join(str(f) for f in files)}")
+    return EXIT_OK
+
+
+def _cmd_track(args: argparse.Namespace) -> int:
+    from hpo_core.tracking import ATTR_PARENT_RUN, ATTR_TRACKING_URI, Tracker
+
+    sweep = _open_sweep(args, args.study)
+    tracker = Tracker(args.tracking_uri, stored=sweep.study.user_attrs.get(ATTR_TRACKING_URI))
+    logged, present = tracker.sync_trials(sweep)
+    print(
+        f"{args.study}: parent run {sweep.study.user_attrs.get(ATTR_PARENT_RUN)} in "
+        f"{tracker.masked_uri}; logged {logged} missing trial run(s), {present} were there"
+    )
     return EXIT_OK
 
 

@@ -41,6 +41,8 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every test's default storage, logs and stop files in its own folder."""
     monkeypatch.setenv("HPO_HOME", str(tmp_path / "hpo_home"))
     monkeypatch.delenv("HPO_STORAGE_URL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def base_spec(**overrides: Any) -> dict[str, Any]:

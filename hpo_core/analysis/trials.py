@@ -168,4 +168,3 @@ def _summary(frame: pd.DataFrame, spec: SweepSpec, n_trials: int | None) -> Swee
         trials_per_hour=pace,
         chance_level=chance,
     )
-

@@ -43,6 +43,17 @@ class ArcBatch:
     def __len__(self) -> int:
         return self.grids.shape[0]
 
+    def pack(self) -> torch.Tensor:
+        """One int64 tensor (B, P, 2, H, W): colours inside grids, -1 outside (and for missing
+        pairs). The form a served model takes (MLflow's pyfunc passes one array)."""
+        return torch.where(self.cell_mask, self.grids, torch.full_like(self.grids, -1))
+
+    @classmethod
+    def unpack(cls, packed: torch.Tensor) -> ArcBatch:
+        packed = packed.long()
+        cell_mask = packed >= 0
+        return cls(packed.clamp(min=0), cell_mask, cell_mask.flatten(2).any(-1))
+
 
 @dataclass
 class ArcData:

@@ -62,8 +62,10 @@ class TaskClassifier(nn.Module):
         )
         self.head = PrototypeHead(config.head, centroids)
 
-    def forward(self, batch: ArcBatch) -> torch.Tensor:
-        """Class logits, (B, n_classes)."""
+    def forward(self, batch: ArcBatch | torch.Tensor) -> torch.Tensor:
+        """Class logits, (B, n_classes), from a batch or its packed tensor (``ArcBatch.pack``)."""
+        if isinstance(batch, torch.Tensor):
+            batch = ArcBatch.unpack(batch)
         return self.head(self.encoder(batch))
 
 

@@ -13,6 +13,7 @@ from hpo_core.objectives.registry import (
     registered_names,
     registered_objectives,
     require_objective_spec,
+    resolve_champion_trainer,
     resolve_objective,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "registered_names",
     "registered_objectives",
     "require_objective_spec",
+    "resolve_champion_trainer",
     "resolve_objective",
 ]

@@ -21,7 +21,7 @@ from hpo_core.objectives.context import TrialContext
 if TYPE_CHECKING:
     from hpo_core.spec import SweepSpec
 
-__all__ = ["HARD_LIMITS", "check_spec", "objective"]
+__all__ = ["HARD_LIMITS", "check_spec", "objective", "train_config"]
 
 # Where a refined search space must stop, whatever the evidence (used by `hpo refine`).
 HARD_LIMITS: dict[str, tuple[float | None, float | None]] = {
@@ -178,3 +178,45 @@ def check_spec(spec: SweepSpec) -> list[SpecIssue]:
                 )
                 break
     return issues
+
+
+def train_config(
+    params: dict[str, Any],
+    data_settings: dict[str, Any],
+    *,
+    epochs: int,
+    early_stop_patience: int | None,
+    seed: int,
+    on_epoch_end: Callable[[Any], None] | None = None,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Train one configuration for longer (champions): the same data, model and loop as a trial.
+    Returns (model with its best weights, TrainResult, extras: class names, an input example, the
+    validation batches to re-check the model)."""
+    from hpo_core.data import ArcDataConfig, load_arc_data
+    from hpo_core.models import build_task_classifier
+    from hpo_core.training import TrainConfig, configure_threads, train_model
+
+    configure_threads()
+    where = {key: "data" for key in data_settings}
+    data = load_arc_data(ArcDataConfig.from_params({**params, **data_settings}, where))
+    import torch
+
+    torch.manual_seed(seed)
+    model = build_task_classifier(
+        params, n_classes=data.n_classes, max_demos=data.config.max_demos, centroids=data.centroids
+    )
+    config = TrainConfig.from_params(
+        params, epochs=epochs, early_stop_patience=early_stop_patience, seed=seed
+    )
+    result = train_model(model, data, config, on_epoch_end=on_epoch_end)
+    model.load_state_dict(result.best_state)
+    model.to("cpu").eval()
+    example = data.batch(data.val_idx[:2]).pack()
+    extras = {
+        "class_names": data.class_names,
+        "input_example": example.numpy(),
+        "val_batches": data.val_batches(config.batch_size),
+        "n_classes": data.n_classes,
+        "chance_level": data.chance_level,
+    }
+    return model, result, extras

@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hpo_core.errors import ObjectiveError
 
@@ -43,6 +43,7 @@ class RegisteredObjective:
     summary: str
     check: str | None = None  # `package.module:function(spec) -> list[SpecIssue]`, no torch
     limits: str | None = None  # `package.module:NAME`, {param: (low, high)} hard limits
+    champion: str | None = None  # `package.module:function` that trains one config for longer
 
 
 _REGISTRY: dict[str, RegisteredObjective] = {
@@ -54,6 +55,7 @@ _REGISTRY: dict[str, RegisteredObjective] = {
             "ARC task classifier, CNN or context encoder (validation accuracy)",
             check="hpo_core.objectives.arc_classifier:check_spec",
             limits="hpo_core.objectives.arc_classifier:HARD_LIMITS",
+            champion="hpo_core.objectives.arc_classifier:train_config",
         ),
         RegisteredObjective(
             "synthetic",
@@ -126,6 +128,31 @@ def resolve_objective(name_or_path: str) -> Objective:
             f"objective: {module_name!r} has no function {func_name!r}; check the name after ':'"
         )
     return func  # type: ignore[no-any-return]
+
+
+def resolve_champion_trainer(objective: str, trainer: str | None = None) -> Any:
+    """The function that retrains one configuration for longer (``hpo champions``): the spec's
+    ``champions.trainer`` if given, else the registered objective's own."""
+    registered = _REGISTRY.get(objective)
+    target = trainer or (registered.champion if registered is not None else None)
+    if not target:
+        raise ObjectiveError(
+            f"champions.trainer: objective {objective!r} has no champion training; set "
+            "champions.trainer to `package.module:function` (arc_classifier has its own)"
+        )
+    module_name, _, func_name = target.partition(":")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name, None)
+    except ModuleNotFoundError as exc:
+        raise ObjectiveError(
+            f"champions.trainer: cannot import {module_name!r} ({exc.name} is missing); install "
+            "it or fix the name"
+        ) from None
+    if not callable(func):
+        raise ObjectiveError(
+            f"champions.trainer: {module_name!r} has no function {func_name!r}; check the name"
+        )
+    return func
 
 
 def objective_hard_limits(name: str) -> dict[str, tuple[float | None, float | None]]:

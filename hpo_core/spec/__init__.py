@@ -5,6 +5,7 @@ from __future__ import annotations
 from hpo_core.spec.loader import LoadedSpec, find_url_passwords, load_spec, parse_spec, spec_hash
 from hpo_core.spec.model import (
     AnalysisSpec,
+    ChampionsSpec,
     DecisionSpec,
     HardLimit,
     ParamSpec,
@@ -25,6 +26,7 @@ from hpo_core.spec.summary import (
 
 __all__ = [
     "AnalysisSpec",
+    "ChampionsSpec",
     "DecisionSpec",
     "HardLimit",
     "LoadedSpec",

@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "AnalysisSpec",
+    "ChampionsSpec",
     "DecisionSpec",
     "HardLimit",
     "ParamSpec",
@@ -143,6 +144,17 @@ class RefineSpec(_Section):
     arm_floor: Annotated[float, Field(gt=0, lt=0.5)] = 0.25  # weakest arm keeps at least this
     trials_per_param: Annotated[int, Field(ge=1)] = 8  # next n_trials ~ this x searched params
     hard_limits: dict[str, HardLimit] = {}  # e.g. {depth: {low: 1, high: 24}}
+
+
+class ChampionsSpec(_Section):
+    """Retraining the best configurations to convergence (seed 003: top 3, 100 epochs)."""
+
+    top_k: Annotated[int, Field(ge=1)] = 3  # configurations to retrain
+    epochs: Annotated[int, Field(ge=1)] = 100
+    early_stop_patience: Annotated[int, Field(ge=1)] | None = 10
+    seeds: Annotated[int, Field(ge=1)] = 1  # runs per configuration; the mean decides
+    model_name: str | None = None  # registered model; default: the study family's name
+    trainer: str | None = None  # `package.module:function`; default: the objective's own
 
 
 class WorkerSpec(_Section):
@@ -385,6 +397,7 @@ class SweepSpec(_Section):
     decision: DecisionSpec = DecisionSpec()
     analysis: AnalysisSpec = AnalysisSpec()
     refine: RefineSpec = RefineSpec()
+    champions: ChampionsSpec = ChampionsSpec()
     worker: WorkerSpec = WorkerSpec()
 
     @field_validator("study_name")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hpo_core.storage.backends import StorageHandle, open_storage
+from hpo_core.storage.backends import StorageHandle, file_lock, open_storage
 from hpo_core.storage.urls import (
     ENV_HOME,
     ENV_STORAGE,
@@ -17,6 +17,7 @@ __all__ = [
     "ENV_STORAGE",
     "StorageHandle",
     "default_storage_url",
+    "file_lock",
     "mask_url",
     "open_storage",
     "resolve_storage_url",

@@ -29,12 +29,25 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
-__all__ = ["Snapshot", "StorageHandle", "open_storage"]
+__all__ = ["Snapshot", "StorageHandle", "file_lock", "open_storage"]
 
 _log = logging.getLogger(__name__)
 
 # Postgres advisory locks take a bigint; namespace ours so they cannot collide with an app's.
 _LOCK_NAMESPACE = "sweepflow-study-lock"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if missing) for the ``with`` block:
+    processes on one machine sharing a file-backed store take turns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -71,13 +84,8 @@ class StorageHandle:
                     conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     conn.commit()
         else:
-            lock_path = self._lock_file(study_name)
-            with open(lock_path, "a+b") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+            with file_lock(self._lock_file(study_name)):
+                yield
 
     def _lock_file(self, study_name: str) -> Path:
         path = Path(_file_path(self.url))

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from hpo_core.testing.mlflow_server import MlflowServer, running_mlflow_server
 from hpo_core.testing.postgres import PostgresServer, find_pg_bin, running_postgres
 
-__all__ = ["PostgresServer", "find_pg_bin", "running_postgres"]
+__all__ = [
+    "MlflowServer",
+    "PostgresServer",
+    "find_pg_bin",
+    "running_mlflow_server",
+    "running_postgres",
+]

@@ -95,6 +95,8 @@ def run_sweep(
     stop_file: Path,
     status_interval: float = 30.0,
     show_bar: bool | None = None,
+    tracking: bool = True,
+    tracking_uri: str | None = None,
 ) -> SweepResult:
     """Launch ``workers`` local worker processes and follow the study until they exit."""
     if workers < 1:
@@ -102,12 +104,22 @@ def run_sweep(
     require_objective_spec(loaded.spec, source=loaded.source)
     handle = open_storage(storage_url)
     sweep = create_study(loaded, handle)  # once here, so spec and storage errors show once
+    if tracking:  # the parent run, once, before any worker starts
+        from hpo_core.tracking import ATTR_TRACKING_URI, ENV_TRACKING, Tracker
+
+        tracker = Tracker(tracking_uri, stored=sweep.study.user_attrs.get(ATTR_TRACKING_URI))
+        try:
+            tracker.ensure_parent_run(sweep)
+        except HpoError as exc:
+            raise HpoError(f"{exc}, or run without tracking (--no-tracking)") from None
     log_dir.mkdir(parents=True, exist_ok=True)
     stop_file.parent.mkdir(parents=True, exist_ok=True)
     stop_file.unlink(missing_ok=True)  # ours, from an earlier stopped run
 
     env = dict(os.environ)
     env[ENV_STORAGE] = storage_url
+    if tracking:  # in the environment, never on a command line
+        env[ENV_TRACKING] = tracker.uri
     # N local workers share this machine's cores: give each its share of torch threads
     env.setdefault("HPO_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     exe = _local_executable()
@@ -173,6 +185,8 @@ def run_sweep(
             log_file.close()
         bar.close()
     progress = study_progress(sweep)
+    if tracking and progress.finished >= progress.n_trials:
+        tracker.close_parent_run(sweep)
     handle.dispose()
     codes = [proc.returncode for proc in procs]
     return SweepResult(

@@ -176,6 +176,11 @@ class _Worker:
         }
         self.max_failed = self.spec.worker.max_failed_trials or max(self.spec.n_trials, 10)
         self._last_stale_check = -math.inf
+        self.tracker: Any = None
+        if self.study.user_attrs.get("sweepflow.mlflow_parent_run"):
+            from hpo_core.tracking import Tracker  # mlflow only when the sweep is tracked
+
+            self.tracker = Tracker.for_study(sweep)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -316,6 +321,9 @@ class _Worker:
             detail = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
             self._record_failure(trial, detail, traceback.format_exc())
         self._tell(trial, state, value)
+        if self.tracker is not None:
+            with contextlib.suppress(Exception):  # logging never fails a trial
+                self.tracker.log_trial(self.sweep, self.study._storage.get_trial(trial._trial_id))
         seconds = time.monotonic() - began
         if state == TrialState.COMPLETE:
             report.complete += 1

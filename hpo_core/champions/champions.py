@@ -1,0 +1,425 @@
+"""Champions: retrain a sweep's top configurations for longer, log them, register the best.
+
+For each of the top-k completed trials (``hpo top``) and each seed, the objective's own training
+function runs again with the spec's ``champions:`` epochs and patience, inside an MLflow run under
+the sweep's parent run: parameters, the config, per-epoch metrics, per-class validation accuracy,
+and the model (``mlflow.pytorch.log_model`` with ``serialization_format="pickle"``, so it loads
+back as the project's own model class, not MLflow 3's default exported graph, and with an input
+example and a signature). The configuration with the best mean over seeds is registered (one
+registered model per study family) and the ``champion`` alias moves to it only if it beats the
+current champion's mean; a tie keeps the incumbent. The decision and both figures are logged.
+
+Resumable: every champion run carries a key (study, trial, seed, epochs, patience). A finished run
+with the key is reused; an unfinished one (its process died) is marked KILLED and retrained, so
+a retried task never duplicates a champion.
+
+A trainer is ``fn(params, data_settings, *, epochs, early_stop_patience, seed, on_epoch_end)``
+returning ``(model, TrainResult, extras)``; extras hold ``class_names`` and an ``input_example``
+(the array the served model takes). ``arc_classifier`` registers
+:func:`hpo_core.objectives.arc_classifier.train_config`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hpo_core.errors import HpoError
+from hpo_core.objectives import resolve_champion_trainer
+from hpo_core.study import SweepStudy, TopTrial, top_trials
+from hpo_core.tracking import ATTR_EXPERIMENT, ATTR_TRACKING_URI, Tracker, fluent_tracking
+
+__all__ = [
+    "ALIAS",
+    "ChampionResult",
+    "ChampionRun",
+    "family_name",
+    "promote",
+    "train_champions",
+]
+
+_log = logging.getLogger(__name__)
+
+ALIAS = "champion"
+TAG_KEY = "sweepflow.champion_key"
+TAG_MEAN = "sweepflow.metric_mean"
+
+
+@dataclass(frozen=True)
+class ChampionRun:
+    rank: int  # the configuration's rank in the sweep (1 = best trial)
+    trial: int
+    seed: int
+    run_id: str
+    value: float  # best validation metric of the run
+    epochs: int  # epochs trained (early stopping may end a run before the budget)
+    train_seconds: float
+    n_params: int
+    reused: bool  # a finished run from an earlier call, not trained again
+
+
+@dataclass(frozen=True)
+class ChampionResult:
+    model_name: str
+    runs: list[ChampionRun]
+    means: dict[int, tuple[float, float]]  # trial -> (mean, stdev) over seeds
+    best_trial: int
+    version: str  # the registered model version of the best configuration
+    promoted: bool  # the alias moved to it
+    incumbent: float | None  # the previous champion's mean, None when there was none
+    message: str
+
+
+def family_name(study_name: str) -> str:
+    """``visual_classifier_v3_refined`` -> ``visual_classifier``: one model per study family."""
+    return re.sub(r"_v\d+.*$", "", study_name) or study_name
+
+
+def promote(
+    client: Any, model_name: str, version: str, mean: float, *, maximize: bool
+) -> tuple[bool, float | None]:
+    """Move the ``champion`` alias to ``version`` if its mean beats the incumbent's (ties keep
+    the incumbent). Returns (moved, the incumbent's mean or None)."""
+    client.set_model_version_tag(model_name, version, TAG_MEAN, repr(mean))
+    try:
+        incumbent = client.get_model_version_by_alias(model_name, ALIAS)
+    except Exception:  # no alias yet: MLflow raises RESOURCE_DOES_NOT_EXIST
+        incumbent = None
+    if incumbent is not None and str(incumbent.version) == str(version):
+        return False, mean  # already the champion (a re-run)
+    old: float | None = None
+    if incumbent is not None:
+        raw = incumbent.tags.get(TAG_MEAN)
+        old = float(raw) if raw is not None else None
+    better = old is None or (mean > old if maximize else mean < old)
+    if better:
+        client.set_registered_model_alias(model_name, ALIAS, version)
+    return better, old
+
+
+def train_champions(
+    sweep: SweepStudy,
+    *,
+    tracking_uri: str | None = None,
+    top_k: int | None = None,
+    epochs: int | None = None,
+    early_stop_patience: int | None = None,
+    seeds: int | None = None,
+    model_name: str | None = None,
+) -> ChampionResult:
+    """Retrain the top configurations (spec ``champions:`` unless overridden), register the
+    best, move the alias on improvement. Idempotent: finished runs are reused."""
+    cfg = sweep.spec.champions
+    top_k = top_k or cfg.top_k
+    epochs = epochs or cfg.epochs
+    patience = early_stop_patience if early_stop_patience is not None else cfg.early_stop_patience
+    n_seeds = seeds or cfg.seeds
+    model_name = model_name or cfg.model_name or family_name(sweep.name)
+    maximize = sweep.spec.direction == "maximize"
+    trainer = resolve_champion_trainer(sweep.spec.objective, cfg.trainer)
+    top = top_trials(sweep, top_k)
+    if not top:
+        raise HpoError(f"{sweep.name}: no completed trials yet; run the sweep before champions")
+
+    tracker = Tracker(tracking_uri, stored=sweep.study.user_attrs.get(ATTR_TRACKING_URI))
+    parent = tracker.ensure_parent_run(sweep)
+    try:
+        session = _Session(sweep, tracker, parent, trainer, epochs=epochs, patience=patience)
+        runs = [
+            session.run(entry, seed)
+            for entry in top
+            for seed in range(session.base_seed, session.base_seed + n_seeds)
+        ]
+        return _decide(session, top, runs, model_name, maximize=maximize, n_seeds=n_seeds)
+    except HpoError:
+        raise
+    except Exception as exc:
+        if type(exc).__module__.startswith("mlflow") or isinstance(exc, OSError):
+            raise HpoError(
+                f"champions: tracking at {tracker.masked_uri} failed ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); bring it back and run "
+                f"`hpo champions {sweep.name}` again (finished runs are reused)"
+            ) from None
+        raise
+
+
+class _Session:
+    """One `hpo champions` call: the sweep, its tracking store, the training settings."""
+
+    def __init__(
+        self,
+        sweep: SweepStudy,
+        tracker: Tracker,
+        parent: str,
+        trainer: Callable[..., Any],
+        *,
+        epochs: int,
+        patience: int | None,
+    ) -> None:
+        self.sweep = sweep
+        self.tracker = tracker
+        self.client = tracker.client
+        self.parent = parent
+        self.trainer = trainer
+        self.epochs = epochs
+        self.patience = patience
+        self.metric = sweep.spec.metric
+        self.experiment = str(sweep.study.user_attrs.get(ATTR_EXPERIMENT))
+        self.base_seed = int(sweep.spec.fixed.get("seed", 0))
+
+    def _key(self, trial: int, seed: int) -> str:
+        return f"{self.sweep.name}:{trial}:{seed}:{self.epochs}:{self.patience}"
+
+    def run(self, entry: TopTrial, seed: int) -> ChampionRun:
+        key = self._key(entry.number, seed)
+        found = self.client.search_runs(
+            [self.experiment], filter_string=f"tags.`{TAG_KEY}` = '{key}'", max_results=20
+        )
+        for stale in (r for r in found if r.info.status in ("RUNNING", "SCHEDULED")):
+            # its process died mid-training (a killed task, a lost node): retrain, keep the trace
+            _log.warning(
+                "champion #%d seed %d: run %s was interrupted; training it again",
+                entry.rank,
+                seed,
+                stale.info.run_id,
+            )
+            self.client.set_tag(stale.info.run_id, "sweepflow.superseded", "interrupted")
+            self.client.set_terminated(stale.info.run_id, status="KILLED")
+        done = [r for r in found if r.info.status == "FINISHED"]
+        if done:
+            run = done[0]
+            _log.info(
+                "champion #%d seed %d: finished run %s reused", entry.rank, seed, run.info.run_id
+            )
+            metrics = run.data.metrics
+            return ChampionRun(
+                entry.rank,
+                entry.number,
+                seed,
+                run.info.run_id,
+                float(metrics.get(f"best_{self.metric}", math.nan)),
+                int(metrics.get("epochs_trained", 0)),
+                float(metrics.get("train_seconds", 0.0)),
+                int(metrics.get("n_params", 0)),
+                reused=True,
+            )
+        return self._train(entry, seed, key)
+
+    def _train(self, entry: TopTrial, seed: int, key: str) -> ChampionRun:
+        from mlflow.entities import Metric, Param
+
+        params = {**self.sweep.spec.fixed, **entry.params}
+        run_id = self.client.create_run(
+            self.experiment,
+            run_name=f"champion-{entry.rank}-trial-{entry.number}-seed-{seed}",
+            tags={
+                "mlflow.parentRunId": self.parent,
+                "sweepflow.sweep": self.sweep.name,
+                "sweepflow.role": "champion",
+                "sweepflow.trial_number": str(entry.number),
+                "sweepflow.rank": str(entry.rank),
+                "sweepflow.seed": str(seed),
+                "sweepflow.metric": self.metric,
+                "sweepflow.direction": self.sweep.spec.direction,
+                TAG_KEY: key,
+            },
+        ).info.run_id
+        self.client.log_batch(
+            run_id,
+            params=[Param(k, str(v)[:500]) for k, v in params.items()]
+            + [
+                Param("champion_epochs", str(self.epochs)),
+                Param("champion_patience", str(self.patience)),
+                Param("champion_seed", str(seed)),
+                Param("sweep_trial_value", repr(entry.value)),
+            ],
+        )
+        self.client.log_text(run_id, json.dumps(params, indent=2, default=str), "config.json")
+        label = f"champion #{entry.rank} (trial {entry.number}) seed {seed}"
+        _log.info("%s: training up to %d epochs, run %s", label, self.epochs, run_id)
+        best = -math.inf
+
+        def on_epoch_end(m: Any) -> None:
+            nonlocal best
+            best = max(best, m.val_acc)
+            stamp = int(time.time() * 1000)
+            self.client.log_batch(
+                run_id,
+                metrics=[
+                    Metric(self.metric, m.val_acc, stamp, m.epoch),
+                    Metric("train_loss", m.train_loss, stamp, m.epoch),
+                    Metric("val_loss", m.val_loss, stamp, m.epoch),
+                    Metric("train_acc", m.train_acc, stamp, m.epoch),
+                    Metric("lr", m.lr, stamp, m.epoch),
+                ],
+            )
+            _log.info(
+                "%s: epoch %d/%d %s %.4f (best %.4f), %.1fs",
+                label,
+                m.epoch,
+                self.epochs,
+                self.metric,
+                m.val_acc,
+                best,
+                m.seconds,
+            )
+
+        model, result, extras = self.trainer(
+            params,
+            dict(self.sweep.spec.data),
+            epochs=self.epochs,
+            early_stop_patience=self.patience,
+            seed=seed,
+            on_epoch_end=on_epoch_end,
+        )
+        n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        finals = {
+            f"best_{self.metric}": result.best_val_acc,
+            "best_epoch": result.best_epoch,
+            "epochs_trained": result.epochs_trained,
+            "train_seconds": result.train_seconds,
+            "n_params": n_params,
+        }
+        per_class = dict(zip(extras["class_names"], result.per_class_val_acc, strict=True))
+        stamp = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), stamp, 0) for k, v in finals.items()]
+            + [
+                Metric(f"val_acc_{name}", float(acc), stamp, 0)
+                for name, acc in per_class.items()
+                if acc is not None
+            ],
+        )
+        self.client.log_text(run_id, json.dumps(per_class, indent=2), "per_class_val_acc.json")
+        self._log_model(run_id, model, extras["input_example"])
+        self.client.set_terminated(run_id, status="FINISHED")
+        _log.info(
+            "%s: best %s %.4f at epoch %d of %d, %.0fs",
+            label,
+            self.metric,
+            result.best_val_acc,
+            result.best_epoch,
+            result.epochs_trained,
+            result.train_seconds,
+        )
+        return ChampionRun(
+            entry.rank,
+            entry.number,
+            seed,
+            run_id,
+            result.best_val_acc,
+            result.epochs_trained,
+            result.train_seconds,
+            n_params,
+            reused=False,
+        )
+
+    def _log_model(self, run_id: str, model: Any, example: Any) -> None:
+        """The model as the project's own class (pickle format), with an example and a signature
+        whose grid sizes are free (tasks come in every size up to 30x30)."""
+        import mlflow
+        import mlflow.pytorch
+        import numpy as np
+        import torch
+        from mlflow.models import ModelSignature
+        from mlflow.types import Schema, TensorSpec
+
+        with torch.no_grad():
+            output = model(torch.from_numpy(example)).numpy()
+        free = (-1, *example.shape[1:-2], -1, -1) if example.ndim >= 3 else (-1, *example.shape[1:])
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(example.dtype), free)]),
+            outputs=Schema([TensorSpec(np.dtype(output.dtype), (-1, *output.shape[1:]))]),
+        )
+        with fluent_tracking(self.tracker.uri), mlflow.start_run(run_id=run_id):
+            mlflow.pytorch.log_model(
+                model,
+                name="model",
+                serialization_format="pickle",
+                input_example=example,
+                signature=signature,
+            )
+
+
+def _decide(
+    session: _Session,
+    top: list[TopTrial],
+    runs: list[ChampionRun],
+    model_name: str,
+    *,
+    maximize: bool,
+    n_seeds: int,
+) -> ChampionResult:
+    from mlflow.entities import Metric
+
+    client, metric = session.client, session.metric
+    means: dict[int, tuple[float, float]] = {}
+    for entry in top:
+        values = [r.value for r in runs if r.trial == entry.number]
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        means[entry.number] = (statistics.fmean(values), spread)
+    pick = max if maximize else min
+    best_trial = pick(means, key=lambda t: means[t][0])
+    best_mean = means[best_trial][0]
+    best_run = pick((r for r in runs if r.trial == best_trial), key=lambda r: r.value)
+    version = _register(session, model_name, best_run.run_id)
+    promoted, incumbent = promote(client, model_name, version, best_mean, maximize=maximize)
+    what = (
+        f"version {version} (trial {best_trial}, mean {metric} {best_mean:.4f} over "
+        f"{n_seeds} seed(s))"
+    )
+    if promoted and incumbent is None:
+        verdict = f"{what} is the new champion (no incumbent)"
+    elif promoted:
+        verdict = f"{what} beats the incumbent ({incumbent:.4f}): alias moved"
+    elif incumbent is not None and incumbent != best_mean:
+        verdict = f"{what} does not beat the incumbent ({incumbent:.4f}): alias kept"
+    elif str(client.get_model_version_by_alias(model_name, ALIAS).version) == str(version):
+        verdict = f"{what} is already the champion"
+    else:
+        verdict = f"{what} ties the incumbent ({incumbent:.4f}): alias kept"
+    stamp = int(time.time() * 1000)
+    figures = [Metric("champion_mean", best_mean, stamp, 0)]
+    if incumbent is not None:
+        figures.append(Metric("incumbent_mean", incumbent, stamp, 0))
+    client.log_batch(session.parent, metrics=figures)
+    client.set_tag(session.parent, "sweepflow.champion_decision", verdict)
+    client.set_model_version_tag(model_name, version, "sweepflow.decision", verdict)
+    client.set_model_version_tag(model_name, version, "sweepflow.sweep", session.sweep.name)
+    _log.info("champions of %s: %s", session.sweep.name, verdict)
+    return ChampionResult(
+        model_name, runs, means, best_trial, version, promoted, incumbent, verdict
+    )
+
+
+def _register(session: _Session, model_name: str, run_id: str) -> str:
+    """Register the run's logged model (idempotent: a run registered before keeps its version)."""
+    import mlflow
+
+    client = session.client
+    try:
+        client.create_registered_model(
+            model_name, description=f"champions of the {model_name} sweeps (sweepflow)"
+        )
+    except Exception as exc:  # exists already
+        if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
+            raise
+    for mv in client.search_model_versions(f"name = '{model_name}'"):
+        if mv.run_id == run_id:
+            return str(mv.version)
+    models = client.search_logged_models(
+        experiment_ids=[session.experiment],
+        filter_string=f"source_run_id = '{run_id}'",
+    )
+    uri = f"models:/{models[0].model_id}" if models else f"runs:/{run_id}/model"
+    with fluent_tracking(session.tracker.uri):
+        mv = mlflow.register_model(uri, model_name)
+    return str(mv.version)

@@ -1,0 +1,361 @@
+"""MLflow as the record of a sweep: one parent run per sweep, one child run per trial.
+
+The tracking URI comes from ``--tracking-uri`` or ``MLFLOW_TRACKING_URI``; the embedded default
+is a SQLite store ``$HPO_HOME/mlflow.db`` with artifacts in ``$HPO_HOME/mlartifacts`` (no server).
+The parent run is created once per sweep (by ``hpo sweep``, ``hpo track`` or the DAG), under the
+study lock, and its id is stored in the study; workers find it there and log a child run per
+finished trial. Logging never fails a trial: a tracking error is logged once as a warning, the
+worker stops trying for a minute, and ``hpo track STUDY`` back-fills the missing child runs from
+the study later (it is idempotent: a trial that has a finished child run is skipped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpo_core.errors import HpoError
+from hpo_core.storage import ENV_HOME, file_lock, mask_url
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from optuna.trial import FrozenTrial
+
+    from hpo_core.study import SweepStudy
+
+__all__ = [
+    "ATTR_EXPERIMENT",
+    "ATTR_PARENT_RUN",
+    "ATTR_TRACKING_URI",
+    "ENV_TRACKING",
+    "Tracker",
+    "default_artifact_root",
+    "fluent_tracking",
+    "init_tracking",
+    "resolve_tracking_uri",
+]
+
+_log = logging.getLogger(__name__)
+
+ENV_TRACKING = "MLFLOW_TRACKING_URI"
+ATTR_PARENT_RUN = "sweepflow.mlflow_parent_run"
+ATTR_EXPERIMENT = "sweepflow.mlflow_experiment"
+ATTR_TRACKING_URI = "sweepflow.mlflow_uri"  # masked: where the parent run lives, for humans
+TAG_SWEEP = "sweepflow.sweep"
+TAG_ROLE = "sweepflow.role"
+TAG_TRIAL = "sweepflow.trial_number"
+TAG_STATE = "sweepflow.trial_state"
+_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+_RETRY_AFTER_S = 60.0
+
+
+def hpo_home() -> Path:
+    return Path(os.environ.get(ENV_HOME) or ".hpo").expanduser().resolve()
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    return uri or os.environ.get(ENV_TRACKING) or f"sqlite:///{hpo_home() / 'mlflow.db'}"
+
+
+def default_artifact_root(uri: str) -> str | None:
+    """Artifacts beside a local SQLite store; a server decides its own (None)."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    return None
+
+
+@contextlib.contextmanager
+def fluent_tracking(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (``mlflow.pytorch.log_model``, ``load_model``) at ``uri`` for a
+    block, then put back what was there: ``mlflow.set_tracking_uri`` also sets the environment
+    variable, which would otherwise leak into every later call and child process."""
+    import mlflow
+
+    before = os.environ.get(ENV_TRACKING)
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None unsets the variable
+
+
+def init_tracking(uri: str) -> None:
+    """Create a SQLite tracking store once, under a file lock: several processes creating a fresh
+    MLflow SQLite database at once race in its migrations and can leave it broken."""
+    from mlflow import MlflowClient
+
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        with file_lock(db.with_suffix(db.suffix + ".lock")):
+            MlflowClient(uri).search_experiments(max_results=1)
+
+
+def _ms(moment: Any) -> int | None:
+    return int(moment.timestamp() * 1000) if moment is not None else None
+
+
+def _first_line(exc: BaseException) -> str:
+    """A short reason: the cause users act on, not a client library's retry report."""
+    text = str(exc)
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "unknown host"),
+        ("timed out", "timed out"),
+        ("Max retries exceeded", "no answer"),
+    ):
+        if needle in text:
+            return reason
+    lines = text.strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+
+
+class Tracker:
+    """Talks to one tracking store on behalf of one process (a worker, a CLI command, a task).
+
+    ``uri`` wins, then ``$MLFLOW_TRACKING_URI``, then ``stored`` (the URI a sweep's parent run was
+    created in, when it carries no password), then the embedded SQLite default.
+    """
+
+    def __init__(self, uri: str | None = None, *, stored: str | None = None) -> None:
+        # a worker must not hang on a dead server: MLflow retries with backoff for minutes
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        # no usage reports from sweep workers on cluster nodes unless the user opts in
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        if uri is None and not os.environ.get(ENV_TRACKING) and stored and "***" not in stored:
+            uri = stored
+        self.uri = resolve_tracking_uri(uri)
+        self.masked_uri = mask_url(self.uri)
+        self._client: MlflowClient | None = None
+        self._down_until = 0.0
+        self._warned = False
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            init_tracking(self.uri)
+            self._client = MlflowClient(self.uri)
+        return self._client
+
+    @classmethod
+    def for_study(cls, sweep: SweepStudy, uri: str | None = None) -> Tracker | None:
+        """The tracker of a tracked sweep (one with a parent run), else None."""
+        if not sweep.study.user_attrs.get(ATTR_PARENT_RUN):
+            return None
+        return cls(uri, stored=sweep.study.user_attrs.get(ATTR_TRACKING_URI))
+
+    def _unreachable(self, exc: BaseException, fix: str) -> HpoError:
+        return HpoError(f"tracking: cannot reach {self.masked_uri} ({_first_line(exc)}); {fix}")
+
+    # -- the sweep's parent run --------------------------------------------------------------
+
+    def experiment_id(self, name: str) -> str:
+        existing = self.client.get_experiment_by_name(name)
+        if existing is not None:
+            return str(existing.experiment_id)
+        try:
+            return str(
+                self.client.create_experiment(
+                    name, artifact_location=default_artifact_root(self.uri)
+                )
+            )
+        except Exception:  # created by another process in between
+            existing = self.client.get_experiment_by_name(name)
+            if existing is None:
+                raise
+            return str(existing.experiment_id)
+
+    def ensure_parent_run(self, sweep: SweepStudy) -> str:
+        """The sweep's parent run, created once (its id is stored in the study). Idempotent:
+        under the study lock, so two launchers (a DAG retry, a second ``hpo sweep``) share one."""
+        from mlflow.entities import Param
+
+        try:
+            with sweep.handle.study_lock(sweep.name):
+                attrs = sweep.study.user_attrs
+                if attrs.get(ATTR_PARENT_RUN):
+                    return str(attrs[ATTR_PARENT_RUN])
+                experiment = self.experiment_id(sweep.name)
+                spec = sweep.spec
+                run = self.client.create_run(
+                    experiment,
+                    run_name=sweep.name,
+                    tags={
+                        TAG_SWEEP: sweep.name,
+                        TAG_ROLE: "parent",
+                        "sweepflow.spec_hash": str(attrs.get("sweepflow.spec_hash", "")),
+                        "sweepflow.storage": sweep.handle.masked_url,
+                        "mlflow.note.content": spec.description or "",
+                    },
+                )
+                settings = {
+                    "objective": spec.objective,
+                    "metric": spec.metric,
+                    "direction": spec.direction,
+                    "n_trials": spec.n_trials,
+                    "sampler": spec.sampler.type,
+                    "pruner": spec.pruner.type,
+                    **{f"fixed.{k}": v for k, v in spec.fixed.items()},
+                }
+                self.client.log_batch(
+                    run.info.run_id,
+                    params=[Param(k, str(v)[:500]) for k, v in settings.items()],
+                )
+                self.client.log_text(run.info.run_id, sweep.loaded.text, "spec.yaml")
+                sweep.study.set_user_attr(ATTR_PARENT_RUN, run.info.run_id)
+                sweep.study.set_user_attr(ATTR_EXPERIMENT, experiment)
+                sweep.study.set_user_attr(ATTR_TRACKING_URI, self.masked_uri)
+                _log.info(
+                    "MLflow parent run %s for %s in %s",
+                    run.info.run_id,
+                    sweep.name,
+                    self.masked_uri,
+                )
+                return str(run.info.run_id)
+        except HpoError:
+            raise
+        except Exception as exc:
+            raise self._unreachable(
+                exc, f"start the tracking server, or set {ENV_TRACKING} to one that runs"
+            ) from None
+
+    def attach(self, sweep: SweepStudy, local: Path, artifact_path: str | None = None) -> bool:
+        """Attach a file or a folder (the analysis report, a refined spec) to the sweep's parent
+        run. Never raises: a report must not be lost because the tracking server is away."""
+        parent = sweep.study.user_attrs.get(ATTR_PARENT_RUN)
+        if not parent:
+            return False
+        try:
+            if local.is_dir():
+                self.client.log_artifacts(str(parent), str(local), artifact_path)
+            else:
+                self.client.log_artifact(str(parent), str(local), artifact_path)
+            return True
+        except Exception as exc:
+            _log.warning(
+                "tracking: could not attach %s to run %s in %s (%s); the files are on disk",
+                local,
+                parent,
+                self.masked_uri,
+                _first_line(exc),
+            )
+            return False
+
+    def close_parent_run(self, sweep: SweepStudy, status: str = "FINISHED") -> None:
+        """Mark the parent run ended (the sweep's budget is used, or it was stopped). Runs stay
+        writable in MLflow, so later steps (analysis, champions) still attach to it."""
+        parent = sweep.study.user_attrs.get(ATTR_PARENT_RUN)
+        if parent:
+            with contextlib.suppress(Exception):
+                self.client.set_terminated(str(parent), status=status)
+
+    # -- child runs ----------------------------------------------------------------------------
+
+    def _child_runs(self, experiment: str, parent: str) -> dict[int, Any]:
+        runs = self.client.search_runs(
+            [experiment],
+            filter_string=f"tags.mlflow.parentRunId = '{parent}' and tags.`{TAG_ROLE}` = 'trial'",
+            max_results=50_000,
+        )
+        out: dict[int, Any] = {}
+        for run in runs:
+            number = run.data.tags.get(TAG_TRIAL)
+            if number is not None:
+                out[int(number)] = run
+        return out
+
+    def _log_trial(
+        self, sweep_name: str, metric: str, experiment: str, parent: str, trial: FrozenTrial
+    ) -> None:
+        from mlflow.entities import Metric, Param
+
+        start = _ms(trial.datetime_start)
+        end = _ms(trial.datetime_complete)
+        run = self.client.create_run(
+            experiment,
+            start_time=start,
+            run_name=f"trial-{trial.number}",
+            tags={
+                "mlflow.parentRunId": parent,
+                TAG_SWEEP: sweep_name,
+                TAG_ROLE: "trial",
+                TAG_TRIAL: str(trial.number),
+                TAG_STATE: trial.state.name,
+            },
+        )
+        stamp = end or int(time.time() * 1000)
+        metrics = [
+            Metric(metric, float(v), stamp, int(step))
+            for step, v in sorted(trial.intermediate_values.items())
+            if math.isfinite(v)
+        ]
+        if trial.value is not None and math.isfinite(trial.value):
+            metrics.append(Metric(f"final_{metric}", float(trial.value), stamp, 0))
+        for key, value in trial.user_attrs.items():
+            if (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
+                metrics.append(Metric(key, float(value), stamp, 0))
+        params = [Param(k, str(v)[:500]) for k, v in trial.params.items()]
+        self.client.log_batch(run.info.run_id, metrics=metrics, params=params)
+        reason = trial.user_attrs.get("fail_reason")
+        if reason:
+            self.client.set_tag(run.info.run_id, "sweepflow.fail_reason", str(reason)[:500])
+        self.client.set_terminated(
+            run.info.run_id, status=_STATUS.get(trial.state.name, "FAILED"), end_time=end
+        )
+
+    def log_trial(self, sweep: SweepStudy, trial: FrozenTrial) -> bool:
+        """Log one finished trial as a child run; never raises. False when it was not logged."""
+        parent = sweep.study.user_attrs.get(ATTR_PARENT_RUN)
+        experiment = sweep.study.user_attrs.get(ATTR_EXPERIMENT)
+        if not parent or not experiment or time.monotonic() < self._down_until:
+            return False
+        try:
+            self._log_trial(sweep.name, sweep.spec.metric, experiment, parent, trial)
+            return True
+        except Exception as exc:  # tracking must never fail a trial
+            self._down_until = time.monotonic() + _RETRY_AFTER_S
+            if not self._warned:
+                self._warned = True
+                _log.warning(
+                    "tracking: could not log trial %d to %s (%s); trials go on, and "
+                    "`hpo track %s` back-fills the missing runs later",
+                    trial.number,
+                    self.masked_uri,
+                    _first_line(exc),
+                    sweep.name,
+                )
+            return False
+
+    def sync_trials(self, sweep: SweepStudy) -> tuple[int, int]:
+        """Back-fill a child run for every finished trial that has none: (logged, present)."""
+        from optuna.trial import TrialState
+
+        parent = self.ensure_parent_run(sweep)
+        experiment = str(sweep.study.user_attrs.get(ATTR_EXPERIMENT))
+        try:
+            existing = self._child_runs(experiment, parent)
+            logged = 0
+            for trial in sweep.study.get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+            ):
+                if trial.number in existing:
+                    continue
+                self._log_trial(sweep.name, sweep.spec.metric, experiment, parent, trial)
+                logged += 1
+        except Exception as exc:
+            raise self._unreachable(
+                exc, "start the tracking server and run `hpo track` again"
+            ) from None
+        return logged, len(existing)

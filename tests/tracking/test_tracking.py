@@ -1,0 +1,260 @@
+"""MLflow tracking: parent and child runs, outages, back-fill, against a real SQLite store and a
+real `mlflow server` with a PostgreSQL backend."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hpo_core.spec import parse_spec
+from hpo_core.storage import open_storage
+from hpo_core.study import create_study, load_study
+from hpo_core.testing import MlflowServer, PostgresServer
+from hpo_core.tracking import ATTR_PARENT_RUN, ATTR_TRACKING_URI, Tracker
+from hpo_core.worker import run_worker
+from tests.conftest import HPO, run_hpo
+
+pytestmark = pytest.mark.slow
+
+
+def mlflow_client(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def sweep_runs(uri: str, study: str, role: str | None = None) -> list[Any]:
+    client = mlflow_client(uri)
+    experiment = client.get_experiment_by_name(study)
+    runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    return [r for r in runs if role is None or r.data.tags.get("sweepflow.role") == role]
+
+
+@pytest.fixture
+def mlflow_server(pg_server: PostgresServer, tmp_path: Path) -> Any:
+    backend = pg_server.create_database(f"mlflow_{os.getpid()}_{time.monotonic_ns() % 10**9}")
+    server = MlflowServer(backend, tmp_path / "artifacts")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_trial_runs_under_one_parent_with_their_states(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = {
+        "study_name": "tracked",
+        "n_trials": 12,
+        "objective": "hpo_core.testing.objectives:fails_when",
+        "sampler": {"type": "random", "seed": 3},
+        "pruner": {"type": "none"},
+        "data": {"threshold": 0.7},
+        "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
+    }
+    loaded = parse_spec(yaml.safe_dump(spec))
+    storage = f"journal://{tmp_path / 's.journal'}"
+    sweep = create_study(loaded, open_storage(storage))
+    parent = Tracker(uri).ensure_parent_run(sweep)
+    # idempotent: a second launcher (a retried task) finds the same parent run
+    assert Tracker(uri).ensure_parent_run(load_study("tracked", open_storage(storage))) == parent
+    assert sweep.study.user_attrs[ATTR_TRACKING_URI] == uri
+    # the worker finds the store from the study alone (no MLFLOW_TRACKING_URI here)
+    run_worker(loaded, storage)
+    runs = sweep_runs(uri, "tracked")
+    assert [r.info.run_id for r in runs if r.data.tags["sweepflow.role"] == "parent"] == [parent]
+    children = [r for r in runs if r.data.tags["sweepflow.role"] == "trial"]
+    trials = {t.number: t for t in load_study("tracked", open_storage(storage)).study.get_trials()}
+    # n_trials counts completed trials; the failed ones come on top, each with its run
+    assert len(trials) > 12 and len(children) == len(trials)
+    for run in children:
+        assert run.data.tags["mlflow.parentRunId"] == parent
+        assert run.data.tags["sweepflow.sweep"] == "tracked"
+        trial = trials[int(run.data.tags["sweepflow.trial_number"])]
+        expected = {"COMPLETE": "FINISHED", "FAIL": "FAILED"}[trial.state.name]
+        assert run.info.status == expected
+        assert run.data.tags["sweepflow.trial_state"] == trial.state.name
+        assert float(run.data.params["x"]) == pytest.approx(trial.params["x"])
+        assert run.info.start_time == int(trial.datetime_start.timestamp() * 1000)
+        if trial.state.name == "FAIL":
+            assert "above the threshold" in run.data.tags["sweepflow.fail_reason"]
+        else:
+            assert run.data.metrics["final_value"] == pytest.approx(trial.value)
+    assert {r.info.status for r in children} == {"FINISHED", "FAILED"}
+    # back-filling finds nothing missing: one run per trial, never two
+    logged, present = Tracker(uri).sync_trials(load_study("tracked", open_storage(storage)))
+    assert (logged, present) == (0, len(trials))
+
+
+def test_pruned_trials_end_killed_with_their_history(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = {
+        "study_name": "pruned",
+        "n_trials": 12,
+        "objective": "synthetic",
+        "sampler": {"type": "random", "seed": 3},
+        "pruner": {
+            "type": "hyperband",
+            "min_resource": 1,
+            "max_resource": 9,
+            "reduction_factor": 3,
+        },
+        "fixed": {"epochs": 9},
+        "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
+    }
+    config = tmp_path / "spec.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    env = {"HPO_STORAGE_URL": f"journal://{tmp_path / 's.journal'}"}
+    result = run_hpo(
+        "sweep",
+        "--config",
+        str(config),
+        "--workers",
+        "2",
+        "--tracking-uri",
+        uri,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    children = sweep_runs(uri, "pruned", "trial")
+    states = Counter(r.data.tags["sweepflow.trial_state"] for r in children)
+    assert len(children) == 12 and states["PRUNED"] >= 1
+    assert all(
+        r.info.status == "KILLED"
+        for r in children
+        if r.data.tags["sweepflow.trial_state"] == "PRUNED"
+    )
+    killed = next(r for r in children if r.info.status == "KILLED")
+    history = mlflow_client(uri).get_metric_history(killed.info.run_id, "value")
+    assert len(history) >= 1 and sorted(m.step for m in history) == [m.step for m in history]
+    # the sweep used its whole budget: the parent run is closed
+    (parent,) = sweep_runs(uri, "pruned", "parent")
+    assert parent.info.status == "FINISHED" and parent.data.params["n_trials"] == "12"
+
+
+def test_untracked_sweep_logs_nothing(tmp_path: Path) -> None:
+    spec = {
+        "study_name": "quiet",
+        "n_trials": 3,
+        "objective": "synthetic",
+        "sampler": {"type": "random", "seed": 3},
+        "pruner": {"type": "none"},
+        "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
+    }
+    config = tmp_path / "spec.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    env = {"HPO_STORAGE_URL": f"journal://{tmp_path / 's.journal'}", "HPO_HOME": str(tmp_path)}
+    assert run_hpo("sweep", "--config", str(config), "--no-tracking", env=env).returncode == 0
+    assert not (tmp_path / "mlflow.db").exists()
+    sweep = load_study("quiet", open_storage(env["HPO_STORAGE_URL"]))
+    assert ATTR_PARENT_RUN not in sweep.study.user_attrs
+
+
+def test_sweep_refuses_to_start_when_tracking_is_unreachable(tmp_path: Path) -> None:
+    spec = {
+        "study_name": "nowhere",
+        "n_trials": 3,
+        "objective": "synthetic",
+        "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
+    }
+    config = tmp_path / "spec.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    env = {
+        "HPO_STORAGE_URL": f"journal://{tmp_path / 's.journal'}",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "2",
+    }
+    result = run_hpo("sweep", "--config", str(config), env=env, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert "tracking: cannot reach http://127.0.0.1:9" in line and "--no-tracking" in line
+
+
+@pytest.mark.postgres
+def test_server_outage_mid_sweep_does_not_fail_it_and_track_backfills(
+    mlflow_server: MlflowServer, pg_url: str, tmp_path: Path
+) -> None:
+    """Studies on PostgreSQL, tracking on an `mlflow server` backed by PostgreSQL; the server is
+    killed while trials run. The sweep completes; `hpo track` fills the gap once it is back."""
+    spec = {
+        "study_name": "outage",
+        "n_trials": 14,
+        "objective": "hpo_core.testing.objectives:slow",
+        "sampler": {"type": "random", "seed": 3},
+        "pruner": {"type": "none"},
+        "data": {"seconds": 0.4},
+        "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
+    }
+    config = tmp_path / "spec.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    env = {
+        **os.environ,
+        "HPO_STORAGE_URL": pg_url,
+        "MLFLOW_TRACKING_URI": mlflow_server.uri,
+        "HPO_HOME": str(tmp_path / "home"),
+    }
+    sweep = subprocess.Popen(
+        [HPO, "sweep", "--config", str(config), "--workers", "2", "--status-interval", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # let a few trials be tracked, then kill the server
+        if len(sweep_runs(mlflow_server.uri, "outage", "trial")) >= 3:
+            break
+        time.sleep(0.3)
+    mlflow_server.stop()
+    output, _ = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, output
+    trials = load_study("outage", open_storage(pg_url)).study.get_trials()
+    assert len(trials) == 14 and all(t.state.name == "COMPLETE" for t in trials)
+    logs = "".join(p.read_text() for p in (tmp_path / "home" / "logs").rglob("*.log"))
+    # warned once per worker, not once per trial
+    assert 1 <= logs.count("tracking: could not log trial") <= 2 and "hpo track outage" in logs
+    # back up: `hpo track` fills the gap, and a second call finds nothing to do
+    mlflow_server.start()
+    track_env = {"HPO_STORAGE_URL": pg_url, "MLFLOW_TRACKING_URI": mlflow_server.uri}
+    first = run_hpo("track", "outage", env=track_env)
+    assert first.returncode == 0, first.stderr
+    children = sweep_runs(mlflow_server.uri, "outage", "trial")
+    assert sorted(int(r.data.tags["sweepflow.trial_number"]) for r in children) == list(range(14))
+    second = run_hpo("track", "outage", env=track_env)
+    assert "logged 0 missing trial run(s), 14 were there" in second.stdout
+    parent = load_study("outage", open_storage(pg_url)).study.user_attrs[ATTR_PARENT_RUN]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent for r in children)
+
+
+def test_track_with_the_server_down_is_one_line(tmp_path: Path) -> None:
+    spec = parse_spec(
+        yaml.safe_dump(
+            {
+                "study_name": "down",
+                "n_trials": 2,
+                "objective": "synthetic",
+                "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
+            }
+        )
+    )
+    storage = f"journal://{tmp_path / 's.journal'}"
+    create_study(spec, open_storage(storage))
+    result = run_hpo(
+        "track",
+        "down",
+        env={
+            "HPO_STORAGE_URL": storage,
+            "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "2",
+        },
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: tracking: cannot reach http://127.0.0.1:9")
