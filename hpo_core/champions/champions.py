@@ -29,6 +29,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hpo_core.errors import HpoError
@@ -339,14 +340,30 @@ class _Session:
             inputs=Schema([TensorSpec(np.dtype(example.dtype), free)]),
             outputs=Schema([TensorSpec(np.dtype(output.dtype), (-1, *output.shape[1:]))]),
         )
-        with fluent_tracking(self.tracker.uri), mlflow.start_run(run_id=run_id):
-            mlflow.pytorch.log_model(
-                model,
-                name="model",
-                serialization_format="pickle",
-                input_example=example,
-                signature=signature,
-            )
+        import hpo_core
+
+        # pickle on purpose (the project's class loads back; see the module doc): quiet MLflow's
+        # caution about it and its note on torch's "+cpu" label, which say nothing actionable
+        quiet = [
+            logging.getLogger(n) for n in ("mlflow.pytorch", "mlflow.utils.requirements_utils")
+        ]
+        levels = [q.level for q in quiet]
+        for q in quiet:
+            q.setLevel(logging.ERROR)
+        try:
+            with fluent_tracking(self.tracker.uri), mlflow.start_run(run_id=run_id):
+                mlflow.pytorch.log_model(
+                    model,
+                    name="model",
+                    serialization_format="pickle",
+                    input_example=example,
+                    signature=signature,
+                    # the model's classes travel with it: it loads where sweepflow is not installed
+                    code_paths=[str(Path(hpo_core.__file__).parent)],
+                )
+        finally:
+            for q, level in zip(quiet, levels, strict=True):
+                q.setLevel(level)
 
 
 def _decide(
@@ -402,8 +419,6 @@ def _decide(
 
 def _register(session: _Session, model_name: str, run_id: str) -> str:
     """Register the run's logged model (idempotent: a run registered before keeps its version)."""
-    import mlflow
-
     client = session.client
     try:
         client.create_registered_model(
@@ -419,7 +434,12 @@ def _register(session: _Session, model_name: str, run_id: str) -> str:
         experiment_ids=[session.experiment],
         filter_string=f"source_run_id = '{run_id}'",
     )
-    uri = f"models:/{models[0].model_id}" if models else f"runs:/{run_id}/model"
+    if not models:
+        raise HpoError(f"champions: run {run_id} has no logged model; run `hpo champions` again")
+    model_id = models[0].model_id
+    # MLflow resolves a `models:/` source through the fluent API's tracking URI
     with fluent_tracking(session.tracker.uri):
-        mv = mlflow.register_model(uri, model_name)
+        mv = client.create_model_version(
+            model_name, f"models:/{model_id}", run_id=run_id, model_id=model_id
+        )
     return str(mv.version)

@@ -159,9 +159,20 @@ def _row(
         model=registered[0] if registered else None,
         version=registered[1] if registered else None,
         incumbent=any(r.info.run_id in holders for r in group),
-        params={k: v for k, v in first.params.items() if k not in _RUN_PARAMS},
+        params={k: _short(v) for k, v in first.params.items() if k not in _RUN_PARAMS},
         run_ids=[r.info.run_id for r in group],
     )
+
+
+def _short(value: str) -> str:
+    """Floats as MLflow stores them (``0.07125413891191178``) shortened to 4 significant digits."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if "." not in value and "e" not in value.lower():
+        return value  # an int, or a word like "nan"
+    return f"{number:.4g}"
 
 
 def format_table(c: ChampionComparison) -> str:

@@ -258,3 +258,45 @@ def test_track_with_the_server_down_is_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: tracking: cannot reach http://127.0.0.1:9")
+
+
+def test_analyze_and_refine_attach_to_the_parent_run_and_backfill(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = {
+        "study_name": "attached_v1",
+        "n_trials": 16,
+        "objective": "synthetic",
+        "sampler": {"type": "random", "seed": 3},
+        "pruner": {"type": "none"},
+        "fixed": {"epochs": 2},
+        "param_ranges": {
+            "x": {"type": "float", "low": 0, "high": 1},
+            "y": {"type": "float", "low": 0, "high": 1},
+        },
+    }
+    loaded = parse_spec(yaml.safe_dump(spec))
+    storage = f"journal://{tmp_path / 's.journal'}"
+    sweep = create_study(loaded, open_storage(storage))
+    Tracker(uri).ensure_parent_run(sweep)
+    # trials that ran while the tracking store was away: the study has them, MLflow does not
+    os.environ["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9"
+    try:
+        run_worker(loaded, storage)
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    assert sweep_runs(uri, "attached_v1", "trial") == []
+    env = {"HPO_STORAGE_URL": storage}
+    report = run_hpo("analyze", "attached_v1", "--out", str(tmp_path / "report"), env=env)
+    assert report.returncode == 0, report.stderr
+    assert "tracking: back-filled 16 trial run(s)" in report.stdout
+    assert "tracking: attached report to run" in report.stdout
+    refine = run_hpo("refine", "attached_v1", "--out", str(tmp_path / "next.yaml"), env=env)
+    assert refine.returncode == 0, refine.stderr
+    (parent,) = sweep_runs(uri, "attached_v1", "parent")
+    client = mlflow_client(uri)
+    files = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/report.md", "report/analysis.json", "report/history.png"} <= files
+    assert [a.path for a in client.list_artifacts(parent.info.run_id, "next_spec")] == [
+        "next_spec/next.yaml"
+    ]
+    assert len(sweep_runs(uri, "attached_v1", "trial")) == 16
