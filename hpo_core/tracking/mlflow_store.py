@@ -152,7 +152,7 @@ class Tracker:
             return None
         return cls(uri, stored=sweep.study.user_attrs.get(ATTR_TRACKING_URI))
 
-    def _unreachable(self, exc: BaseException, fix: str) -> HpoError:
+    def unreachable(self, exc: BaseException, fix: str) -> HpoError:
         return HpoError(f"tracking: cannot reach {self.masked_uri} ({_first_line(exc)}); {fix}")
 
     # -- the sweep's parent run --------------------------------------------------------------
@@ -223,7 +223,7 @@ class Tracker:
         except HpoError:
             raise
         except Exception as exc:
-            raise self._unreachable(
+            raise self.unreachable(
                 exc, f"start the tracking server, or set {ENV_TRACKING} to one that runs"
             ) from None
 
@@ -355,7 +355,7 @@ class Tracker:
                 self._log_trial(sweep.name, sweep.spec.metric, experiment, parent, trial)
                 logged += 1
         except Exception as exc:
-            raise self._unreachable(
+            raise self.unreachable(
                 exc, "start the tracking server and run `hpo track` again"
             ) from None
         return logged, len(existing)

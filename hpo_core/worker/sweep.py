@@ -35,6 +35,7 @@ def worker_command(
     stop_file: str | Path | None = None,
     timeout: float | None = None,
     worker_id: str | None = None,
+    until: int | None = None,
     executable: str = "hpo",
 ) -> list[str]:
     """The worker command line, the same for a local process and a Kubernetes pod.
@@ -48,6 +49,8 @@ def worker_command(
         command += ["--timeout", f"{timeout:g}"]
     if worker_id is not None:
         command += ["--worker-id", worker_id]
+    if until is not None:
+        command += ["--until", str(until)]
     return command
 
 

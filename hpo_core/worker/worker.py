@@ -114,11 +114,14 @@ def run_worker(
     stop_file: str | Path | None = None,
     worker_id: str | None = None,
     max_trials: int | None = None,
+    until: int | None = None,
 ) -> WorkerReport:
     """Run trials of ``loaded``'s study until the budget is used, ``timeout`` seconds pass,
     ``stop_file`` appears, the study's stop flag is set, or a signal asks to stop.
 
     ``max_trials`` caps this worker alone (for smoke runs); the study budget applies regardless.
+    ``until`` stops the worker once the study has that many finished trials (a checkpoint of the
+    mid-sweep gate: every worker stops there, the gate decides, workers are started again).
     """
     spec = loaded.spec
     objective = resolve_objective(spec.objective)  # fail before touching the study
@@ -135,7 +138,7 @@ def run_worker(
         stale_trial_callback=retry,
     )
     sweep = create_study(loaded, handle)
-    worker = _Worker(sweep, objective, retry, worker_id=worker_id)
+    worker = _Worker(sweep, objective, retry, worker_id=worker_id, until=until)
     signals = _Signals()
     signals.install()
     try:
@@ -158,8 +161,10 @@ class _Worker:
         retry: optuna.storages.RetryHeartbeatStaleTrialCallback,
         *,
         worker_id: str | None,
+        until: int | None = None,
     ) -> None:
         self.sweep = sweep
+        self.until = until
         self.study = sweep.study
         self.handle: StorageHandle = sweep.handle
         self.spec = sweep.spec
@@ -262,6 +267,10 @@ class _Worker:
             finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
             if finished >= budget:
                 return _Stop(f"study budget of {budget} trials used", final=True)
+            if self.until is not None and finished >= self.until:
+                return _Stop(f"checkpoint of {self.until} finished trials reached", final=True)
+            if self.until is not None:
+                budget = min(budget, self.until)
             if counts.get("FAIL", 0) >= self.max_failed:
                 return _Stop(
                     f"{counts['FAIL']} failed trials (limit {self.max_failed}); "

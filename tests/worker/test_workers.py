@@ -217,3 +217,17 @@ def test_worker_refuses_an_objective_it_cannot_import(
     assert result.stderr.strip().startswith("error: objective: cannot import 'no_such_pkg.mod'")
     assert "Traceback" not in result.stderr
     assert not Path(journal_url.removeprefix("journal://")).exists()  # nothing was created
+
+
+@pytest.mark.postgres
+def test_workers_stop_exactly_at_a_checkpoint_then_go_on(
+    pg_url: str, write_spec: Callable[..., Path]
+) -> None:
+    """`--until N`: every worker stops once the study has N finished trials (the mid-sweep
+    gate's checkpoint); started again without it, they finish the budget, never more."""
+    config = write_spec(_spec(n_trials=9))
+    _wait_all([_start(config, pg_url, "--until", "5") for _ in range(3)])
+    first = _trials(pg_url)
+    assert _states(first) == {TrialState.COMPLETE: 5}
+    _wait_all([_start(config, pg_url) for _ in range(3)])
+    assert _states(_trials(pg_url)) == {TrialState.COMPLETE: 9}
