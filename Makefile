@@ -19,7 +19,7 @@ help:
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,arc,tracking]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,arc,tracking,airflow]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -48,7 +48,7 @@ bench: install system-deps
 lock:
 	rm -rf /tmp/sweepflow-lock && $(PYTHON) -m venv /tmp/sweepflow-lock
 	/tmp/sweepflow-lock/bin/pip install --quiet "pip==$(PIP_VERSION)"
-	/tmp/sweepflow-lock/bin/pip install --quiet '.[dev,arc,tracking]'
+	/tmp/sweepflow-lock/bin/pip install --quiet '.[dev,arc,tracking,airflow]'
 	( echo "# Exact versions for every install that make runs (pip install -c constraints.txt)."; \
 	  echo "# Regenerate after changing pyproject.toml: make lock"; \
 	  /tmp/sweepflow-lock/bin/pip freeze --exclude-editable | grep -v '^sweepflow' \
