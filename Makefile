@@ -30,6 +30,12 @@ system-deps:
 		echo "installing postgresql (server binaries for the tests)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	fi
+	@# tests/docker checks the compose file with `docker-compose config` (no engine needed; no
+	@# recommends, or apt brings a Docker engine along)
+	@if ! command -v docker-compose >/dev/null; then \
+		echo "installing docker-compose (to check docker-compose.yaml; no engine)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; \
+	fi
 
 demo: install
 	HPO_HOME=$(HPO_HOME) bash scripts/demo.sh

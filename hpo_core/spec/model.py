@@ -389,6 +389,7 @@ class SweepSpec(_Section):
     objective: str  # a registered name (`hpo objectives`) or `package.module:function`
     metric: str = "value"  # what the objective returns, for reports (e.g. val_accuracy)
     description: str | None = None
+    schedule: str | None = None  # Airflow schedule of this sweep's DAG: cron or @daily, @weekly...
     sampler: SamplerSpec = SamplerSpec()
     pruner: PrunerSpec = PrunerSpec()
     fixed: dict[str, Any] = {}  # passed to every trial unchanged
@@ -399,6 +400,19 @@ class SweepSpec(_Section):
     refine: RefineSpec = RefineSpec()
     champions: ChampionsSpec = ChampionsSpec()
     worker: WorkerSpec = WorkerSpec()
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        presets = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
+        if value is None or value in presets or len(value.split()) == 5:
+            return value
+        raise PydanticCustomError(
+            "schedule",
+            "must be a cron expression with 5 fields or one of {presets}, but got '{value}'; "
+            "e.g. '0 2 * * *' for 02:00 every night",
+            {"presets": ", ".join(presets), "value": value},
+        )
 
     @field_validator("study_name")
     @classmethod

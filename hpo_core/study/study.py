@@ -42,7 +42,16 @@ ATTR_VERSION = "sweepflow.version"
 # Sections that may change on a running study: they decide how much and how to run,
 # not what is searched, so trials stay comparable.
 _MUTABLE_SECTIONS = frozenset(
-    {"n_trials", "decision", "analysis", "refine", "champions", "worker", "description"}
+    {
+        "n_trials",
+        "decision",
+        "analysis",
+        "refine",
+        "champions",
+        "worker",
+        "description",
+        "schedule",
+    }
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

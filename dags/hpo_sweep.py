@@ -1,0 +1,361 @@
+"""
+### Hyperparameter sweep (sweepflow)
+
+The whole life cycle of one sweep, unattended (the user's launch checklist, seed 003):
+
+1. **plan**: the run's parameters and the sweep spec are validated;
+2. **prelaunch**: spec, storage, data (and checksums), GPU, disk, dependencies, tracking and one
+   smoke trial, each a task with pass / warn / fail and a reason, then the checklist report; a
+   failed check stops the run before any worker starts;
+3. **prepare**: the Optuna study and its MLflow parent run (both idempotent);
+4. **segments and gates**: N workers (local processes, or KubernetesPodOperator pods on GPU nodes)
+   run to each of the spec's `decision.checkpoints`; the gate (`hpo decide`) continues or stops
+   the sweep (stop sets the study's stop flag and alerts);
+5. **finish**: analysis report, refined next spec, champions trained and registered (skipped when
+   the sweep was stopped), and a summary.
+
+Every step is a call into `hpo_core.pipeline`; the storage URL and tracking URI come from the
+`hpo_storage` / `hpo_tracking` connections (or the environment), never from parameters or XCom.
+One DAG (`hpo_sweep`) is triggered from the UI with a form; each spec with a `schedule:` key gets
+a scheduled DAG of its own (`hpo_sweep__<file>`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import (
+    AsyncCallback,
+    DeadlineAlert,
+    DeadlineReference,
+    Param,
+    dag,
+    get_current_context,
+    task,
+    task_group,
+)
+from sweepflow_airflow import SweepWorkerPodOperator, task_failure_alert
+
+from hpo_core.pipeline import MAX_GATES, list_configs, scheduled_configs
+
+DEADLINE = timedelta(hours=24)  # a sweep run still going a day after it was queued gets an alert
+CHECKS = ("spec", "storage", "data", "gpu", "disk", "dependencies", "tracking", "smoke")
+
+
+def _params(default_config: str | None) -> dict[str, Param]:
+    configs = list_configs()
+    return {
+        "config": Param(
+            default_config or (configs[0] if configs else ""),
+            type="string",
+            enum=configs or [""],
+            title="Sweep config",
+            description="A spec in the config folder (configs/hpo/).",
+        ),
+        "workers": Param(2, type="integer", minimum=1, maximum=64, title="Workers"),
+        "mode": Param(
+            "local",
+            type="string",
+            enum=["local", "kubernetes"],
+            title="Worker mode",
+            description="local: processes on the Airflow worker; kubernetes: one pod per worker.",
+        ),
+        "n_trials": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Trial budget",
+            description="Overrides the spec's n_trials (empty: the spec's).",
+        ),
+        "allow_cpu": Param(False, type="boolean", title="Allow CPU (no GPU check failure)"),
+        "dry_run": Param(False, type="boolean", title="Dry run: checks only"),
+        "min_free_gb": Param(10, type="number", minimum=0, title="Minimum free disk (GB)"),
+        "smoke": Param(True, type="boolean", title="Run the smoke trial"),
+        "manifest": Param(
+            None,
+            type=["null", "string"],
+            title="Data manifest",
+            description="A sha256sum listing of the data files to verify.",
+        ),
+        "pod": Param(
+            {},
+            type="object",
+            title="Worker pod settings",
+            description="image, namespace, gpus, cpu, memory, node_selector, tolerations, "
+            "secret, service_account (over the hpo_kubernetes connection's extra).",
+        ),
+    }
+
+
+def build_sweep_dag(dag_id: str, *, schedule: str | None, config: str | None) -> Any:
+    @dag(
+        dag_id=dag_id,
+        schedule=schedule,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        doc_md=__doc__,
+        default_args={
+            "retries": 2,
+            "retry_delay": timedelta(seconds=30),
+            "on_failure_callback": task_failure_alert,
+        },
+        params=_params(config),
+        deadline=DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=DEADLINE,
+            callback=AsyncCallback(
+                "sweepflow_airflow.deadline_alert", kwargs={"hours": DEADLINE / timedelta(hours=1)}
+            ),
+        ),
+        tags=["sweepflow", "hpo", "scheduled" if schedule else "manual"],
+    )
+    def sweep() -> None:
+        @task
+        def plan() -> dict[str, Any]:
+            from airflow.sdk.exceptions import AirflowFailException
+            from sweepflow_airflow import pod_overrides
+
+            from hpo_core.errors import HpoError
+            from hpo_core.pipeline import plan_run
+
+            context = get_current_context()
+            params = dict(context["params"])
+            if params.get("mode") == "kubernetes":
+                params["pod"] = {**pod_overrides(), **(params.get("pod") or {})}
+            try:
+                return plan_run(params, run_id=context["run_id"]).as_dict()
+            except HpoError as exc:  # a user's mistake: retrying cannot fix it
+                raise AirflowFailException(str(exc)) from None
+
+        @task_group(group_id="prelaunch")
+        def prelaunch(plan: Any) -> Any:
+            @task
+            def check(name: str, plan: dict[str, Any]) -> dict[str, Any]:
+                from dataclasses import asdict
+                from pathlib import Path
+
+                from sweepflow_airflow import storage_url, tracking_uri
+
+                from hpo_core import checks
+
+                params = get_current_context()["params"]
+                config = plan["config"]
+                run = {
+                    "spec": lambda: checks.check_spec(config),
+                    "storage": lambda: checks.check_storage(storage_url()),
+                    "data": lambda: checks.check_data(config, manifest=params.get("manifest")),
+                    "gpu": lambda: checks.check_gpu(allow_cpu=plan["allow_cpu"]),
+                    "disk": lambda: checks.check_disk(
+                        Path(plan["run_dir"]), min_free_gb=float(params.get("min_free_gb", 10))
+                    ),
+                    "dependencies": lambda: checks.check_dependencies(
+                        config, tracking=plan["tracking"]
+                    ),
+                    "tracking": lambda: checks.check_tracking(
+                        tracking_uri() if plan["tracking"] else None
+                    ),
+                    "smoke": lambda: checks.check_smoke(config),
+                }[name]
+                if name == "smoke" and not params.get("smoke", True):
+                    return {"name": name, "status": "warn", "reason": "skipped by the run's params"}
+                result = run()
+                print(result.line)
+                return asdict(result)
+
+            @task
+            def checklist(plan: dict[str, Any], results: list[dict[str, Any]]) -> str:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                from hpo_core.checks import Checklist, CheckResult
+
+                found = Checklist(
+                    plan["config_name"],
+                    plan["study_name"],
+                    [CheckResult(**r) for r in results],
+                )
+                files = found.write(f"{plan['run_dir']}/checklist")
+                for r in found.results:
+                    print(r.line)
+                if not found.ok:
+                    first = found.failed[0]
+                    raise AirflowFailException(
+                        f"pre-launch check {first.name} failed: {first.reason} (checklist: "
+                        f"{files[0]})"
+                    )
+                return str(files[0])
+
+            results = [check.override(task_id=f"check_{name}")(name, plan) for name in CHECKS]
+            return checklist(plan, results)
+
+        @task
+        def prepare(plan: dict[str, Any], checklist_path: str) -> dict[str, Any]:
+            from sweepflow_airflow import storage_url, tracking_uri
+
+            from hpo_core.pipeline import RunPlan, prepare_sweep
+
+            run = RunPlan.from_dict(plan)
+            return prepare_sweep(
+                run,
+                storage_url=storage_url(),
+                tracking_uri=tracking_uri() if run.tracking else None,
+            )
+
+        @task
+        def local_slots(plan: dict[str, Any], segment: int) -> list[Any]:
+            """The segment's local workers (none in kubernetes mode)."""
+            from hpo_core.pipeline import RunPlan, worker_slots
+
+            run = RunPlan.from_dict(plan)
+            return worker_slots(run, segment) if run.mode == "local" else []
+
+        @task
+        def pod_slots(plan: dict[str, Any], segment: int) -> list[Any]:
+            """The segment's worker pods' arguments and settings (none in local mode)."""
+            from hpo_core.pipeline import RunPlan, pod_arguments, worker_slots
+
+            run = RunPlan.from_dict(plan)
+            if run.mode != "kubernetes":
+                return []
+            return [
+                {"arguments": pod_arguments(run, s), "pod_settings": run.pod}
+                for s in worker_slots(run, segment)
+            ]
+
+        @task
+        def local_worker(plan: dict[str, Any], slot: dict[str, Any]) -> dict[str, Any]:
+            from sweepflow_airflow import storage_url, tracking_uri
+
+            from hpo_core.pipeline import RunPlan, run_local_worker
+
+            run = RunPlan.from_dict(plan)
+            return run_local_worker(
+                run,
+                slot,
+                storage_url=storage_url(),
+                tracking_uri=tracking_uri() if run.tracking else None,
+            )
+
+        @task.branch(trigger_rule="none_failed")
+        def gate(plan: dict[str, Any], segment: int) -> list[str]:
+            from sweepflow_airflow import storage_url
+
+            from hpo_core.pipeline import RunPlan
+            from hpo_core.pipeline import gate as decide_gate
+
+            run = RunPlan.from_dict(plan)
+            if run.dry_run or segment >= len(run.segments) - 1:
+                return []  # no checkpoint here: nothing downstream runs
+            decision = decide_gate(run, segment, storage_url=storage_url())
+            get_current_context()["ti"].xcom_push(key="decision", value=decision)
+            print(
+                f"gate {segment}: {decision['action']} ({decision['rule']}): {decision['message']}"
+            )
+            if decision["action"] == "stop":
+                return [f"stop_{segment}"]
+            if decision["action"] == "done":
+                return []
+            return [f"segment_{segment + 1}.local_slots", f"segment_{segment + 1}.pod_slots"]
+
+        @task
+        def stop(plan: dict[str, Any], segment: int) -> str:
+            from sweepflow_airflow import alert, storage_url
+
+            from hpo_core.pipeline import RunPlan, stop_sweep
+
+            run = RunPlan.from_dict(plan)
+            ti = get_current_context()["ti"]
+            decision = ti.xcom_pull(task_ids=f"gate_{segment}", key="decision") or {}
+            reason = stop_sweep(run, decision, storage_url=storage_url())
+            figures = decision.get("figures", {})
+            alert(
+                f"sweep {run.study_name} stopped at checkpoint {decision.get('checkpoint_target')}",
+                f"{reason}. Finished {figures.get('finished')} of {figures.get('n_trials')}, "
+                f"best {figures.get('best')}, failure rate {figures.get('failure_rate')}. "
+                f"Report: {run.run_dir}/report/report.md",
+                run_dir=run.run_dir,
+            )
+            return reason
+
+        @task(trigger_rule="none_failed_min_one_success")
+        def finish(plan: dict[str, Any]) -> dict[str, Any]:
+            from sweepflow_airflow import alert, storage_url, tracking_uri
+
+            from hpo_core.pipeline import RunPlan, finish_sweep
+
+            run = RunPlan.from_dict(plan)
+            ti = get_current_context()["ti"]
+            decisions = [
+                ti.xcom_pull(task_ids=f"gate_{i}", key="decision") for i in range(MAX_GATES)
+            ]
+            decision = next((d for d in reversed(decisions) if d), None)
+            summary = finish_sweep(
+                run,
+                storage_url=storage_url(),
+                tracking_uri=tracking_uri() if run.tracking else None,
+                decision=decision,
+            )
+            limit = summary.get("max_failure_rate")
+            if limit is not None and summary["failure_rate"] > limit:
+                alert(
+                    f"sweep {run.study_name}: failed-trial rate {summary['failure_rate']:.1%}",
+                    f"above the spec's limit of {limit:.1%}: {summary['failed']} failed, "
+                    f"{summary['complete']} completed. Report: {summary['report']}",
+                    run_dir=run.run_dir,
+                )
+            print(Path(run.run_dir, "summary.md").read_text())
+            return {k: summary[k] for k in ("study", "best_value", "champion", "report")}
+
+        planned = plan()
+        ready = prepare(planned, prelaunch(planned))
+        previous: Any = ready
+        # finish waits for every worker and stop task; `prepare` makes sure it has one success
+        # (a dry run has no worker), and no gate is its direct upstream (a branch would skip it)
+        ends: list[Any] = [ready]
+        for i in range(MAX_GATES + 1):
+
+            @task_group(group_id=f"segment_{i}")
+            def segment(index: int, upstream: Any) -> Any:
+                local_found = local_slots(planned, index)
+                pod_found = pod_slots(planned, index)
+                upstream >> [local_found, pod_found]
+                local = (
+                    local_worker.override(task_id="local_workers")
+                    .partial(plan=planned)
+                    .expand(slot=local_found)
+                )
+                pods = SweepWorkerPodOperator.partial(
+                    task_id="worker_pods", name="sweepflow-worker"
+                ).expand_kwargs(pod_found)
+                return [local, pods]
+
+            workers = segment(i, previous)
+            ends.extend(workers)
+            if i < MAX_GATES:
+                decided = gate.override(task_id=f"gate_{i}")(planned, i)
+                workers >> decided
+                stopped = stop.override(task_id=f"stop_{i}")(planned, i)
+                decided >> stopped
+                ends.append(stopped)
+                previous = decided
+        done = finish(planned)
+        ends >> done
+
+    return sweep()
+
+
+# The UI DAG: any config, chosen in the form.
+hpo_sweep = build_sweep_dag("hpo_sweep", schedule=None, config=None)
+
+# One scheduled DAG per spec with a `schedule:` key.
+for scheduled in scheduled_configs():
+    globals()[scheduled.dag_id] = build_sweep_dag(
+        scheduled.dag_id, schedule=scheduled.schedule, config=scheduled.file
+    )
+
+
+if __name__ == "__main__":
+    hpo_sweep.test()

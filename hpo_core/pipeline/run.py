@@ -1,0 +1,424 @@
+"""The steps of an orchestrated sweep, one function per Airflow task (the DAGs only call these).
+
+Every step is a transaction: safe to retry, never duplicating a study, a trial or an MLflow run
+(the study and the parent run are created idempotently, workers share one budget, champions reuse
+finished runs). Steps exchange a small :class:`RunPlan` (names and paths, no data, no credential);
+the storage URL and the tracking URI are passed in by the caller, which reads them from an Airflow
+connection or the environment at run time.
+
+The sweep runs in segments: workers stop at each checkpoint of ``decision.checkpoints`` (``hpo
+worker --until N``), the gate decides continue or stop on the study as it stands, and the next
+segment's workers start only on continue. That works the same on one machine, in ``dag.test()``
+(which runs tasks one by one) and with pods on a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hpo_core.errors import HpoError
+from hpo_core.pipeline.configs import resolve_config
+
+__all__ = [
+    "MAX_GATES",
+    "RunPlan",
+    "finish_sweep",
+    "gate",
+    "plan_run",
+    "pod_arguments",
+    "pod_settings",
+    "prepare_sweep",
+    "run_local_worker",
+    "stop_sweep",
+    "worker_slots",
+]
+
+_log = logging.getLogger(__name__)
+
+MAX_GATES = 3  # checkpoints a DAG gates on; later ones are judged by the final analysis
+MAX_WORKERS = 64
+POD_CONFIG_DIR = "/app/configs/hpo"  # where the worker image keeps configs/hpo
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one DAG run does; small and JSON-safe, so it travels as an XCom."""
+
+    config: str  # absolute path of the spec on the Airflow side
+    config_name: str  # its file name (pods read it from the worker image)
+    study_name: str
+    workers: int
+    mode: Literal["local", "kubernetes"]
+    n_trials: int  # the budget this run works to (the spec's, or the run's override)
+    allow_cpu: bool
+    dry_run: bool  # checks only: no worker, no champion
+    tracking: bool
+    segments: list[int]  # finished-trial targets: the gated checkpoints, then n_trials
+    run_dir: str  # where this run's checklist, report and summary go
+    champions: bool = True
+    pod: dict[str, Any] = field(default_factory=dict)  # worker pod settings (kubernetes mode)
+    spec_error: str | None = None  # the spec does not validate: the `spec` check fails on it
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunPlan:
+        return cls(**raw)
+
+
+def plan_run(params: dict[str, Any], *, run_id: str, home: str | Path | None = None) -> RunPlan:
+    """Check a run's parameters (raise :class:`HpoError` naming the field) and plan it. A spec
+    that does not validate still gets a plan, marked ``spec_error``: the pre-launch check `spec`
+    reports it, so the checklist says why the run stopped."""
+    from hpo_core.errors import SpecError
+    from hpo_core.objectives import require_objective_spec
+    from hpo_core.spec import load_spec
+
+    config = resolve_config(str(params.get("config") or ""))
+    workers = params.get("workers", 1)
+    if not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise HpoError(
+            f"params.workers: must be an integer from 1 to {MAX_WORKERS}, got {workers!r}"
+        )
+    mode = params.get("mode", "local")
+    if mode not in ("local", "kubernetes"):
+        raise HpoError(f"params.mode: must be 'local' or 'kubernetes', got {mode!r}")
+    override = params.get("n_trials")
+    if override is not None and (not isinstance(override, int) or override < 1):
+        raise HpoError(f"params.n_trials: must be a positive integer or empty, got {override!r}")
+    spec_error = None
+    try:
+        loaded = load_spec(config)
+        require_objective_spec(loaded.spec, source=loaded.source)
+        study_name, n_trials = loaded.spec.study_name, override or loaded.spec.n_trials
+        checkpoints = loaded.spec.decision.checkpoints
+    except SpecError as exc:
+        spec_error = str(exc).splitlines()[0]
+        study_name, n_trials, checkpoints = config.stem, override or 1, []
+    gated = [c for c in checkpoints if c < n_trials][:MAX_GATES]
+    safe_run = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in run_id)
+    root = Path(home or os.environ.get("HPO_HOME") or ".hpo").resolve()
+    return RunPlan(
+        config=str(config),
+        config_name=config.name,
+        study_name=study_name,
+        workers=workers,
+        mode=mode,
+        n_trials=n_trials,
+        allow_cpu=bool(params.get("allow_cpu", False)),
+        dry_run=bool(params.get("dry_run", False)),
+        tracking=bool(params.get("tracking", True)),
+        segments=[*gated, n_trials],
+        run_dir=str(root / "runs" / study_name / safe_run),
+        champions=bool(params.get("champions", True)),
+        pod=pod_settings(params.get("pod")) if mode == "kubernetes" else {},
+        spec_error=spec_error,
+    )
+
+
+def prepare_sweep(plan: RunPlan, *, storage_url: str, tracking_uri: str | None) -> dict[str, Any]:
+    """Create or load the study (idempotent), apply the run's budget, create the parent run."""
+    from hpo_core.spec import load_spec
+    from hpo_core.storage import open_storage
+    from hpo_core.study import ATTR_N_TRIALS, create_study
+
+    handle = open_storage(storage_url)
+    try:
+        sweep = create_study(load_spec(plan.config), handle)
+        budget = int(sweep.study.user_attrs.get(ATTR_N_TRIALS, sweep.spec.n_trials))
+        if plan.n_trials != budget:
+            sweep.study.set_user_attr(ATTR_N_TRIALS, plan.n_trials)
+            _log.info("%s: budget %d -> %d (run override)", plan.study_name, budget, plan.n_trials)
+        parent = None
+        if plan.tracking:
+            from hpo_core.tracking import Tracker
+
+            parent = Tracker(tracking_uri).ensure_parent_run(sweep)
+        finished = _finished(sweep)
+        return {"study": plan.study_name, "parent_run": parent, "finished": finished}
+    finally:
+        handle.dispose()
+
+
+def _finished(sweep: Any) -> int:
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.PRUNED)
+    return len(sweep.study.get_trials(deepcopy=False, states=states))
+
+
+def worker_slots(plan: RunPlan, segment: int) -> list[dict[str, Any]]:
+    """The workers of one segment (none when the segment does not exist or in a dry run): each a
+    small dict the local task or the pod turns into `hpo worker` arguments."""
+    if plan.dry_run or segment >= len(plan.segments):
+        return []
+    until = plan.segments[segment]
+    final = segment == len(plan.segments) - 1
+    return [
+        {"worker_id": f"{plan.study_name}-s{segment}-w{i}", "until": None if final else until}
+        for i in range(plan.workers)
+    ]
+
+
+# Worker pods' settings unless a run's parameters or the `hpo_kubernetes` connection say otherwise
+POD_DEFAULTS: dict[str, Any] = {
+    "image": "sweepflow-worker:0.1.0",
+    "namespace": "sweepflow",
+    "gpus": 1,  # nvidia.com/gpu per worker
+    "cpu": "4",
+    "memory": "16Gi",
+    "node_selector": {"nvidia.com/gpu.present": "true"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "secret": "sweepflow-storage",  # Kubernetes Secret with keys storage-url, tracking-uri
+    "service_account": None,
+}
+
+
+def pod_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The worker pods' settings: defaults, then the connection's, then the run's; checked."""
+    settings = {**POD_DEFAULTS, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    unknown = sorted(set(settings) - set(POD_DEFAULTS))
+    if unknown:
+        raise HpoError(
+            f"params.pod: unknown setting(s) {', '.join(unknown)}; allowed: "
+            f"{', '.join(POD_DEFAULTS)}"
+        )
+    if not isinstance(settings["gpus"], int) or settings["gpus"] < 0:
+        raise HpoError(f"params.pod.gpus: must be an integer >= 0, got {settings['gpus']!r}")
+    for key in ("image", "namespace", "cpu", "memory", "secret"):
+        if not isinstance(settings[key], str) or not settings[key]:
+            raise HpoError(f"params.pod.{key}: must be a non-empty string")
+    if not isinstance(settings["node_selector"], dict):
+        raise HpoError("params.pod.node_selector: must be a mapping of label to value")
+    if not isinstance(settings["tolerations"], list):
+        raise HpoError("params.pod.tolerations: must be a list of Kubernetes tolerations")
+    return settings
+
+
+def pod_arguments(plan: RunPlan, slot: dict[str, Any]) -> list[str]:
+    """`hpo worker` arguments for a pod (the image's entrypoint is `hpo`): no credential, the
+    storage URL comes from a Kubernetes Secret as HPO_STORAGE_URL."""
+    from hpo_core.worker import worker_command
+
+    return worker_command(
+        f"{POD_CONFIG_DIR}/{plan.config_name}",
+        worker_id=slot["worker_id"],
+        until=slot["until"],
+        executable="hpo",
+    )[1:]
+
+
+def run_local_worker(
+    plan: RunPlan,
+    slot: dict[str, Any],
+    *,
+    storage_url: str,
+    tracking_uri: str | None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """One worker as a local process: the same `hpo worker` command a pod runs."""
+    from hpo_core.worker import worker_command
+
+    command = worker_command(
+        plan.config,
+        worker_id=slot["worker_id"],
+        until=slot["until"],
+        executable=str(Path(sys.executable).with_name("hpo")),
+    )
+    env = dict(os.environ, HPO_STORAGE_URL=storage_url)
+    if tracking_uri and plan.tracking:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    env.setdefault("HPO_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // plan.workers)))
+    log_dir = Path(plan.run_dir) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{slot['worker_id']}.log"
+    with open(log_path, "ab") as log:
+        done = subprocess.run(
+            command, env=env, stdout=subprocess.PIPE, stderr=log, timeout=timeout, check=False
+        )
+    if done.returncode != 0:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+        raise HpoError(
+            f"worker {slot['worker_id']} exited with code {done.returncode}: "
+            f"{' | '.join(tail)[:400]} (log: {log_path})"
+        )
+    report: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return report
+
+
+def gate(plan: RunPlan, segment: int, *, storage_url: str) -> dict[str, Any]:
+    """The mid-sweep decision after segment ``segment`` (``hpo decide``), stored in the study."""
+    from hpo_core.analysis import ATTR_DECISION, build_trials_table, decide
+    from hpo_core.storage import open_storage
+    from hpo_core.study import ATTR_N_TRIALS, load_study
+
+    handle = open_storage(storage_url, create=False)
+    try:
+        sweep = load_study(plan.study_name, handle)
+        n_trials = sweep.study.user_attrs.get(ATTR_N_TRIALS)
+        trials = sweep.study.get_trials(deepcopy=False)
+        decision = decide(build_trials_table(trials, sweep.spec, n_trials=n_trials))
+        record = decision.as_dict()
+        record["segment"] = segment
+        record["checkpoint_target"] = plan.segments[segment]
+        sweep.study.set_user_attr(ATTR_DECISION, record)
+        return record
+    finally:
+        handle.dispose()
+
+
+def stop_sweep(plan: RunPlan, decision: dict[str, Any], *, storage_url: str) -> str:
+    """Set the study's stop flag (workers anywhere finish their trial and exit)."""
+    from hpo_core.storage import open_storage
+    from hpo_core.study import ATTR_STOP, load_study
+
+    handle = open_storage(storage_url, create=False)
+    try:
+        sweep = load_study(plan.study_name, handle)
+        reason = f"{decision.get('rule')}: {decision.get('message')}"
+        sweep.study.set_user_attr(ATTR_STOP, reason)
+        return reason
+    finally:
+        handle.dispose()
+
+
+def finish_sweep(
+    plan: RunPlan,
+    *,
+    storage_url: str,
+    tracking_uri: str | None,
+    decision: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """After the workers: the analysis report and the refined spec (attached to the parent run),
+    champions unless the sweep failed or this is a dry run, and a summary (markdown + JSON)."""
+    from hpo_core.analysis import analyze_study
+    from hpo_core.analysis.report import write_atomic, write_report
+    from hpo_core.errors import SpecError
+    from hpo_core.refine import refine_spec
+    from hpo_core.storage import open_storage
+    from hpo_core.study import load_study, study_progress
+
+    run_dir = Path(plan.run_dir)
+    handle = open_storage(storage_url, create=False)
+    try:
+        sweep = load_study(plan.study_name, handle)
+        progress = study_progress(sweep)
+        analysis = analyze_study(
+            sweep.study,
+            sweep.spec,
+            n_trials=sweep.study.user_attrs.get("sweepflow.n_trials"),
+            on_step=lambda step: _log.info("analysis of %s: %s", plan.study_name, step),
+        )
+        refinement = None
+        if analysis.summary.complete:
+            try:
+                refinement = refine_spec(analysis)
+            except SpecError as exc:
+                _log.warning("no next spec: %s", str(exc).splitlines()[0])
+        files = write_report(analysis, run_dir / "report", refinement=refinement)
+        tracker = None
+        if plan.tracking:
+            from hpo_core.tracking import Tracker
+
+            tracker = Tracker.for_study(sweep, tracking_uri)
+            if tracker is not None:
+                tracker.sync_trials(sweep)
+                tracker.attach(sweep, run_dir / "report", "report")
+        stopped = (decision or {}).get("action") == "stop"
+        champion: dict[str, Any] | None = None
+        skipped = None
+        if plan.dry_run:
+            skipped = "dry run"
+        elif not plan.champions:
+            skipped = "champions off for this run"
+        elif stopped:
+            skipped = f"the sweep was stopped ({(decision or {}).get('rule')})"
+        elif not analysis.summary.complete:
+            skipped = "no completed trial"
+        elif not plan.tracking:
+            skipped = "tracking is off (champions are recorded in MLflow)"
+        elif not _has_trainer(sweep.spec):
+            skipped = f"objective {sweep.spec.objective!r} has no champion training"
+        else:
+            from hpo_core.champions import train_champions
+
+            result = train_champions(sweep, tracking_uri=tracking_uri)
+            champion = {
+                "model": result.model_name,
+                "version": result.version,
+                "best_trial": result.best_trial,
+                "mean": result.means[result.best_trial][0],
+                "promoted": result.promoted,
+                "message": result.message,
+            }
+        summary = {
+            "study": plan.study_name,
+            "config": plan.config_name,
+            "mode": plan.mode,
+            "workers": plan.workers,
+            "n_trials": progress.n_trials,
+            "complete": progress.complete,
+            "pruned": progress.pruned,
+            "failed": progress.failed,
+            "best_value": progress.best_value,
+            "best_trial": progress.best_trial,
+            "failure_rate": round(analysis.summary.failure_rate, 4),
+            "max_failure_rate": sweep.spec.decision.max_failure_rate,
+            "decision": decision,
+            "report": str(run_dir / "report" / "report.md"),
+            "next_spec": str(run_dir / "report" / "next_spec.yaml") if refinement else None,
+            "champion": champion,
+            "champions_skipped": skipped,
+            "report_files": len(files),
+        }
+        write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+        write_atomic(run_dir / "summary.md", _summary_markdown(summary))
+        if tracker is not None:
+            tracker.attach(sweep, run_dir / "summary.md", None)
+            if progress.finished >= progress.n_trials or stopped:
+                tracker.close_parent_run(sweep, "KILLED" if stopped else "FINISHED")
+        return summary
+    finally:
+        handle.dispose()
+
+
+def _has_trainer(spec: Any) -> bool:
+    from hpo_core.objectives import resolve_champion_trainer
+
+    try:
+        resolve_champion_trainer(spec.objective, spec.champions.trainer)
+    except HpoError:
+        return False
+    return True
+
+
+def _summary_markdown(s: dict[str, Any]) -> str:
+    decision = s["decision"] or {}
+    champion = s["champion"]
+    lines = [
+        f"# Sweep {s['study']}",
+        "",
+        f"- config `{s['config']}`, {s['workers']} {s['mode']} worker(s)",
+        f"- trials: {s['complete']} completed, {s['pruned']} pruned, {s['failed']} failed of a "
+        f"budget of {s['n_trials']} (failure rate {s['failure_rate']:.1%})",
+        f"- best: {s['best_value']} (trial {s['best_trial']})",
+        f"- last decision: {decision.get('action', '-')} ({decision.get('rule', '-')}): "
+        f"{decision.get('message', '')}",
+        f"- report: {s['report']}",
+        f"- next spec: {s['next_spec'] or '-'}",
+        "- champion: "
+        + (
+            f"{champion['model']} version {champion['version']}: {champion['message']}"
+            if champion
+            else f"skipped ({s['champions_skipped']})"
+        ),
+    ]
+    return "\n".join(lines) + "\n"

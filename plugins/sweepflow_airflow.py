@@ -1,0 +1,171 @@
+"""sweepflow's thin Airflow layer: where credentials come from, alerts, and the worker pod.
+
+- Storage and tracking come from Airflow connections (``hpo_storage``, ``hpo_tracking``), else
+  from ``HPO_STORAGE_URL`` / ``MLFLOW_TRACKING_URI``, else the embedded defaults under
+  ``$HPO_HOME``. They are read inside tasks, at run time, and never travel through XCom.
+- Alerts go to the ``hpo_alerts`` connection (a webhook or SMTP; see
+  :mod:`hpo_core.pipeline.alerts`), and are logged when there is none.
+- :class:`SweepWorkerPodOperator` is KubernetesPodOperator with the worker pod's settings given
+  as one JSON-safe mapping, so a task can compute them from the run's parameters and the mapped
+  pods receive them through XCom.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.sdk import BaseNotifier
+
+_log = logging.getLogger(__name__)
+
+CONN_STORAGE = "hpo_storage"
+CONN_TRACKING = "hpo_tracking"
+CONN_ALERTS = "hpo_alerts"
+CONN_KUBERNETES = "hpo_kubernetes"  # its extra (JSON) overrides the worker pods' defaults
+
+
+def _connection(conn_id: str) -> Any | None:
+    from airflow.sdk import Connection
+
+    try:
+        return Connection.get(conn_id)
+    except Exception:  # not defined: fall back to the environment
+        return None
+
+
+def _sqlalchemy_url(uri: str) -> str:
+    """Airflow writes a PostgreSQL connection as ``postgres://``; SQLAlchemy wants a driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if uri.startswith(prefix):
+            return "postgresql+psycopg2://" + uri[len(prefix) :]
+    return uri
+
+
+def storage_url() -> str:
+    """The Optuna storage URL: connection ``hpo_storage``, else the environment, else the
+    embedded journal."""
+    from hpo_core.storage import resolve_storage_url
+
+    conn = _connection(CONN_STORAGE)
+    if conn is not None:
+        return _sqlalchemy_url(conn.get_uri())
+    return resolve_storage_url(None)
+
+
+def tracking_uri() -> str:
+    from hpo_core.tracking import resolve_tracking_uri
+
+    conn = _connection(CONN_TRACKING)
+    if conn is not None:
+        return str(conn.get_uri())
+    return resolve_tracking_uri(None)
+
+
+def alert_target() -> str | None:
+    conn = _connection(CONN_ALERTS)
+    return str(conn.get_uri()) if conn is not None else None
+
+
+def pod_overrides() -> dict[str, Any]:
+    conn = _connection(CONN_KUBERNETES)
+    return dict(conn.extra_dejson) if conn is not None else {}
+
+
+def alert(subject: str, text: str, *, run_dir: str | None = None) -> str:
+    from hpo_core.pipeline import send_alert
+
+    record = f"{run_dir}/alerts.jsonl" if run_dir else None
+    return send_alert(subject, text, target=alert_target(), record=record)
+
+
+class SweepAlertNotifier(BaseNotifier):
+    """A failed task or run: who, where, and the log to read."""
+
+    template_fields = ("subject",)
+
+    def __init__(self, subject: str = "sweepflow: {{ dag.dag_id }} failed") -> None:
+        super().__init__()
+        self.subject = subject
+
+    def notify(self, context: Any) -> None:
+        ti = context.get("ti") or context.get("task_instance")
+        dag_run = context.get("dag_run")
+        params = context.get("params") or {}
+        exception = context.get("exception")
+        where = f"task {ti.task_id}" if ti is not None else "the run"
+        why = str(exception).splitlines()[0] if exception else "?"
+        text = (
+            f"{where} of run {getattr(dag_run, 'run_id', '?')} (config "
+            f"{params.get('config', '?')}) failed: {why}"
+        )
+        run_dir = None
+        if ti is not None:
+            try:
+                plan = ti.xcom_pull(task_ids="plan")
+                run_dir = plan.get("run_dir") if isinstance(plan, dict) else None
+            except Exception:
+                run_dir = None
+        alert(self.subject, text, run_dir=run_dir)
+
+
+async def deadline_alert(hours: float, context: Any = None) -> None:
+    """Deadline Alert callback (runs in the triggerer): a sweep run still going after ``hours``."""
+    dag_run = (context or {}).get("dag_run") if isinstance(context, dict) else None
+    alert(
+        f"sweepflow: sweep run still running after {hours:g} h",
+        f"run {getattr(dag_run, 'run_id', '?')} passed its deadline; check the workers' "
+        "progress (`hpo status STUDY`) and the report of its last gate",
+    )
+
+
+def task_failure_alert(context: Any) -> None:
+    """on_failure_callback for every task (after its last retry)."""
+    SweepAlertNotifier(subject="sweepflow: a task failed").notify(context)
+
+
+class SweepWorkerPodOperator(KubernetesPodOperator):
+    """One sweep worker pod: `hpo worker ...` in the worker image, with GPUs, node selector,
+    tolerations, resources, a non-root read-only container, and the storage URL and tracking URI
+    from a Kubernetes Secret (never on the command line)."""
+
+    def __init__(self, *, pod_settings: dict[str, Any], **kwargs: Any) -> None:
+        from airflow.providers.cncf.kubernetes.secret import Secret
+        from kubernetes.client import models as k8s
+
+        s = pod_settings
+        limits = {"cpu": s["cpu"], "memory": s["memory"]}
+        if s["gpus"]:
+            limits["nvidia.com/gpu"] = str(s["gpus"])
+        kwargs.setdefault("image", s["image"])
+        kwargs.setdefault("namespace", s["namespace"])
+        kwargs.setdefault("cmds", ["hpo"])
+        kwargs.setdefault("labels", {"app.kubernetes.io/name": "sweepflow-worker"})
+        kwargs.setdefault("service_account_name", s.get("service_account"))
+        super().__init__(
+            secrets=[
+                Secret("env", "HPO_STORAGE_URL", s["secret"], "storage-url"),
+                Secret("env", "MLFLOW_TRACKING_URI", s["secret"], "tracking-uri"),
+            ],
+            env_vars={"HPO_HOME": "/tmp/hpo", "MLFLOW_DISABLE_TELEMETRY": "true"},
+            container_resources=k8s.V1ResourceRequirements(
+                requests={"cpu": s["cpu"], "memory": s["memory"]}, limits=limits
+            ),
+            node_selector=s["node_selector"],
+            tolerations=[k8s.V1Toleration(**t) for t in s["tolerations"]],
+            security_context=k8s.V1PodSecurityContext(
+                run_as_non_root=True, run_as_user=10001, run_as_group=10001, fs_group=10001
+            ),
+            container_security_context=k8s.V1SecurityContext(
+                run_as_non_root=True,
+                allow_privilege_escalation=False,
+                read_only_root_filesystem=True,
+                capabilities=k8s.V1Capabilities(drop=["ALL"]),
+            ),
+            volumes=[k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource())],
+            volume_mounts=[k8s.V1VolumeMount(name="tmp", mount_path="/tmp")],
+            get_logs=True,
+            on_finish_action="delete_succeeded_pod",
+            **kwargs,
+        )

@@ -1,0 +1,103 @@
+"""The DAG files load cleanly: no import errors, tags, retries, the expected edges, a valid form,
+one scheduled DAG per spec with `schedule:`, and nothing heavy imported at parse time."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.dags.conftest import AIRFLOW_ENV, REPO
+
+
+@pytest.fixture
+def dagbag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for name in ("demo_synthetic.yaml", "demo.yaml"):
+        (configs / name).write_text((REPO / "configs" / "hpo" / name).read_text())
+    nightly = yaml.safe_load((REPO / "configs" / "hpo" / "demo_synthetic.yaml").read_text())
+    nightly.update(study_name="nightly_v1", schedule="0 2 * * *")
+    (configs / "nightly.yaml").write_text(yaml.safe_dump(nightly))
+    monkeypatch.setenv("SWEEPFLOW_CONFIG_DIR", str(configs))
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def test_dags_load_with_tags_retries_and_a_schedule_per_config(dagbag: Any) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == {"hpo_sweep", "hpo_sweep__nightly"}
+    nightly = dagbag.dags["hpo_sweep__nightly"]
+    assert nightly.schedule == "0 2 * * *" and nightly.catchup is False
+    assert nightly.params["config"] == "nightly.yaml"
+    manual = dagbag.dags["hpo_sweep"]
+    assert manual.schedule is None
+    for dag in dagbag.dags.values():
+        assert {"sweepflow", "hpo"} <= set(dag.tags)
+        assert dag.doc_md and dag.max_active_runs == 1
+        for task in dag.tasks:
+            assert task.retries >= 2, task.task_id
+            assert task.on_failure_callback, task.task_id
+
+
+def test_the_expected_edges(dagbag: Any) -> None:
+    dag = dagbag.dags["hpo_sweep"]
+
+    def up(task_id: str) -> set[str]:
+        return set(dag.get_task(task_id).upstream_task_ids)
+
+    checks = {f"prelaunch.check_{n}" for n in
+              ("spec", "storage", "data", "gpu", "disk", "dependencies", "tracking", "smoke")}
+    assert all(up(c) == {"plan"} for c in checks)
+    assert up("prelaunch.checklist") == checks | {"plan"}
+    assert up("prepare") == {"plan", "prelaunch.checklist"}
+    assert up("segment_0.local_slots") == {"plan", "prepare"}
+    assert up("segment_0.local_workers") == {"plan", "segment_0.local_slots"}
+    assert up("segment_0.worker_pods") == {"segment_0.pod_slots"}
+    assert up("gate_0") == {"plan", "segment_0.local_workers", "segment_0.worker_pods"}
+    assert set(dag.get_task("gate_0").downstream_task_ids) == {
+        "stop_0", "segment_1.local_slots", "segment_1.pod_slots"}
+    assert dag.get_task("gate_0").trigger_rule == "none_failed"
+    finish = dag.get_task("finish")
+    assert finish.trigger_rule == "none_failed_min_one_success"
+    assert {"prepare", "stop_0", "stop_2", "segment_3.local_workers"} <= up("finish")
+    assert not any(t.startswith("gate_") for t in up("finish"))  # a branch would skip it
+
+
+def test_the_form_validates_its_defaults_and_refuses_bad_values(dagbag: Any) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = dagbag.dags["hpo_sweep"]
+    assert dag.params.validate()["workers"] == 2
+    assert set(dag.params.get_param("config").schema["enum"]) == {
+        "demo.yaml", "demo_synthetic.yaml", "nightly.yaml"}
+    for key, bad in (("workers", 0), ("workers", 65), ("mode", "ssh"), ("n_trials", 0),
+                     ("config", "../../etc/passwd"), ("allow_cpu", "yes")):
+        params = copy.deepcopy(dag.params)
+        with pytest.raises(ParamValidationError):
+            params[key] = bad
+            params.validate()
+
+
+def test_parsing_imports_no_torch_mlflow_or_database_driver(tmp_path: Path) -> None:
+    probe = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('d', {str(REPO / 'dags' / 'hpo_sweep.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "print(json.dumps([n for n in ('torch', 'mlflow', 'optuna', 'psycopg2', 'pandas')"
+        " if n in sys.modules]))\n"
+    )
+    env = {**os.environ, **AIRFLOW_ENV, "PYTHONPATH": str(REPO / "plugins"),
+           "SWEEPFLOW_CONFIG_DIR": str(REPO / "configs" / "hpo")}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
