@@ -25,10 +25,19 @@ from tests.conftest import base_spec, run_hpo
 
 def _arc_spec(data_dir: Path) -> dict[str, object]:
     return {
-        "study_name": "arc_check_v1", "n_trials": 4, "objective": "arc_classifier",
-        "metric": "val_accuracy", "data": {},
-        "fixed": {"data_dir": str(data_dir), "epochs": 1, "encoder_type": "cnn", "depth": 2,
-                  "embed_dim": 16, "mlp_hidden": 16},
+        "study_name": "arc_check_v1",
+        "n_trials": 4,
+        "objective": "arc_classifier",
+        "metric": "val_accuracy",
+        "data": {},
+        "fixed": {
+            "data_dir": str(data_dir),
+            "epochs": 1,
+            "encoder_type": "cnn",
+            "depth": 2,
+            "embed_dim": 16,
+            "mlp_hidden": 16,
+        },
         "param_ranges": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
     }
 
@@ -46,8 +55,16 @@ def test_every_check_passes_on_a_healthy_setup(
         disk_path=tmp_path,
     )
     statuses = {r.name: r.status for r in checklist.results}
-    assert list(statuses) == ["spec", "storage", "data", "gpu", "disk", "dependencies",
-                              "tracking", "smoke"]
+    assert list(statuses) == [
+        "spec",
+        "storage",
+        "data",
+        "gpu",
+        "disk",
+        "dependencies",
+        "tracking",
+        "smoke",
+    ]
     assert checklist.ok and statuses["gpu"] in ("pass", "warn")
     assert all(s == "pass" for name, s in statuses.items() if name != "gpu")
     files = checklist.write(tmp_path / "out")
@@ -89,8 +106,10 @@ def test_data_check_finds_missing_data_labels_and_checksum_drift(tmp_path: Path)
     assert good.status == "pass" and good.reason.startswith("12 tasks from")
 
     manifest = tmp_path / "SHA256SUMS"
-    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  tasks/{p.name}"
-             for p in sorted(data_dir.glob("*.json"))]
+    lines = [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  tasks/{p.name}"
+        for p in sorted(data_dir.glob("*.json"))
+    ]
     manifest.write_text("\n".join(lines) + "\n")
     assert verify_manifest(manifest) == (12, [])
     assert check_data(spec_path, manifest=manifest).reason.endswith("12 files match SHA256SUMS")
@@ -133,10 +152,21 @@ def test_hpo_check_exits_non_zero_with_one_line_naming_the_check(
     write_spec: Callable[..., Path], tmp_path: Path
 ) -> None:
     config = write_spec(base_spec())
-    env = {"HPO_STORAGE_URL": "postgresql+psycopg2://hpo:s3cret@127.0.0.1:1/optuna",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    result = run_hpo("check", str(config), "--allow-cpu", "--no-smoke", "--min-free-gb", "0.001",
-                     "--out", str(tmp_path / "out"), env=env)
+    env = {
+        "HPO_STORAGE_URL": "postgresql+psycopg2://hpo:s3cret@127.0.0.1:1/optuna",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    result = run_hpo(
+        "check",
+        str(config),
+        "--allow-cpu",
+        "--no-smoke",
+        "--min-free-gb",
+        "0.001",
+        "--out",
+        str(tmp_path / "out"),
+        env=env,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "FAIL  storage" in result.stdout and "s3cret" not in result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

@@ -34,8 +34,11 @@ if str(REPO / "plugins") not in sys.path:
 def airflow_db() -> Iterator[Path]:
     airflow = str(Path(sys.executable).with_name("airflow"))
     done = subprocess.run(
-        [airflow, "db", "migrate"], env={**os.environ, **AIRFLOW_ENV}, capture_output=True,
-        text=True, timeout=300,
+        [airflow, "db", "migrate"],
+        env={**os.environ, **AIRFLOW_ENV},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     yield AIRFLOW_HOME
@@ -50,11 +53,17 @@ def run_dag(
     runner = Path(__file__).with_name("dag_runner.py")
     full = {**os.environ, **AIRFLOW_ENV, "PYTHONPATH": str(REPO / "plugins"), **env}
     done = subprocess.run(
-        [sys.executable, str(runner), dag_id, json.dumps(conf)], env=full, capture_output=True,
-        text=True, timeout=timeout, cwd=REPO,
+        [sys.executable, str(runner), dag_id, json.dumps(conf)],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("DAGRUN ")]
-    assert lines, f"no result (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    result: dict[str, Any] = json.loads(lines[-1][len("DAGRUN "):])
+    assert lines, (
+        f"no result (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    result: dict[str, Any] = json.loads(lines[-1][len("DAGRUN ") :])
     result["output"] = done.stdout + done.stderr
     return result

@@ -54,8 +54,10 @@ def test_the_expected_edges(dagbag: Any) -> None:
     def up(task_id: str) -> set[str]:
         return set(dag.get_task(task_id).upstream_task_ids)
 
-    checks = {f"prelaunch.check_{n}" for n in
-              ("spec", "storage", "data", "gpu", "disk", "dependencies", "tracking", "smoke")}
+    checks = {
+        f"prelaunch.check_{n}"
+        for n in ("spec", "storage", "data", "gpu", "disk", "dependencies", "tracking", "smoke")
+    }
     assert all(up(c) == {"plan"} for c in checks)
     assert up("prelaunch.checklist") == checks | {"plan"}
     assert up("prepare") == {"plan", "prelaunch.checklist"}
@@ -64,7 +66,10 @@ def test_the_expected_edges(dagbag: Any) -> None:
     assert up("segment_0.worker_pods") == {"segment_0.pod_slots"}
     assert up("gate_0") == {"plan", "segment_0.local_workers", "segment_0.worker_pods"}
     assert set(dag.get_task("gate_0").downstream_task_ids) == {
-        "stop_0", "segment_1.local_slots", "segment_1.pod_slots"}
+        "stop_0",
+        "segment_1.local_slots",
+        "segment_1.pod_slots",
+    }
     assert dag.get_task("gate_0").trigger_rule == "none_failed"
     finish = dag.get_task("finish")
     assert finish.trigger_rule == "none_failed_min_one_success"
@@ -78,9 +83,18 @@ def test_the_form_validates_its_defaults_and_refuses_bad_values(dagbag: Any) -> 
     dag = dagbag.dags["hpo_sweep"]
     assert dag.params.validate()["workers"] == 2
     assert set(dag.params.get_param("config").schema["enum"]) == {
-        "demo.yaml", "demo_synthetic.yaml", "nightly.yaml"}
-    for key, bad in (("workers", 0), ("workers", 65), ("mode", "ssh"), ("n_trials", 0),
-                     ("config", "../../etc/passwd"), ("allow_cpu", "yes")):
+        "demo.yaml",
+        "demo_synthetic.yaml",
+        "nightly.yaml",
+    }
+    for key, bad in (
+        ("workers", 0),
+        ("workers", 65),
+        ("mode", "ssh"),
+        ("n_trials", 0),
+        ("config", "../../etc/passwd"),
+        ("allow_cpu", "yes"),
+    ):
         params = copy.deepcopy(dag.params)
         with pytest.raises(ParamValidationError):
             params[key] = bad
@@ -95,9 +109,14 @@ def test_parsing_imports_no_torch_mlflow_or_database_driver(tmp_path: Path) -> N
         "print(json.dumps([n for n in ('torch', 'mlflow', 'optuna', 'psycopg2', 'pandas')"
         " if n in sys.modules]))\n"
     )
-    env = {**os.environ, **AIRFLOW_ENV, "PYTHONPATH": str(REPO / "plugins"),
-           "SWEEPFLOW_CONFIG_DIR": str(REPO / "configs" / "hpo")}
-    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
-                          timeout=120)
+    env = {
+        **os.environ,
+        **AIRFLOW_ENV,
+        "PYTHONPATH": str(REPO / "plugins"),
+        "SWEEPFLOW_CONFIG_DIR": str(REPO / "configs" / "hpo"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []

