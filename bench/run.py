@@ -10,8 +10,9 @@
     bench/training.py.
 (f) Analysis time on 1,000 and 10,000 trials: see bench/analysis.py.
 (g) MLflow tracking's cost per trial (SQLite store, mlflow server): see bench/tracking.py.
-Sections can be skipped (--skip-harness, --skip-training, --skip-analysis, --skip-tracking); the
-others keep their last results.
+(h) DAG parse time: see bench/dags.py.
+Sections can be skipped (--skip-harness, --skip-training, --skip-analysis, --skip-tracking,
+--skip-dags); the others keep their last results.
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ def main() -> int:
     parser.add_argument("--skip-training", action="store_true", help="skip the ARC benchmarks")
     parser.add_argument("--skip-analysis", action="store_true", help="skip the analysis timing")
     parser.add_argument("--skip-tracking", action="store_true", help="skip the MLflow timing")
+    parser.add_argument("--skip-dags", action="store_true", help="skip the DAG parse timing")
     parser.add_argument(
         "--threads",
         default=f"1,{os.cpu_count() or 1}",
@@ -186,6 +188,11 @@ def main() -> int:
         machine=f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         optuna=optuna.__version__,
     )
+    if not args.skip_dags:
+        from bench import dags
+
+        print("dags: parse time of dags/hpo_sweep.py", flush=True)
+        results["dags"] = dags.parse_times()
     if not args.skip_analysis:
         from bench import analysis
 
@@ -269,12 +276,14 @@ def render(results: dict[str, Any]) -> str:
             f"{r['efficiency']} | {r['join_s']} |"
         )
     from bench.analysis import render as render_analysis
+    from bench.dags import render as render_dags
     from bench.tracking import render as render_tracking
     from bench.training import render as render_training
 
     lines += render_training(results)
     lines += render_analysis(results)
     lines += render_tracking(results)
+    lines += render_dags(results)
     return "\n".join(lines) + "\n"
 
 

@@ -65,7 +65,14 @@ def tracking_uri() -> str:
 
 def alert_target() -> str | None:
     conn = _connection(CONN_ALERTS)
-    return str(conn.get_uri()) if conn is not None else None
+    if conn is None:
+        return None
+    if conn.conn_type in ("http", "https"):
+        # get_uri() escapes the slashes of a webhook's path (`services%2Fabc`): rebuild it
+        port = f":{conn.port}" if conn.port else ""
+        path = f"/{conn.schema}" if conn.schema else ""
+        return f"{conn.conn_type}://{conn.host}{port}{path}"
+    return str(conn.get_uri())
 
 
 def pod_overrides() -> dict[str, Any]:

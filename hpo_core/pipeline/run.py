@@ -416,7 +416,7 @@ def _summary_markdown(s: dict[str, Any]) -> str:
         f"- next spec: {s['next_spec'] or '-'}",
         "- champion: "
         + (
-            f"{champion['model']} version {champion['version']}: {champion['message']}"
+            f"{champion['model']}: {champion['message']}"
             if champion
             else f"skipped ({s['champions_skipped']})"
         ),

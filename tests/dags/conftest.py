@@ -50,7 +50,7 @@ def run_dag(
     """`dag.test()` of a DAG in dags/, in a process of its own (its environment: storage and
     tracking connections, HPO_HOME, the config folder). Returns the run's state, every task
     instance's state and the process output."""
-    runner = Path(__file__).with_name("dag_runner.py")
+    runner = REPO / "scripts" / "dag_test.py"
     full = {**os.environ, **AIRFLOW_ENV, "PYTHONPATH": str(REPO / "plugins"), **env}
     done = subprocess.run(
         [sys.executable, str(runner), dag_id, json.dumps(conf)],

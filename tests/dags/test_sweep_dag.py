@@ -134,6 +134,17 @@ def test_a_sweep_runs_end_to_end_and_registers_a_champion(pg_url: str, tmp_path:
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"report", "summary.md", "spec.yaml"} <= artifacts
 
+    # run it again (a re-trigger, or every task retried): nothing is duplicated
+    again = run_dag({**BASE_CONF, "config": "arc.yaml"}, env)
+    assert again["state"] == "success", again["output"][-4000:]
+    sweep = load_study("dag_arc_v1", open_storage(pg_url))
+    assert len(sweep.study.get_trials()) == 6
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["sweepflow.role"] for r in runs) == roles
+    summaries = sorted((tmp_path / "home" / "runs" / "dag_arc_v1").glob("*/summary.json"))
+    assert len(summaries) == 2
+    assert json.loads(summaries[-1].read_text())["champion"]["version"] == "1"
+
 
 @pytest.mark.postgres
 def test_a_sweep_that_trips_the_stop_rule_stops_and_alerts(
@@ -196,3 +207,33 @@ def test_a_failed_check_stops_the_run_before_any_worker(broken: str, tmp_path: P
     checklist = json.loads(next(run.rglob("checklist.json")).read_text())
     failed = [c["name"] for c in checklist["checks"] if c["status"] == "fail"]
     assert failed[0] == broken
+    # the failed task alerted (no alert connection here: logged and recorded with the run)
+    alerts = [json.loads(line) for line in next(run.rglob("alerts.jsonl")).read_text().splitlines()]
+    assert alerts[0]["subject"] == "sweepflow: a task failed" and alerts[0]["channel"] == "log"
+    assert "prelaunch.checklist" in alerts[0]["text"] and "s3cret" not in alerts[0]["text"]
+
+
+def test_a_failed_trial_rate_over_the_limit_stops_the_sweep_and_alerts(
+    tmp_path: Path, webhook: Webhook
+) -> None:
+    spec = {
+        "study_name": "dag_failing_v1",
+        "n_trials": 12,
+        "objective": "hpo_core.testing.objectives:fails_when",
+        "data": {"threshold": 0.5},
+        "sampler": {"type": "random", "seed": 5},
+        "pruner": {"type": "none"},
+        "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
+        "decision": {"checkpoints": [4], "max_failure_rate": 0.2, "min_trials_for_failure_rate": 4},
+    }
+    env = _setup(tmp_path, {"failing.yaml": spec}, f"journal://{tmp_path / 'studies.journal'}")
+    env["AIRFLOW_CONN_HPO_ALERTS"] = webhook.url
+    result = run_dag({**BASE_CONF, "config": "failing.yaml", "workers": 1, "smoke": False}, env)
+    assert result["state"] == "success", result["output"][-4000:]
+    assert result["tis"]["stop_0"] == "success" and result["tis"]["finish"] == "success"
+    # checked at the gate (which stops the sweep) and again at the end
+    stopped, rate = webhook.received
+    assert stopped["subject"] == "sweep dag_failing_v1 stopped at checkpoint 4"
+    assert "\nfailure_rate: " in stopped["text"] and "above the limit of 20%" in stopped["text"]
+    assert rate["subject"].startswith("sweep dag_failing_v1: failed-trial rate ")
+    assert "above the spec's limit of 20.0%" in rate["text"]
