@@ -1,4 +1,4 @@
-# sweepflow: `make demo` runs a sweep end to end on the embedded storage; `make test` runs the tests.
+# sweepflow: `make demo` runs a sweep end to end on the embedded defaults; `make test` runs the tests.
 # Both install what they need into .venv from constraints.txt (exact pins).
 
 PYTHON ?= python3
@@ -11,9 +11,9 @@ export HPO_HOME ?= $(CURDIR)/.hpo
 .PHONY: help install system-deps demo test lint bench lock clean
 
 help:
-	@echo "make demo    run a sweep end to end on the embedded journal storage (no server)"
-	@echo "make test    run the test suite (starts its own PostgreSQL)"
-	@echo "make bench   harness overhead and worker scaling benchmarks"
+	@echo "make demo    an ARC sweep run by the Airflow DAG on the embedded defaults (no server)"
+	@echo "make test    run the test suite (starts its own PostgreSQL and MLflow servers)"
+	@echo "make bench   overhead, scaling, training, analysis, tracking and DAG parse benchmarks"
 	@echo "make lint    ruff and mypy"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -44,7 +44,7 @@ test: install system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: install
-	$(BIN)/ruff check hpo_core tests bench
+	$(BIN)/ruff check hpo_core tests bench dags plugins scripts
 	$(BIN)/mypy
 
 bench: install system-deps

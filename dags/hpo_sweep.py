@@ -90,7 +90,11 @@ def _params(default_config: str | None) -> dict[str, Param]:
     }
 
 
-def build_sweep_dag(dag_id: str, *, schedule: str | None, config: str | None) -> Any:
+def build_sweep_dag(
+    dag_id: str, *, schedule: str | None, config: str | None, checks_only: bool = False
+) -> Any:
+    """The sweep DAG; with ``checks_only``, the pre-launch DAG (plan and checks, nothing runs)."""
+
     @dag(
         dag_id=dag_id,
         schedule=schedule,
@@ -111,7 +115,11 @@ def build_sweep_dag(dag_id: str, *, schedule: str | None, config: str | None) ->
                 "sweepflow_airflow.deadline_alert", kwargs={"hours": DEADLINE / timedelta(hours=1)}
             ),
         ),
-        tags=["sweepflow", "hpo", "scheduled" if schedule else "manual"],
+        tags=[
+            "sweepflow",
+            "hpo",
+            "prelaunch" if checks_only else "scheduled" if schedule else "manual",
+        ],
     )
     def sweep() -> None:
         @task
@@ -310,7 +318,10 @@ def build_sweep_dag(dag_id: str, *, schedule: str | None, config: str | None) ->
             return {k: summary[k] for k in ("study", "best_value", "champion", "report")}
 
         planned = plan()
-        ready = prepare(planned, prelaunch(planned))
+        checked = prelaunch(planned)
+        if checks_only:
+            return
+        ready = prepare(planned, checked)
         previous: Any = ready
         # finish waits for every worker and stop task; `prepare` makes sure it has one success
         # (a dry run has no worker), and no gate is its direct upstream (a branch would skip it)
@@ -349,6 +360,9 @@ def build_sweep_dag(dag_id: str, *, schedule: str | None, config: str | None) ->
 
 # The UI DAG: any config, chosen in the form.
 hpo_sweep = build_sweep_dag("hpo_sweep", schedule=None, config=None)
+
+# The checklist alone (seed 003's "before launch"): the same checks, no study touched.
+hpo_prelaunch = build_sweep_dag("hpo_prelaunch", schedule=None, config=None, checks_only=True)
 
 # One scheduled DAG per spec with a `schedule:` key.
 for scheduled in scheduled_configs():

@@ -34,7 +34,12 @@ def dagbag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def test_dags_load_with_tags_retries_and_a_schedule_per_config(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"hpo_sweep", "hpo_sweep__nightly"}
+    assert set(dagbag.dag_ids) == {"hpo_sweep", "hpo_prelaunch", "hpo_sweep__nightly"}
+    prelaunch = dagbag.dags["hpo_prelaunch"]
+    assert (
+        len(prelaunch.tasks) == 10
+        and prelaunch.get_task("prelaunch.checklist").downstream_list == []
+    )
     nightly = dagbag.dags["hpo_sweep__nightly"]
     assert nightly.schedule == "0 2 * * *" and nightly.catchup is False
     assert nightly.params["config"] == "nightly.yaml"

@@ -161,6 +161,28 @@ def test_a_sweep_that_trips_the_stop_rule_stops_and_alerts(
     assert alerts[0]["channel"] == webhook.url
 
 
+def test_the_prelaunch_dag_checks_and_touches_no_study(tmp_path: Path) -> None:
+    spec = {
+        "study_name": "checked_v1",
+        "n_trials": 4,
+        "objective": "synthetic",
+        "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
+    }
+    storage = tmp_path / "studies.journal"
+    env = _setup(tmp_path, {"checked.yaml": spec}, f"journal://{storage}")
+    result = run_dag({**BASE_CONF, "config": "checked.yaml"}, env, dag_id="hpo_prelaunch")
+    assert result["state"] == "success", result["output"][-4000:]
+    assert set(result["tis"]) == {"plan", "prelaunch.checklist"} | {
+        f"prelaunch.check_{n}"
+        for n in ("spec", "storage", "data", "gpu", "disk", "dependencies", "tracking", "smoke")
+    }
+    checklist = json.loads(next((tmp_path / "home").rglob("checklist.json")).read_text())
+    assert checklist["ok"] and checklist["study_name"] == "checked_v1"
+    import optuna
+
+    assert optuna.get_all_study_summaries(open_storage(f"journal://{storage}").storage) == []
+
+
 BROKEN = {
     "storage": ({}, "postgresql+psycopg2://hpo:s3cret@127.0.0.1:1/optuna"),
     "data": (
