@@ -410,8 +410,12 @@ def _summary_markdown(s: dict[str, Any]) -> str:
         f"- trials: {s['complete']} completed, {s['pruned']} pruned, {s['failed']} failed of a "
         f"budget of {s['n_trials']} (failure rate {s['failure_rate']:.1%})",
         f"- best: {s['best_value']} (trial {s['best_trial']})",
-        f"- last decision: {decision.get('action', '-')} ({decision.get('rule', '-')}): "
-        f"{decision.get('message', '')}",
+        "- last decision: "
+        + (
+            f"{decision['action']} ({decision.get('rule')}): {decision.get('message', '')}"
+            if decision
+            else "none (no checkpoint before the end of the budget)"
+        ),
         f"- report: {s['report']}",
         f"- next spec: {s['next_spec'] or '-'}",
         "- champion: "
