@@ -12,13 +12,19 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBPACKAGES = (
+    "analysis",
+    "champions",
+    "checks",
     "data",
     "errors",
     "models",
     "objectives",
+    "pipeline",
+    "refine",
     "spec",
     "storage",
     "study",
+    "tracking",
     "training",
     "worker",
 )

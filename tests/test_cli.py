@@ -146,6 +146,7 @@ def test_sweep_runs_workers_shows_progress_and_stops_on_ctrl_c(
 def test_importing_the_library_does_not_import_heavy_frameworks() -> None:
     code = (
         "import sys, hpo_core, hpo_core.spec, hpo_core.storage, hpo_core.objectives, hpo_core.data;"
+        "import hpo_core.checks, hpo_core.pipeline, hpo_core.tracking;"
         "heavy = [m for m in ('torch', 'mlflow', 'airflow', 'optuna') if m in sys.modules];"
         "print(','.join(heavy))"
     )
