@@ -338,9 +338,9 @@ def build_sweep_dag(
                     .partial(plan=planned)
                     .expand(slot=local_found)
                 )
-                pods = SweepWorkerPodOperator.partial(
-                    task_id="worker_pods", name="sweepflow-worker"
-                ).expand_kwargs(pod_found)
+                pods = SweepWorkerPodOperator.partial(task_id="worker_pods").expand_kwargs(
+                    pod_found
+                )
                 return [local, pods]
 
             workers = segment(i, previous)

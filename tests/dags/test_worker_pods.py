@@ -31,12 +31,10 @@ def _render(plan: RunPlan, slot: dict[str, Any]) -> dict[str, Any]:
     from sweepflow_airflow import SweepWorkerPodOperator
 
     operator = SweepWorkerPodOperator(
-        task_id="worker_pods",
-        name="sweepflow-worker",
-        arguments=pod_arguments(plan, slot),
-        pod_settings=plan.pod,
+        task_id="worker_pods", arguments=pod_arguments(plan, slot), pod_settings=plan.pod
     )
-    pod = operator.build_pod_request_obj(context=None, dry_run=True)
+    # the KubernetesPodOperator the task runs, and the pod it would create
+    pod = operator.pod_operator().build_pod_request_obj(context=None, dry_run=True)
     rendered: dict[str, Any] = ApiClient().sanitize_for_serialization(pod)
     return rendered
 
