@@ -17,6 +17,7 @@ _SUBPACKAGES = (
     "checks",
     "data",
     "errors",
+    "metrics",
     "models",
     "objectives",
     "pipeline",

@@ -210,10 +210,42 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_smoke)
 
-    p = sub.add_parser("data", help="the ARC data a spec trains on: tasks, classes, split")
+    p = sub.add_parser("data", help="the data a spec trains on: ARC tasks, or a feature table")
     p.add_argument("config")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--generate",
+        action="store_true",
+        help="binary_classifier: write the synthetic imbalanced time series to data.path "
+        "(demo and tests; never overwrites a file)",
+    )
+    p.add_argument("--rows", type=_positive_int, default=20000, help="with --generate")
+    p.add_argument("--seed", type=int, default=0, help="with --generate")
     p.set_defaults(handler=_cmd_data)
+
+    p = sub.add_parser(
+        "thresholds",
+        help="precision and recall per decision threshold for a study's best models",
+    )
+    p.add_argument("study")
+    p.add_argument(
+        "-k", "--top", type=_positive_int, help="models (default metrics.thresholds_top)"
+    )
+    p.add_argument(
+        "--required-precision",
+        type=_fraction,
+        help="pick the threshold with the best recall at this precision (default "
+        "metrics.required_precision, else 0.5)",
+    )
+    p.add_argument(
+        "--min-predicted",
+        type=_positive_int,
+        help="a threshold needs this many predicted positives (default metrics.min_predicted)",
+    )
+    p.add_argument("--out", help="folder for thresholds.md, thresholds.csv and the plot")
+    _storage_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_thresholds)
 
     p = sub.add_parser("objectives", help="list the registered objectives")
     p.set_defaults(handler=_cmd_objectives)
@@ -245,6 +277,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, but got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, but got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], but got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], e.g. 0.5 for 50%, but got {value}")
     return value
 
 
@@ -476,7 +518,12 @@ def _cmd_top(args: argparse.Namespace) -> int:
         path = write_atomic(Path(args.out), yaml.safe_dump(configs, sort_keys=False))
         print(f"wrote {len(configs)} configuration(s) to {path}", file=sys.stderr)
     if args.json:
-        print(json.dumps([asdict(t) for t in top], indent=2, default=str))
+        allowed = sweep.spec.metrics
+        rows = [
+            asdict(t) | {"attrs": {k: v for k, v in t.attrs.items() if not allowed.is_forbidden(k)}}
+            for t in top
+        ]
+        print(json.dumps(rows, indent=2, default=str))
         return EXIT_OK
     if not top:
         print(f"{args.study}: no completed trials yet")
@@ -489,8 +536,22 @@ def _cmd_top(args: argparse.Namespace) -> int:
         epochs = t.attrs.get("epochs_trained")
         trained = f", {epochs} epochs" if epochs is not None else ""
         print(f"#{t.rank}  trial {t.number}  {metric}={t.value:.4f}{versus}{trained}{took}")
+        figures = _priority_figures(sweep.spec, t.attrs)
+        if figures:
+            print("    " + "  ".join(f"{k}={v}" for k, v in figures.items()))
         print("    " + ", ".join(f"{k}={_short(v)}" for k, v in t.params.items()))
     return EXIT_OK
+
+
+def _priority_figures(spec: Any, attrs: dict[str, Any]) -> dict[str, str]:
+    """The spec's priority metrics a trial recorded, in order (precision and recall as %)."""
+    shown = {}
+    for name in spec.metrics.ordered(list(spec.metrics.priority)):
+        value = attrs.get(name)
+        if isinstance(value, int | float):
+            share = name.startswith(("precision", "recall"))
+            shown[name] = f"{100 * value:.1f}%" if share else f"{value:.4f}"
+    return shown
 
 
 def _open_sweep(args: argparse.Namespace, name: str) -> Any:
@@ -765,11 +826,15 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from hpo_core.spec import load_spec
 
     loaded = load_spec(args.config)
+    if loaded.spec.objective == "binary_classifier":
+        return _binary_data(loaded.spec, args)
     if loaded.spec.objective != "arc_classifier":
         raise HpoError(
-            f"{args.config}: objective {loaded.spec.objective!r} has no ARC data; "
-            "`hpo data` reads arc_classifier specs"
+            f"{args.config}: objective {loaded.spec.objective!r} reads no data files; "
+            "`hpo data` reads arc_classifier and binary_classifier specs"
         )
+    if args.generate:
+        raise HpoError("--generate: only binary_classifier specs have a synthetic data set")
     from hpo_core.data import ArcDataConfig, load_arc_data
 
     data = load_arc_data(ArcDataConfig.from_params({**loaded.spec.fixed, **loaded.spec.data}))
@@ -797,6 +862,72 @@ def _cmd_data(args: argparse.Namespace) -> int:
     print(f"chance level (majority class on validation): {summary['chance_level']:.3f}")
     if data.centroids is not None:
         print(f"centroids: {data.config.centroids} {tuple(data.centroids.shape)}")
+    return EXIT_OK
+
+
+def _binary_data(spec: Any, args: argparse.Namespace) -> int:
+    from hpo_core.data import (
+        TabularConfig,
+        check_table,
+        generate_binary_dataset,
+        write_table,
+    )
+
+    where = {key: "data" for key in spec.data}
+    config = TabularConfig.from_params({**spec.fixed, **spec.data}, where)
+    if args.generate:
+        path = Path(config.path)
+        if path.exists():
+            raise HpoError(
+                f"data.path: {path} exists already; delete it to generate a new one, or use it"
+            )
+        frame = generate_binary_dataset(args.rows, seed=args.seed)
+        write_table(frame, path)
+        print(f"wrote {len(frame):,} rows to {path}", file=sys.stderr)
+    status, reason, details = check_table(config)
+    if args.json:
+        print(json.dumps({"status": status, "reason": reason, **details}, indent=2, default=str))
+    else:
+        print(f"{status}: {reason}")
+    return EXIT_OK
+
+
+def _cmd_thresholds(args: argparse.Namespace) -> int:
+    from hpo_core.analysis.thresholds import (
+        render_markdown,
+        threshold_report,
+        write_threshold_report,
+    )
+
+    sweep = _open_sweep(args, args.study)
+    report = threshold_report(
+        sweep,
+        top=args.top,
+        required_precision=args.required_precision,
+        min_predicted=args.min_predicted,
+    )
+    if args.out:
+        for path in write_threshold_report(report, args.out):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "rank": m.rank,
+                        "trial": m.trial,
+                        report.metric: m.value,
+                        "chosen": asdict(m.chosen) if m.chosen else None,
+                        "rows": [asdict(r) for r in m.rows],
+                    }
+                    for m in report.models
+                ],
+                indent=2,
+                default=str,
+            )
+        )
+        return EXIT_OK
+    print(render_markdown(report).split("\n## ")[0].rstrip())
     return EXIT_OK
 
 

@@ -26,6 +26,7 @@ from hpo_core.analysis.flags import (
     red_flags,
     supplementary_trials,
 )
+from hpo_core.analysis.groups import GroupComparison, GroupRow, PairTest, compare_groups
 from hpo_core.analysis.importance import param_importance
 from hpo_core.analysis.trials import SweepSummary, TrialsTable, build_trials_table
 
@@ -38,7 +39,10 @@ __all__ = [
     "EliteParam",
     "Elites",
     "Gap",
+    "GroupComparison",
+    "GroupRow",
     "GroupStat",
+    "PairTest",
     "ParamEffect",
     "RedFlag",
     "SupplementaryTrial",
@@ -48,6 +52,7 @@ __all__ = [
     "analyze_study",
     "build_trials_table",
     "compare_analyses",
+    "compare_groups",
     "decide",
     "directionality",
     "elite_analysis",

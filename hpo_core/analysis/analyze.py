@@ -20,6 +20,7 @@ from hpo_core.analysis.flags import (
     red_flags,
     supplementary_trials,
 )
+from hpo_core.analysis.groups import GroupComparison, compare_groups
 from hpo_core.analysis.importance import Method, param_importance
 from hpo_core.analysis.trials import SweepSummary, TrialsTable, build_trials_table
 from hpo_core.spec import SweepSpec
@@ -40,6 +41,7 @@ class SweepAnalysis:
     gaps: list[Gap]
     supplementary: list[SupplementaryTrial]
     decision: Decision
+    groups: list[GroupComparison] = field(default_factory=list)  # analysis.compare, e.g. budgets
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
 
     @property
@@ -104,6 +106,17 @@ def analyze_study(
     supplementary = supplementary_trials(table, gaps)
     decision = decide(table)
     timings["flags"] = time.perf_counter() - t
+    groups: list[GroupComparison] = []
+    if cfg.compare:
+        t = step("groups")
+        groups = compare_groups(
+            table,
+            effects,
+            params=cfg.compare,
+            metrics=spec.metrics.ordered(list(spec.metrics.priority)),
+            min_group_trials=cfg.min_group_trials,
+        )
+        timings["groups"] = time.perf_counter() - t
     _log.debug("analysis timings: %s", timings)
     return SweepAnalysis(
         table=table,
@@ -115,5 +128,6 @@ def analyze_study(
         gaps=gaps,
         supplementary=supplementary,
         decision=decision,
+        groups=groups,
         timings=timings,
     )

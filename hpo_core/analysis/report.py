@@ -20,6 +20,7 @@ import pandas as pd
 
 from hpo_core.analysis.analyze import SweepAnalysis
 from hpo_core.analysis.effects import ParamEffect
+from hpo_core.analysis.trials import ATTR
 from hpo_core.errors import HpoError
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ def analysis_dict(a: SweepAnalysis) -> dict[str, Any]:
             "flags": [dataclasses.asdict(f) for f in a.flags],
             "gaps": [dataclasses.asdict(g) for g in a.gaps],
             "supplementary": [dataclasses.asdict(s) for s in a.supplementary],
+            "metrics_by_priority": _priority_table(a)[1],
+            "groups": [dataclasses.asdict(g) for g in a.groups],
             "timings_s": a.timings,
         }
     )
@@ -92,6 +95,88 @@ def _md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return out
+
+
+def _priority_table(a: SweepAnalysis, k: int = 10) -> tuple[list[str], list[dict[str, Any]]]:
+    """The best ``k`` completed trials with their metrics in the spec's priority order (the
+    optimised metric after the priority ones, forbidden ones left out); empty without a
+    ``metrics.priority``."""
+    spec = a.spec
+    if not spec.metrics.priority:
+        return [], []
+    names = spec.metrics.ordered([*spec.metrics.priority, spec.metric])
+    done = a.table.complete.head(k)
+    rows = []
+    for _, row in done.iterrows():
+        item: dict[str, Any] = {"trial": int(row["number"])}
+        for name in names:
+            column = ATTR + name
+            item[name] = row["value"] if name == spec.metric else row.get(column)
+        if ATTR + "score_p01" in row and ATTR + "score_p99" in row:
+            item["score range p01-p99"] = f"{_num(row[ATTR + 'score_p01'], 3)}-" + _num(
+                row[ATTR + "score_p99"], 3
+            )
+        if ATTR + "score_collapsed" in row:
+            item["collapsed"] = "yes" if row[ATTR + "score_collapsed"] else "no"
+        for name in spec.analysis.compare:
+            item[name] = row.get(a.table.param(name))
+        rows.append(_jsonable(item))
+    return (list(rows[0]) if rows else ["trial", *names]), rows
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return _num(value)
+    return "-" if value is None else str(value)
+
+
+def _priority_lines(a: SweepAnalysis) -> list[str]:
+    headers, rows = _priority_table(a)
+    if not headers:
+        return []
+    m = a.spec.metrics
+    lines = [
+        "",
+        "## Metrics by priority",
+        "",
+        f"Best trials by {a.spec.metric}, metrics in the spec's priority order "
+        f"({', '.join(m.priority)}); precision and recall at score >= {m.threshold:g}.",
+        "",
+    ]
+    return lines + _md_table(headers, [[_cell(r.get(h)) for h in headers] for r in rows])
+
+
+def _group_lines(a: SweepAnalysis) -> list[str]:
+    if not a.groups:
+        return []
+    lines = ["", "## Groups compared", ""]
+    for g in a.groups:
+        metric_names = list(g.rows[0].metrics) if g.rows else []
+        lines += [
+            f"`{g.param}` ({g.test}, p={_num(g.p, 3)}, p_adj={_num(g.p_adjusted, 3)}): "
+            f"{g.verdict}.",
+            "",
+        ]
+        pair = {t.other: t for t in g.pairs}
+        lines += _md_table(
+            [g.param, "trials", f"best {a.spec.metric}", f"mean {a.spec.metric}"]
+            + [f"mean {m}" for m in metric_names]
+            + ["vs leader p_adj"],
+            [
+                [repr(r.value), r.n, _num(r.best), _num(r.mean)]
+                + [_num(r.metrics.get(m)) for m in metric_names]
+                + [
+                    "leader"
+                    if i == 0
+                    else _num(pair[r.value].p_adjusted, 3)
+                    if r.value in pair
+                    else "-"
+                ]
+                for i, r in enumerate(g.rows)
+            ],
+        )
+        lines.append("")
+    return lines
 
 
 def _effect_rows(a: SweepAnalysis, kinds: tuple[str, ...]) -> list[ParamEffect]:
@@ -158,6 +243,8 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
             )
         )
     lines += findings or ["(no completed trials yet)"]
+    lines += _priority_lines(a)
+    lines += _group_lines(a)
     lines += [
         "",
         "## Directionality",

@@ -110,7 +110,11 @@ def build_trials_table(
         for name, value in t.params.items():
             row[PARAM + name] = value
         for key, value in t.user_attrs.items():
-            if not key.startswith("sweepflow.") and key != "fail_traceback":
+            if (
+                not key.startswith("sweepflow.")
+                and key != "fail_traceback"
+                and not spec.metrics.is_forbidden(key)
+            ):
                 row[ATTR + key] = _attr(value)
         rows.append(row)
     frame = pd.DataFrame(rows)

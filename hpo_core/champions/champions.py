@@ -13,10 +13,13 @@ Resumable: every champion run carries a key (study, trial, seed, epochs, patienc
 with the key is reused; an unfinished one (its process died) is marked KILLED and retrained, so
 a retried task never duplicates a champion.
 
-A trainer is ``fn(params, data_settings, *, epochs, early_stop_patience, seed, on_epoch_end)``
-returning ``(model, TrainResult, extras)``; extras hold ``class_names`` and an ``input_example``
-(the array the served model takes). ``arc_classifier`` registers
-:func:`hpo_core.objectives.arc_classifier.train_config`.
+A trainer is ``fn(params, data_settings, *, epochs, early_stop_patience, seed, on_epoch_end,
+spec)``
+returning ``(model, TrainResult, extras)``; extras hold an ``input_example`` (the array the served
+model takes) and optionally ``class_names`` (per-class accuracy is logged), ``metrics`` (final
+figures, e.g. on the test split) and ``artifacts`` ({file name: text or PNG bytes}, e.g. threshold
+tables). ``arc_classifier`` registers :func:`hpo_core.objectives.arc_classifier.train_config`,
+``binary_classifier`` :func:`hpo_core.objectives.binary_classifier.train_config`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import logging
 import math
 import re
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -229,6 +233,8 @@ class _Session:
                 "sweepflow.seed": str(seed),
                 "sweepflow.metric": self.metric,
                 "sweepflow.direction": self.sweep.spec.direction,
+                # compare-runs shows these first (spec metrics.priority), on validation and test
+                "sweepflow.priority": ",".join(self.sweep.spec.metrics.priority),
                 TAG_KEY: key,
             },
         ).info.run_id
@@ -249,16 +255,21 @@ class _Session:
 
         def on_epoch_end(m: Any) -> None:
             nonlocal best
-            best = max(best, m.val_acc)
+            best = max(best, m.val_score)
             stamp = int(time.time() * 1000)
+            figures = {
+                self.metric: m.val_score,
+                "train_loss": m.train_loss,
+                "val_loss": m.val_loss,
+                "lr": m.lr,
+            }
+            figures |= {k: v for k, v in m.metrics.items() if k not in figures}
             self.client.log_batch(
                 run_id,
                 metrics=[
-                    Metric(self.metric, m.val_acc, stamp, m.epoch),
-                    Metric("train_loss", m.train_loss, stamp, m.epoch),
-                    Metric("val_loss", m.val_loss, stamp, m.epoch),
-                    Metric("train_acc", m.train_acc, stamp, m.epoch),
-                    Metric("lr", m.lr, stamp, m.epoch),
+                    Metric(k, float(v), stamp, m.epoch)
+                    for k, v in figures.items()
+                    if v is not None and math.isfinite(v)
                 ],
             )
             _log.info(
@@ -267,7 +278,7 @@ class _Session:
                 m.epoch,
                 self.epochs,
                 self.metric,
-                m.val_acc,
+                m.val_score,
                 best,
                 m.seconds,
             )
@@ -279,34 +290,52 @@ class _Session:
             early_stop_patience=self.patience,
             seed=seed,
             on_epoch_end=on_epoch_end,
+            spec=self.sweep.spec,
         )
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         finals = {
-            f"best_{self.metric}": result.best_val_acc,
+            f"best_{self.metric}": result.best_score,
             "best_epoch": result.best_epoch,
             "epochs_trained": result.epochs_trained,
             "train_seconds": result.train_seconds,
             "n_params": n_params,
         }
-        per_class = dict(zip(extras["class_names"], result.per_class_val_acc, strict=True))
+        # the trainer's own final figures (e.g. test-split precision and recall)
+        finals |= {k: v for k, v in extras.get("metrics", {}).items() if k not in finals}
         stamp = int(time.time() * 1000)
+        per_class: dict[str, float | None] = {}
+        if result.per_class_val_acc and extras.get("class_names"):
+            per_class = dict(zip(extras["class_names"], result.per_class_val_acc, strict=True))
         self.client.log_batch(
             run_id,
-            metrics=[Metric(k, float(v), stamp, 0) for k, v in finals.items()]
+            metrics=[
+                Metric(k, float(v), stamp, 0)
+                for k, v in finals.items()
+                if v is not None and math.isfinite(float(v))
+            ]
             + [
                 Metric(f"val_acc_{name}", float(acc), stamp, 0)
                 for name, acc in per_class.items()
                 if acc is not None
             ],
         )
-        self.client.log_text(run_id, json.dumps(per_class, indent=2), "per_class_val_acc.json")
-        self._log_model(run_id, model, extras["input_example"])
+        if per_class:
+            self.client.log_text(run_id, json.dumps(per_class, indent=2), "per_class_val_acc.json")
+        for name, content in extras.get("artifacts", {}).items():
+            if isinstance(content, bytes):
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / name
+                    path.write_bytes(content)
+                    self.client.log_artifact(run_id, str(path))
+            else:
+                self.client.log_text(run_id, content, name)
+        self._log_model(run_id, model, extras["input_example"], extras.get("input_shape"))
         self.client.set_terminated(run_id, status="FINISHED")
         _log.info(
             "%s: best %s %.4f at epoch %d of %d, %.0fs",
             label,
             self.metric,
-            result.best_val_acc,
+            result.best_score,
             result.best_epoch,
             result.epochs_trained,
             result.train_seconds,
@@ -316,16 +345,19 @@ class _Session:
             entry.number,
             seed,
             run_id,
-            result.best_val_acc,
+            result.best_score,
             result.epochs_trained,
             result.train_seconds,
             n_params,
             reused=False,
         )
 
-    def _log_model(self, run_id: str, model: Any, example: Any) -> None:
-        """The model as the project's own class (pickle format), with an example and a signature
-        whose grid sizes are free (tasks come in every size up to 30x30)."""
+    def _log_model(
+        self, run_id: str, model: Any, example: Any, shape: tuple[int, ...] | None = None
+    ) -> None:
+        """The model as the project's own class (pickle format), with an example and a signature:
+        the trainer's input ``shape`` (-1 for a free size), else grid sizes left free (ARC tasks
+        come in every size up to 30x30)."""
         import mlflow
         import mlflow.pytorch
         import numpy as np
@@ -335,7 +367,12 @@ class _Session:
 
         with torch.no_grad():
             output = model(torch.from_numpy(example)).numpy()
-        free = (-1, *example.shape[1:-2], -1, -1) if example.ndim >= 3 else (-1, *example.shape[1:])
+        if shape is not None:
+            free = tuple(shape)
+        elif example.ndim >= 3:
+            free = (-1, *example.shape[1:-2], -1, -1)
+        else:
+            free = (-1, *example.shape[1:])
         signature = ModelSignature(
             inputs=Schema([TensorSpec(np.dtype(example.dtype), free)]),
             outputs=Schema([TensorSpec(np.dtype(output.dtype), (-1, *output.shape[1:]))]),

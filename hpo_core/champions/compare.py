@@ -49,6 +49,7 @@ class ChampionRow:
     incumbent: bool  # holds the `champion` alias of its registered model
     params: dict[str, str]
     run_ids: list[str] = field(default_factory=list)
+    figures: dict[str, float] = field(default_factory=dict)  # priority metrics, mean over seeds
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class ChampionComparison:
     direction: str
     rows: list[ChampionRow]  # best mean first
     differing: list[str]  # configuration keys whose values differ between rows
+    priority: list[str] = field(default_factory=list)  # figure names shown before the metric
 
     def diff(self, row: ChampionRow) -> dict[str, str]:
         return {k: row.params.get(k, "-") for k in self.differing}
@@ -125,14 +127,23 @@ def compare_champions(
         ].append(run)
     metric = runs[0].data.tags.get("sweepflow.metric", "value")
     direction = runs[0].data.tags.get("sweepflow.direction", "maximize")
+    priority = _priority_figures(runs)
     rows = [
-        _row(sweep, trial, group, metric, versions, holders)
+        _row(sweep, trial, group, metric, versions, holders, priority)
         for (sweep, trial), group in groups.items()
     ]
     rows.sort(key=lambda r: (-r.mean if direction == "maximize" else r.mean, r.sweep, r.trial))
     keys = sorted({k for r in rows for k in r.params})
     differing = [k for k in keys if len({r.params.get(k, "-") for r in rows}) > 1]
-    return ChampionComparison(metric, direction, rows, differing)
+    return ChampionComparison(metric, direction, rows, differing, priority)
+
+
+def _priority_figures(runs: list[Any]) -> list[str]:
+    """``val_precision, test_precision, val_recall, ...``: the runs' priority metrics (tag
+    ``sweepflow.priority``) as logged on validation and test, where the runs logged them."""
+    names = [n for n in runs[0].data.tags.get("sweepflow.priority", "").split(",") if n]
+    logged = {k for r in runs for k in r.data.metrics}
+    return [f"{split}_{n}" for n in names for split in ("val", "test") if f"{split}_{n}" in logged]
 
 
 def _row(
@@ -142,6 +153,7 @@ def _row(
     metric: str,
     versions: dict[str, tuple[str, str]],
     holders: set[str],
+    priority: list[str],
 ) -> ChampionRow:
     values = [float(r.data.metrics.get(f"best_{metric}", math.nan)) for r in group]
     registered = next((versions[r.info.run_id] for r in group if r.info.run_id in versions), None)
@@ -161,6 +173,10 @@ def _row(
         incumbent=any(r.info.run_id in holders for r in group),
         params={k: _short(v) for k, v in first.params.items() if k not in _RUN_PARAMS},
         run_ids=[r.info.run_id for r in group],
+        figures={
+            name: statistics.fmean(float(r.data.metrics.get(name, math.nan)) for r in group)
+            for name in priority
+        },
     )
 
 
@@ -177,14 +193,17 @@ def _short(value: str) -> str:
 
 def format_table(c: ChampionComparison) -> str:
     """The comparison as aligned text lines (what `hpo compare-runs` prints)."""
-    header = f"{'':2}{'sweep':<32} {'trial':>5} {c.metric + ' mean':>20} {'sd':>7} {'seeds':>5} "
+    header = f"{'':2}{'sweep':<32} {'trial':>5} " + "".join(f"{n:>15} " for n in c.priority)
+    header += f"{c.metric + ' mean':>20} {'sd':>7} {'seeds':>5} "
     header += f"{'params':>10} {'train s':>8} {'version':>8}"
     lines = [header]
     for r in c.rows:
         mark = "* " if r.incumbent else "  "
         version = f"{r.model}:{r.version}" if r.version else "-"
         lines.append(
-            f"{mark}{r.sweep[:32]:<32} {r.trial:>5} {r.mean:>20.4f} {r.std:>7.4f} {r.seeds:>5} "
+            f"{mark}{r.sweep[:32]:<32} {r.trial:>5} "
+            + "".join(f"{r.figures.get(n, math.nan):>15.4f} " for n in c.priority)
+            + f"{r.mean:>20.4f} {r.std:>7.4f} {r.seeds:>5} "
             f"{r.n_params:>10,} {r.train_seconds:>8.0f} {version:>8}"
         )
         diff = c.diff(r)
@@ -201,26 +220,33 @@ def write_comparison(c: ChampionComparison, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    base = ["sweep", "trial", "rank", "seeds", f"{c.metric}_mean", f"{c.metric}_std", "n_params"]
+    base = ["sweep", "trial", "rank", "seeds", *c.priority, f"{c.metric}_mean", f"{c.metric}_std"]
+    base.append("n_params")
     writer.writerow(
         [*base, "train_seconds", "epochs", "model", "version", "incumbent", *c.differing]
     )
     for r in c.rows:
         writer.writerow(
-            [r.sweep, r.trial, r.rank, r.seeds, f"{r.mean:.6g}", f"{r.std:.6g}", r.n_params,
+            [r.sweep, r.trial, r.rank, r.seeds,
+             *(f"{r.figures.get(n, math.nan):.6g}" for n in c.priority),
+             f"{r.mean:.6g}", f"{r.std:.6g}", r.n_params,
              f"{r.train_seconds:.1f}", f"{r.epochs:.1f}", r.model or "", r.version or "",
              r.incumbent, *c.diff(r).values()]
         )  # fmt: skip
     md = [
         f"# Champions compared ({c.metric}, {c.direction})",
         "",
-        f"| | sweep | trial | {c.metric} mean | sd | seeds | parameters | train s | version |"
+        "| | sweep | trial |"
+        + "".join(f" {n} |" for n in c.priority)
+        + f" {c.metric} mean | sd | seeds | parameters | train s | version |"
         + "".join(f" {k} |" for k in c.differing),
-        "|---|---|---|---|---|---|---|---|---|" + "---|" * len(c.differing),
+        "|---|---|---|---|---|---|---|---|---|" + "---|" * (len(c.differing) + len(c.priority)),
     ]
     for r in c.rows:
         md.append(
-            f"| {'champion' if r.incumbent else ''} | {r.sweep} | {r.trial} | {r.mean:.4f} | "
+            f"| {'champion' if r.incumbent else ''} | {r.sweep} | {r.trial} | "
+            + "".join(f"{r.figures.get(n, math.nan):.4f} | " for n in c.priority)
+            + f"{r.mean:.4f} | "
             f"{r.std:.4f} | {r.seeds} | {r.n_params:,} | {r.train_seconds:.0f} | "
             f"{(r.model or '') + ':' + r.version if r.version else '-'} |"
             + "".join(f" {v} |" for v in c.diff(r).values())

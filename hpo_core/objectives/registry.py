@@ -60,6 +60,16 @@ _REGISTRY: dict[str, RegisteredObjective] = {
             data_check="hpo_core.objectives.arc_classifier:check_data",
         ),
         RegisteredObjective(
+            "binary_classifier",
+            "hpo_core.objectives.binary_classifier:objective",
+            "rare-event classifier on a time-ordered table, transformer or MLP sized to a "
+            "parameter budget (AUC, precision, recall)",
+            check="hpo_core.objectives.binary_classifier:check_spec",
+            limits="hpo_core.objectives.binary_classifier:HARD_LIMITS",
+            champion="hpo_core.objectives.binary_classifier:train_config",
+            data_check="hpo_core.objectives.binary_classifier:check_data",
+        ),
+        RegisteredObjective(
             "synthetic",
             "hpo_core.objectives.synthetic:objective",
             "a known response surface over any search space, with per-epoch reports (demo, tests)",

@@ -359,6 +359,9 @@ def finish_sweep(
                 "promoted": result.promoted,
                 "message": result.message,
             }
+        thresholds = _threshold_step(sweep, run_dir / "report" / "thresholds")
+        if thresholds is not None and tracker is not None:
+            tracker.attach(sweep, run_dir / "report" / "thresholds", "thresholds")
         summary = {
             "study": plan.study_name,
             "config": plan.config_name,
@@ -377,6 +380,7 @@ def finish_sweep(
             "next_spec": str(run_dir / "report" / "next_spec.yaml") if refinement else None,
             "champion": champion,
             "champions_skipped": skipped,
+            "thresholds": thresholds,
             "report_files": len(files),
         }
         write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
@@ -388,6 +392,33 @@ def finish_sweep(
         return summary
     finally:
         handle.dispose()
+
+
+def _threshold_step(sweep: Any, out: Path) -> dict[str, Any] | None:
+    """Precision and recall per threshold for the top models, when the objective records score
+    histograms (binary_classifier); None otherwise."""
+    from hpo_core.analysis.thresholds import threshold_report, write_threshold_report
+    from hpo_core.metrics import HISTOGRAM_ATTR
+
+    if not _has_complete(sweep) or HISTOGRAM_ATTR not in sweep.study.best_trial.user_attrs:
+        return None
+    report = threshold_report(sweep)
+    write_threshold_report(report, out)
+    top = report.models[0]
+    return {
+        "file": str(out / "thresholds.md"),
+        "required_precision": report.required_precision,
+        "best_trial": top.trial,
+        "threshold": top.chosen.threshold if top.chosen else None,
+        "precision": top.chosen.precision if top.chosen else None,
+        "recall": top.chosen.recall if top.chosen else None,
+    }
+
+
+def _has_complete(sweep: Any) -> bool:
+    from optuna.trial import TrialState
+
+    return bool(sweep.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
 def _has_trainer(spec: Any) -> bool:
@@ -425,4 +456,15 @@ def _summary_markdown(s: dict[str, Any]) -> str:
             else f"skipped ({s['champions_skipped']})"
         ),
     ]
+    t = s.get("thresholds")
+    if t:
+        lines.append(
+            f"- thresholds: {t['file']}; trial {t['best_trial']}: "
+            + (
+                f"precision {t['precision']:.1%} at recall {t['recall']:.1%} from score "
+                f">= {t['threshold']:.2f}"
+                if t["threshold"] is not None
+                else f"no threshold reaches precision {t['required_precision']:.0%}"
+            )
+        )
     return "\n".join(lines) + "\n"

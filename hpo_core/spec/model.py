@@ -21,6 +21,7 @@ __all__ = [
     "ChampionsSpec",
     "DecisionSpec",
     "HardLimit",
+    "MetricsSpec",
     "ParamSpec",
     "ParamType",
     "PrunerSpec",
@@ -124,6 +125,32 @@ class AnalysisSpec(_Section):
     min_group_trials: Annotated[int, Field(ge=2)] = 5  # fewer per group = underpowered
     importance: Literal["ped_anova", "fanova", "none"] = "ped_anova"
     chance_headroom_flag: Annotated[float, Field(gt=0, lt=1)] = 0.25  # best-chance over 1-chance
+    compare: list[str] = []  # categorical params compared group by group, e.g. [budget, tier]
+
+
+class MetricsSpec(_Section):
+    """Which figures judge a model and in what order (seed 004: precision first, recall second,
+    AUC for ranking only, never F1 or accuracy). Names are the trial's recorded metrics."""
+
+    optimize: str | None = None  # what the objective returns and Optuna ranks by; default metric
+    priority: list[str] = []  # reported metrics, most important first
+    forbidden: list[str] = []  # never computed, shown, logged or written (e.g. f1, accuracy)
+    threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5  # decision threshold on the score
+    top_percents: list[Annotated[float, Field(gt=0, le=100)]] = [1.0, 5.0, 10.0]  # top-k% cuts
+    required_precision: Annotated[float, Field(gt=0, le=1)] | None = None  # thresholds target
+    min_predicted: Annotated[int, Field(ge=1)] = 10  # fewer predicted positives: no precision
+    thresholds_top: Annotated[int, Field(ge=1)] = 5  # models in the thresholds step
+
+    def is_forbidden(self, name: str) -> bool:
+        """``val_accuracy`` and ``f1_score`` are forbidden by ``accuracy`` and ``f1``."""
+        words = set(re.split(r"[^a-z0-9]+", name.lower()))
+        return any(f.lower() == name.lower() or f.lower() in words for f in self.forbidden)
+
+    def ordered(self, names: list[str]) -> list[str]:
+        """``names`` without forbidden ones, in priority order, the rest after in given order."""
+        allowed = [n for n in names if not self.is_forbidden(n)]
+        first = [p for p in self.priority if p in allowed]
+        return first + [n for n in allowed if n not in first]
 
 
 class HardLimit(_Section):
@@ -400,6 +427,17 @@ class SweepSpec(_Section):
     refine: RefineSpec = RefineSpec()
     champions: ChampionsSpec = ChampionsSpec()
     worker: WorkerSpec = WorkerSpec()
+    metrics: MetricsSpec = MetricsSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _metric_from_optimize(cls, data: Any) -> Any:
+        """``metrics.optimize`` names the reported ``metric`` when that is left out."""
+        if isinstance(data, dict) and "metric" not in data:
+            optimize = (data.get("metrics") or {}).get("optimize")
+            if isinstance(optimize, str):
+                return {**data, "metric": optimize}
+        return data
 
     @field_validator("schedule")
     @classmethod
@@ -472,6 +510,7 @@ class SweepSpec(_Section):
             params=self.param_ranges,
             decision=self.decision,
         )
+        problems += _metric_problems(self)
         if problems:
             raise FieldProblems(problems)
         return self
@@ -510,6 +549,48 @@ class SweepSpec(_Section):
                 )
                 groups.setdefault(key, []).append(name)
         return groups
+
+
+def _metric_problems(spec: SweepSpec) -> list[tuple[str, str]]:
+    m = spec.metrics
+    problems: list[tuple[str, str]] = []
+    if m.optimize is not None and m.optimize != spec.metric:
+        problems.append(
+            (
+                "metrics.optimize",
+                f"`metrics.optimize == metric` must hold, but got (optimize={m.optimize!r}, "
+                f"metric={spec.metric!r}); leave one of them out",
+            )
+        )
+    if m.is_forbidden(spec.metric):
+        problems.append(
+            (
+                "metric" if m.optimize is None else "metrics.optimize",
+                f"{spec.metric!r} is in metrics.forbidden; optimise another metric or drop it "
+                "from the forbidden list",
+            )
+        )
+    for i, name in enumerate(m.priority):
+        if m.is_forbidden(name):
+            problems.append(
+                (
+                    f"metrics.priority.{i}",
+                    f"{name!r} is also forbidden (metrics.forbidden); remove it from one list",
+                )
+            )
+    if len(set(m.priority)) != len(m.priority):
+        problems.append(("metrics.priority", "lists a metric twice; keep each once"))
+    for i, name in enumerate(spec.analysis.compare):
+        param = spec.param_ranges.get(name)
+        if param is None or param.type not in ("categorical", "bool"):
+            problems.append(
+                (
+                    f"analysis.compare.{i}",
+                    f"{name!r} is not a categorical or boolean parameter in param_ranges; "
+                    "compare groups of a searched categorical (e.g. budget, tier)",
+                )
+            )
+    return problems
 
 
 def cross_check(

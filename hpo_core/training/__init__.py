@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from hpo_core.training.loop import (
+    BinaryTask,
     EpochMetrics,
+    Evaluation,
+    MulticlassTask,
+    Task,
     TrainConfig,
     TrainData,
     TrainResult,
@@ -14,7 +18,11 @@ from hpo_core.training.loop import (
 )
 
 __all__ = [
+    "BinaryTask",
     "EpochMetrics",
+    "Evaluation",
+    "MulticlassTask",
+    "Task",
     "TrainConfig",
     "TrainData",
     "TrainResult",

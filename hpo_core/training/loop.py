@@ -2,8 +2,11 @@
 
 One function, :func:`train_model`, with validated settings (:class:`TrainConfig`) and an
 ``on_epoch_end`` hook: the Optuna objective reports and prunes from the hook, champion training
-logs from it. The model is any module whose ``forward(batch)`` returns class logits; the data is
-anything with ``train_batches(batch_size, generator)`` and ``val_batches(batch_size)``.
+logs from it. The model is any module whose ``forward(batch)`` returns logits; the data is
+anything with ``train_batches(batch_size, generator)`` and ``val_batches(batch_size)``. What the
+loss is and which validation score picks the best epoch is the task's business: a
+:class:`MulticlassTask` (cross-entropy, accuracy; the ARC classifier) or a :class:`BinaryTask`
+(weighted binary cross-entropy, AUC or another ranking metric; the imbalanced classifier).
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "BinaryTask",
     "EpochMetrics",
+    "Evaluation",
+    "MulticlassTask",
+    "Task",
     "TrainConfig",
     "TrainData",
     "TrainResult",
@@ -74,30 +81,39 @@ class TrainConfig:
 class EpochMetrics:
     epoch: int  # 1-based
     train_loss: float
-    train_acc: float
     val_loss: float
-    val_acc: float
+    val_score: float  # the task's validation score: picks the best epoch, reported to Optuna
     lr: float  # learning rate at the end of the epoch
     seconds: float
     is_best: bool
+    metrics: dict[str, float] = field(default_factory=dict)  # the task's others, e.g. train_acc
 
 
 @dataclass
 class TrainResult:
     history: list[EpochMetrics]
     best_epoch: int
-    best_val_acc: float
+    best_score: float  # the task's validation score at the best epoch
     best_state: dict[str, torch.Tensor]  # weights at the best epoch, on CPU
-    per_class_val_acc: list[float | None]  # at the best epoch; None for a class absent from val
+    per_class_val_acc: list[float | None]  # multiclass, at the best epoch; None: class not in val
     train_seconds: float
     stopped_early: bool
     device: str
     samples_per_second: float = 0.0  # training samples processed per second
+    best_metrics: dict[str, float] = field(default_factory=dict)  # the task's, at the best epoch
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def epochs_trained(self) -> int:
         return len(self.history)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float  # mean loss over the batches
+    score: float  # the task's score (higher is better)
+    metrics: dict[str, float] = field(default_factory=dict)  # more figures, logged per epoch
+    per_class: list[float | None] = field(default_factory=list)  # multiclass accuracy per class
 
 
 class _Batch(Protocol):
@@ -156,23 +172,133 @@ def evaluate(
     device: torch.device,
     amp: bool = True,
 ) -> tuple[float, float, list[float | None]]:
-    """Mean loss, accuracy and per-class accuracy over the batches."""
-    model.eval()
-    total_loss, correct, count = 0.0, 0, 0
-    hits = torch.zeros(n_classes)
-    seen = torch.zeros(n_classes)
-    for batch, labels in batches:
-        batch, labels = batch.to(device), labels.to(device)
-        with _autocast(device, amp):
-            logits = model(batch).float()
-        total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
-        right = (logits.argmax(-1) == labels).cpu()
-        correct += int(right.sum())
-        count += len(labels)
-        seen += torch.bincount(labels.cpu(), minlength=n_classes).float()
-        hits += torch.bincount(labels.cpu()[right], minlength=n_classes).float()
-    per_class = [float(h / s) if s else None for h, s in zip(hits, seen, strict=True)]
-    return total_loss / max(count, 1), correct / max(count, 1), per_class
+    """Mean loss, accuracy and per-class accuracy over the batches (a multiclass model)."""
+    result = MulticlassTask(n_classes).evaluate(model, batches, device=device, amp=amp)
+    return result.loss, result.score, result.per_class
+
+
+class Task(Protocol):
+    """What the loop needs to know about a kind of model: its loss and its validation score."""
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor: ...
+
+    def train_metrics(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        """Sums over one training batch (the loop averages them per sample)."""
+        ...
+
+    def evaluate(
+        self,
+        model: nn.Module,
+        batches: Sequence[tuple[Any, torch.Tensor]],
+        *,
+        device: torch.device,
+        amp: bool,
+    ) -> Evaluation: ...
+
+
+@dataclass(frozen=True)
+class MulticlassTask:
+    """Cross-entropy over class logits; the best epoch has the best validation accuracy."""
+
+    n_classes: int
+    label_smoothing: float = 0.0
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+
+    def train_metrics(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        return {"train_acc": float((logits.argmax(-1) == labels).sum())}
+
+    @torch.no_grad()
+    def evaluate(
+        self,
+        model: nn.Module,
+        batches: Sequence[tuple[Any, torch.Tensor]],
+        *,
+        device: torch.device,
+        amp: bool,
+    ) -> Evaluation:
+        model.eval()
+        total_loss, correct, count = 0.0, 0, 0
+        hits = torch.zeros(self.n_classes)
+        seen = torch.zeros(self.n_classes)
+        for batch, labels in batches:
+            batch, labels = batch.to(device), labels.to(device)
+            with _autocast(device, amp):
+                logits = model(batch).float()
+            total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+            right = (logits.argmax(-1) == labels).cpu()
+            correct += int(right.sum())
+            count += len(labels)
+            seen += torch.bincount(labels.cpu(), minlength=self.n_classes).float()
+            hits += torch.bincount(labels.cpu()[right], minlength=self.n_classes).float()
+        per_class = [float(h / s) if s else None for h, s in zip(hits, seen, strict=True)]
+        acc = correct / max(count, 1)
+        return Evaluation(total_loss / max(count, 1), acc, {"val_acc": acc}, per_class)
+
+
+@dataclass(frozen=True)
+class BinaryTask:
+    """Binary cross-entropy on one logit per sample, positives weighted by ``pos_weight`` (the
+    class imbalance; 1.0 when batches are already balanced). The best epoch has the best
+    validation ``select`` metric (``auc``, ``average_precision``, ...: a key of
+    :func:`hpo_core.metrics.binary_metrics`). No accuracy: it hides the trade-off on rare
+    positives."""
+
+    pos_weight: float = 1.0
+    select: str = "auc"
+    threshold: float = 0.5  # precision and recall are logged at this score
+    top_percents: tuple[float, ...] = (1.0, 5.0, 10.0)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        weight = torch.tensor(self.pos_weight, device=logits.device)
+        return F.binary_cross_entropy_with_logits(logits, labels.float(), pos_weight=weight)
+
+    def train_metrics(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        return {}
+
+    @torch.no_grad()
+    def scores(
+        self,
+        model: nn.Module,
+        batches: Sequence[tuple[Any, torch.Tensor]],
+        *,
+        device: torch.device,
+        amp: bool = True,
+    ) -> tuple[Any, Any, float]:
+        """(labels, probabilities, summed loss) over the batches, as numpy arrays."""
+        model.eval()
+        labels_all, scores_all, total = [], [], 0.0
+        for batch, labels in batches:
+            batch, labels = batch.to(device), labels.to(device)
+            with _autocast(device, amp):
+                logits = model(batch).float()
+            total += float(
+                F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="sum")
+            )
+            labels_all.append(labels.cpu())
+            scores_all.append(torch.sigmoid(logits).cpu())
+        y = torch.cat(labels_all).numpy().astype("int64") if labels_all else None
+        s = torch.cat(scores_all).numpy().astype("float64") if scores_all else None
+        return y, s, total
+
+    def evaluate(
+        self,
+        model: nn.Module,
+        batches: Sequence[tuple[Any, torch.Tensor]],
+        *,
+        device: torch.device,
+        amp: bool = True,
+    ) -> Evaluation:
+        from hpo_core.metrics import binary_metrics
+
+        y, s, total = self.scores(model, batches, device=device, amp=amp)
+        if y is None or s is None:
+            return Evaluation(math.nan, math.nan)
+        figures = binary_metrics(y, s, threshold=self.threshold, top_percents=self.top_percents)
+        score = figures[self.select]
+        logged = {f"val_{k}": v for k, v in figures.items() if not k.startswith("score_")}
+        return Evaluation(total / len(y), score if math.isfinite(score) else -math.inf, logged)
 
 
 def train_model(
@@ -180,17 +306,20 @@ def train_model(
     data: TrainData,
     config: TrainConfig,
     *,
+    task: Task | None = None,
     on_epoch_end: Callable[[EpochMetrics], None] | None = None,
 ) -> TrainResult:
-    """Train with AdamW and cross-entropy; keep the weights of the best validation accuracy.
+    """Train with AdamW and the task's loss; keep the weights of the best validation score.
 
-    With ``use_scheduler`` the learning rate warms up linearly over the first
+    The task defaults to :class:`MulticlassTask` over ``data.n_classes`` with the config's label
+    smoothing. With ``use_scheduler`` the learning rate warms up linearly over the first
     ``warmup_fraction`` of all steps, then follows a cosine decay to zero at the last step of
     ``epochs`` (the schedule is fixed by ``epochs``, so early stopping or pruning ends it early).
     Without it the rate is constant. ``on_epoch_end`` runs after each validation; an exception it
     raises (``optuna.TrialPruned``) ends training and propagates. Early stopping ends training
-    after ``early_stop_patience`` epochs without a new best validation accuracy.
+    after ``early_stop_patience`` epochs without a new best validation score.
     """
+    task = task or MulticlassTask(data.n_classes, config.label_smoothing)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -213,9 +342,9 @@ def train_model(
     )
     val_batches = data.val_batches(config.batch_size)
     history: list[EpochMetrics] = []
-    best_acc, best_epoch = -1.0, 0
+    best_score, best_epoch = -math.inf, 0
     best_state: dict[str, torch.Tensor] = {}
-    best_per_class: list[float | None] = []
+    best_eval = Evaluation(math.nan, math.nan)
     since_best = 0
     samples, train_time = 0, 0.0
     began = time.perf_counter()
@@ -224,12 +353,15 @@ def train_model(
         epoch_began = time.perf_counter()
         batches = first_epoch if epoch == 1 else data.train_batches(config.batch_size, generator)
         model.train()
-        loss_sum, correct, count = 0.0, 0, 0
+        loss_sum, count = 0.0, 0
+        sums: dict[str, float] = {}
         for batch, labels in batches:
             batch, labels = batch.to(device), labels.to(device)
             with _autocast(device, config.amp):
                 logits = model(batch).float()
-            loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+            loss = task.loss(logits, labels)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss is {float(loss)} at epoch {epoch}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip:
@@ -238,29 +370,28 @@ def train_model(
             if scheduler is not None:
                 scheduler.step()
             loss_sum += float(loss.detach()) * len(labels)
-            correct += int((logits.argmax(-1) == labels).sum())
+            for key, value in task.train_metrics(logits.detach(), labels).items():
+                sums[key] = sums.get(key, 0.0) + value
             count += len(labels)
         train_time += time.perf_counter() - epoch_began
         samples += count
-        val_loss, val_acc, per_class = evaluate(
-            model, val_batches, data.n_classes, device=device, amp=config.amp
-        )
-        is_best = val_acc > best_acc
+        evaluation = task.evaluate(model, val_batches, device=device, amp=config.amp)
+        is_best = evaluation.score > best_score
         if is_best:
-            best_acc, best_epoch, since_best = val_acc, epoch, 0
+            best_score, best_epoch, since_best = evaluation.score, epoch, 0
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            best_per_class = per_class
+            best_eval = evaluation
         else:
             since_best += 1
         metrics = EpochMetrics(
             epoch=epoch,
             train_loss=loss_sum / max(count, 1),
-            train_acc=correct / max(count, 1),
-            val_loss=val_loss,
-            val_acc=val_acc,
+            val_loss=evaluation.loss,
+            val_score=evaluation.score,
             lr=optimizer.param_groups[0]["lr"],
             seconds=time.perf_counter() - epoch_began,
             is_best=is_best,
+            metrics={k: v / max(count, 1) for k, v in sums.items()} | evaluation.metrics,
         )
         history.append(metrics)
         if on_epoch_end is not None:
@@ -271,11 +402,12 @@ def train_model(
     return TrainResult(
         history=history,
         best_epoch=best_epoch,
-        best_val_acc=best_acc,
+        best_score=best_score,
         best_state=copy.copy(best_state),
-        per_class_val_acc=best_per_class,
+        per_class_val_acc=best_eval.per_class,
         train_seconds=time.perf_counter() - began,
         stopped_early=stopped_early,
         device=str(device),
         samples_per_second=samples / train_time if train_time > 0 else 0.0,
+        best_metrics=best_eval.metrics,
     )

@@ -33,7 +33,7 @@ def test_training_reduces_the_loss_on_a_small_fixed_subset(data: ArcData) -> Non
     _, result = _train(data, SMALL_CNN, epochs=12, lr=3e-3)
     losses = [m.train_loss for m in result.history]
     assert losses[-1] < 0.7 * losses[0], losses
-    assert result.history[-1].train_acc > result.history[0].train_acc
+    assert result.history[-1].metrics["train_acc"] > result.history[0].metrics["train_acc"]
     assert 1 <= result.best_epoch <= 12 and result.best_state
 
 
@@ -48,20 +48,20 @@ def test_a_fixed_seed_makes_a_cpu_run_reproducible(data: ArcData) -> None:
     _, first = _train(data, params, epochs=2, seed=7)
     _, second = _train(data, params, epochs=2, seed=7)
     assert [m.train_loss for m in first.history] == [m.train_loss for m in second.history]
-    assert [m.val_acc for m in first.history] == [m.val_acc for m in second.history]
+    assert [m.val_score for m in first.history] == [m.val_score for m in second.history]
 
 
 def test_best_state_is_the_best_epoch(data: ArcData) -> None:
     model, result = _train(data, SMALL_CNN, epochs=4, lr=3e-3)
-    best = max(result.history, key=lambda m: m.val_acc)
-    assert result.best_val_acc == best.val_acc and result.best_epoch == best.epoch
+    best = max(result.history, key=lambda m: m.val_score)
+    assert result.best_score == best.val_score and result.best_epoch == best.epoch
     model.load_state_dict(result.best_state)
     from hpo_core.training import evaluate
 
     _, acc, per_class = evaluate(
         model, data.val_batches(16), data.n_classes, device=torch.device("cpu")
     )
-    assert acc == pytest.approx(result.best_val_acc)
+    assert acc == pytest.approx(result.best_score)
     assert per_class == result.per_class_val_acc and len(per_class) == data.n_classes
 
 
