@@ -41,7 +41,7 @@ demo: install
 	HPO_HOME=$(HPO_HOME) bash scripts/demo.sh
 
 test: install system-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --durations=15
 
 lint: install
 	$(BIN)/ruff check hpo_core tests bench dags plugins scripts

@@ -11,8 +11,10 @@
 (f) Analysis time on 1,000 and 10,000 trials: see bench/analysis.py.
 (g) MLflow tracking's cost per trial (SQLite store, mlflow server): see bench/tracking.py.
 (h) DAG parse time: see bench/dags.py.
+(i) The binary_classifier family: metrics on 1M scores, budget sizing, CPU training: see
+    bench/binary.py.
 Sections can be skipped (--skip-harness, --skip-training, --skip-analysis, --skip-tracking,
---skip-dags); the others keep their last results.
+--skip-dags, --skip-binary); the others keep their last results.
 """
 
 from __future__ import annotations
@@ -170,6 +172,7 @@ def main() -> int:
     parser.add_argument("--skip-analysis", action="store_true", help="skip the analysis timing")
     parser.add_argument("--skip-tracking", action="store_true", help="skip the MLflow timing")
     parser.add_argument("--skip-dags", action="store_true", help="skip the DAG parse timing")
+    parser.add_argument("--skip-binary", action="store_true", help="skip binary_classifier")
     parser.add_argument(
         "--threads",
         default=f"1,{os.cpu_count() or 1}",
@@ -193,6 +196,11 @@ def main() -> int:
 
         print("dags: parse time of dags/hpo_sweep.py", flush=True)
         results["dags"] = dags.parse_times()
+    if not args.skip_binary:
+        from bench import binary
+
+        print("binary: metrics on 1M scores, budget sizing, CPU training", flush=True)
+        results["binary"] = binary.binary_bench()
     if not args.skip_analysis:
         from bench import analysis
 
@@ -276,6 +284,7 @@ def render(results: dict[str, Any]) -> str:
             f"{r['efficiency']} | {r['join_s']} |"
         )
     from bench.analysis import render as render_analysis
+    from bench.binary import render as render_binary
     from bench.dags import render as render_dags
     from bench.tracking import render as render_tracking
     from bench.training import render as render_training
@@ -284,6 +293,7 @@ def render(results: dict[str, Any]) -> str:
     lines += render_analysis(results)
     lines += render_tracking(results)
     lines += render_dags(results)
+    lines += render_binary(results)
     return "\n".join(lines) + "\n"
 
 

@@ -35,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `hpo top | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -156,6 +159,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("study")
     _storage_arg(p)
     p.set_defaults(handler=_cmd_stop)
+
+    p = sub.add_parser("cleanup", help="mark trials left RUNNING by dead workers as failed")
+    p.add_argument("study")
+    p.add_argument(
+        "--older-than",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="also fail RUNNING trials started longer ago than this (workers on other hosts, "
+        "storages without heartbeats)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    _storage_arg(p)
+    p.set_defaults(handler=_cmd_cleanup)
 
     p = sub.add_parser("champions", help="retrain the top configurations, register the best")
     p.add_argument("study")
@@ -652,6 +668,26 @@ def _cmd_decide(args: argparse.Namespace) -> int:
         sweep.study.set_user_attr(ATTR_STOP, True)
         record["applied"] = "stop flag set; workers finish their current trial and exit"
     print(json.dumps(record, indent=2, default=str))
+    return EXIT_OK
+
+
+def _cmd_cleanup(args: argparse.Namespace) -> int:
+    from hpo_core.worker import cleanup_stale_trials
+
+    sweep = _open_sweep(args, args.study)
+    cleaned = cleanup_stale_trials(sweep, older_than=args.older_than, dry_run=args.dry_run)
+    verb = "would fail" if args.dry_run else "failed"
+    arrow = "would go RUNNING -> FAIL" if args.dry_run else "RUNNING -> FAIL"
+    for t in cleaned:
+        print(f"trial {t.number}: {arrow} ({t.reason})")
+    from optuna.trial import TrialState
+
+    running = len(sweep.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    print(
+        f"{args.study}: {verb} {len(cleaned)} stale trial(s); {running} still running"
+        if cleaned
+        else f"{args.study}: no stale trials; {running} running"
+    )
     return EXIT_OK
 
 

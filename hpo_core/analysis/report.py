@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -389,7 +390,7 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
             ["parameter", "rule", "old", "new", "evidence"],
             [[f"`{st.param}`", st.rule, st.old, st.new, st.evidence] for st in refinement.steps],
         )
-        lines += ["", "```yaml", refinement.text.rstrip(), "```"]
+        lines += ["", "```yaml", _hide_forbidden(refinement.text, spec).rstrip(), "```"]
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{Path(p).stem}]({p})" for p in plots]
@@ -403,6 +404,19 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
         + ".",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _hide_forbidden(text: str, spec: Any) -> str:
+    """The next spec as shown in the report: the names of forbidden metrics appear in no report
+    (next_spec.yaml itself keeps the list, so the next sweep forbids them too)."""
+    if not spec.metrics.forbidden:
+        return text
+    return re.sub(
+        r"^(\s*)forbidden:.*$",
+        r"\1# forbidden: (the metrics never reported; listed in next_spec.yaml)",
+        text,
+        flags=re.MULTILINE,
+    )
 
 
 def _bool_cells(e: ParamEffect) -> list[Any]:

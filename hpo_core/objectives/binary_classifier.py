@@ -225,16 +225,18 @@ def check_spec(spec: SweepSpec) -> list[SpecIssue]:
     kinds = param_values(spec, "model", "transformer")
     if budgets is not None and kinds is not None and "transformer" in kinds[1]:
         layers = param_values(spec, "n_layers", 2)
-        window = int(data_keys.get("window", spec.fixed.get("window", 16)))
+        window = data_keys.get("window", spec.fixed.get("window", 16))
         assert layers is not None
+        if not isinstance(window, int) or window < 1:
+            return issues  # TabularConfig.problems has said so
         for b, d, n in itertools.product(budgets[1], d_model[1], layers[1]):
             try:
                 budget = parse_budget(b)
             except ValueError as exc:
                 issues.append(SpecIssue(budgets[0], str(exc)))
                 break
-            if not (isinstance(d, int) and isinstance(n, int)):
-                continue
+            if not (isinstance(d, int) and isinstance(n, int) and d >= 1 and n >= 1):
+                continue  # the rules above have said so
             problem = transformer_budget_problem(
                 budget, n_features=1, window=window, d_model=d, n_layers=n
             )

@@ -343,8 +343,21 @@ def _render_yaml(
     rest = spec.model_dump(
         mode="json",
         exclude_unset=True,
-        include={"sampler", "pruner", "data", "decision", "analysis", "refine", "worker"},
+        include={
+            "sampler",
+            "pruner",
+            "data",
+            "decision",
+            "analysis",
+            "refine",
+            "champions",
+            "metrics",
+            "worker",
+        },
     )
+    compare = rest.get("analysis", {}).get("compare")
+    if compare:  # a compared parameter the refinement fixed has no groups left
+        rest["analysis"]["compare"] = [p for p in compare if p in ranges]
     by_param = {st.param: st for st in steps}
     lines = [
         f"# Next sweep, written by `hpo refine` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from",

@@ -1,6 +1,13 @@
-"""Where studies live: storage URLs, masking, and opening Optuna storages."""
+"""Where studies live: storage URLs, masking, opening Optuna storages, riding out restarts.
+
+``resilient`` (it imports optuna) loads on first use, so DAG files that import this package stay
+cheap to parse.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from hpo_core.storage.backends import StorageHandle, file_lock, open_storage
 from hpo_core.storage.urls import (
@@ -12,14 +19,29 @@ from hpo_core.storage.urls import (
     storage_kind,
 )
 
+_LAZY = {
+    "ResilientRDBStorage": "hpo_core.storage.resilient",
+    "is_disconnect": "hpo_core.storage.resilient",
+    "retry_storage": "hpo_core.storage.resilient",
+}
+
 __all__ = [
     "ENV_HOME",
     "ENV_STORAGE",
+    "ResilientRDBStorage",
     "StorageHandle",
     "default_storage_url",
     "file_lock",
+    "is_disconnect",
     "mask_url",
     "open_storage",
     "resolve_storage_url",
+    "retry_storage",
     "storage_kind",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hpo_core.storage' has no attribute {name!r}")

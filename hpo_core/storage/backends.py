@@ -210,6 +210,8 @@ def open_storage(
     """
     import optuna
 
+    from hpo_core.storage.resilient import ResilientRDBStorage
+
     kind = storage_kind(url)
     shown = mask_url(url)
     if kind in ("postgresql", "sqlite"):
@@ -232,7 +234,7 @@ def open_storage(
         def build() -> BaseStorage:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
+                return ResilientRDBStorage(
                     url,
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat_interval,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from hpo_core.objectives import TrialContext
 
@@ -80,3 +81,40 @@ def touch_and_sleep(ctx: TrialContext) -> float:
     marker.write_text(str(os.getpid()))
     time.sleep(float(ctx.data.get("seconds", 1.0)))
     return float(ctx.number)
+
+
+def diverges_when(ctx: TrialContext) -> float:
+    """Trains a tiny model; above ``data.threshold`` on ``x`` with an infinite learning rate, so the
+    loss goes to inf/NaN within a few steps, which the training loop reports as a
+    FloatingPointError, as it does for a real model."""
+    import torch
+
+    from hpo_core.training import TrainConfig, train_model
+
+    class _Data:
+        n_classes = 2
+
+        def __init__(self) -> None:
+            gen = torch.Generator().manual_seed(0)
+            self.x = torch.randn(64, 1, generator=gen) * 1e3
+            self.y = (self.x[:, 0] > 0).long()
+
+        def train_batches(self, batch_size: int, generator: Any) -> Any:
+            return [(self.x, self.y)]
+
+        def val_batches(self, batch_size: int) -> Any:
+            return [(self.x, self.y)]
+
+    lr = 1e-3 if ctx.params["x"] <= ctx.data["threshold"] else float("inf")
+    model = torch.nn.Linear(1, 2)
+    train_model(model, _Data(), TrainConfig(epochs=3, lr=lr, grad_clip=None, weight_decay=0))
+    return float(ctx.params["x"])
+
+
+def out_of_memory_when(ctx: TrialContext) -> float:
+    """Raises the MemoryError a too-large allocation raises (``data.threshold`` on ``x``)."""
+    if float(ctx.params["x"]) > float(ctx.data["threshold"]):
+        import numpy as np
+
+        np.empty(1 << 62, dtype=np.uint8)  # 4 EiB: refused at once, nothing is touched
+    return float(ctx.params["x"])

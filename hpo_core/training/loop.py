@@ -360,8 +360,9 @@ def train_model(
             with _autocast(device, config.amp):
                 logits = model(batch).float()
             loss = task.loss(logits, labels)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss is {float(loss)} at epoch {epoch}")
+            if not torch.isfinite(loss):  # diverged: the worker prunes the trial with this
+                value = float(loss.detach())
+                raise FloatingPointError(f"training loss is {value} at epoch {epoch}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip:

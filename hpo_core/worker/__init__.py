@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from hpo_core.worker.cleanup import CleanedTrial, cleanup_stale_trials
 from hpo_core.worker.smoke import SmokeResult, run_smoke_trials, smoke_spec
 from hpo_core.worker.sweep import SweepResult, run_sweep, sweep_paths, worker_command
 from hpo_core.worker.worker import WorkerReport, run_worker
 
 __all__ = [
+    "CleanedTrial",
     "SmokeResult",
     "SweepResult",
     "WorkerReport",
+    "cleanup_stale_trials",
     "run_smoke_trials",
     "run_sweep",
     "run_worker",

@@ -39,6 +39,7 @@ from optuna.trial import TrialState
 from hpo_core.objectives import TrialContext, require_objective_spec, resolve_objective
 from hpo_core.spec import LoadedSpec
 from hpo_core.storage import StorageHandle, open_storage
+from hpo_core.storage.resilient import retry_storage
 from hpo_core.study import ATTR_N_TRIALS, ATTR_STOP, SweepStudy, create_study, suggest_params
 
 __all__ = ["WorkerReport", "run_worker"]
@@ -48,6 +49,7 @@ _log = logging.getLogger(__name__)
 # One user attribute per trial, {id, host, pid, pid_start}: one write instead of four per trial.
 ATTR_WORKER = "worker"
 ATTR_FAIL_REASON = "fail_reason"
+ATTR_PRUNE_REASON = "prune_reason"  # why a trial was pruned: the pruner's step, or a NaN loss
 ATTR_FAIL_TRACEBACK = "fail_traceback"
 
 
@@ -211,8 +213,8 @@ class _Worker:
             if reason:
                 report.stop_reason = reason
                 break
-            self._fail_dead_trials()
-            slot = self._reserve()
+            retry_storage(self._fail_dead_trials, "checking for dead workers")
+            slot = retry_storage(self._reserve, "reserving a trial")
             if isinstance(slot, _Stop):
                 if slot.final:
                     report.stop_reason = slot.reason
@@ -322,6 +324,9 @@ class _Worker:
         except optuna.TrialPruned as exc:
             state = TrialState.PRUNED
             detail = str(exc)
+        except FloatingPointError as exc:  # a NaN/inf loss: the configuration diverged
+            state = TrialState.PRUNED
+            detail = f"diverged: {exc}".splitlines()[0][:500]
         except KeyboardInterrupt:
             self._record_failure(trial, "interrupted by a second stop signal", None)
             self._tell(trial, TrialState.FAIL, None)
@@ -329,6 +334,11 @@ class _Worker:
         except Exception as exc:  # an objective may raise anything; the worker must go on
             detail = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
             self._record_failure(trial, detail, traceback.format_exc())
+            if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
+                _free_memory()  # the next trial starts from an empty cache
+        if state == TrialState.PRUNED and detail:
+            with contextlib.suppress(Exception):
+                trial.set_user_attr(ATTR_PRUNE_REASON, detail)
         self._tell(trial, state, value)
         if self.tracker is not None:
             with contextlib.suppress(Exception):  # logging never fails a trial
@@ -410,19 +420,22 @@ class _Worker:
             pid = int(owner["pid"])
             if _alive(pid, owner.get("pid_start")):
                 continue
-            try:
-                storage.set_trial_user_attr(
-                    trial._trial_id, ATTR_FAIL_REASON, f"worker process {pid} died"
-                )
-                if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
+            if not fail_trial(storage, trial._trial_id, f"worker process {pid} died"):
                 continue
             _log.warning("trial %d failed: its worker (pid %d) is gone", trial.number, pid)
             dead = storage.get_trial(trial._trial_id)
             # The retry copies user attributes; the failure reason belongs to the dead trial only.
             dead.user_attrs = {k: v for k, v in dead.user_attrs.items() if k != ATTR_FAIL_REASON}
             self.retry(self.study, dead)
+
+
+def fail_trial(storage: Any, trial_id: int, reason: str) -> bool:
+    """Mark a RUNNING trial failed with ``reason``; False if it finished meanwhile."""
+    try:
+        storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
+        return bool(storage.set_trial_state_values(trial_id, state=TrialState.FAIL))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
 
 
 def _as_value(result: Any) -> float | None:
@@ -460,3 +473,14 @@ def _alive(pid: int, start: int | None) -> bool:
     if fields[0] in ("Z", "X"):  # a zombie has exited; only its parent has not reaped it yet
         return False
     return start is None or int(fields[19]) == start
+
+
+def _free_memory() -> None:
+    """After an out-of-memory trial: collect, and empty CUDA's cache when torch is loaded."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -17,7 +17,7 @@ import yaml
 from hpo_core.storage import open_storage
 from hpo_core.study import ATTR_STOP, load_study
 from tests.conftest import tiny_arc_spec
-from tests.dags.conftest import run_dag
+from tests.dags.conftest import REPO, run_dag
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
 
@@ -246,3 +246,30 @@ def test_a_failed_trial_rate_over_the_limit_stops_the_sweep_and_alerts(
     assert "\nfailure_rate: " in stopped["text"] and "above the limit of 20%" in stopped["text"]
     assert rate["subject"].startswith("sweep dag_failing_v1: failed-trial rate ")
     assert "above the spec's limit of 20.0%" in rate["text"]
+
+
+@pytest.mark.postgres
+def test_the_binary_family_runs_through_the_same_dag(pg_url: str, tmp_path: Path) -> None:
+    """binary_classifier through the DAG the ARC family uses: checks (its data check), workers,
+    report, champions, and the threshold step after them."""
+    from hpo_core.data.tabular import generate_binary_dataset, write_table
+
+    table = tmp_path / "buy.parquet"
+    write_table(generate_binary_dataset(5000, seed=3), table)
+    spec = yaml.safe_load((REPO / "configs" / "hpo" / "demo_buy_signals.yaml").read_text())
+    spec.update(n_trials=4, decision={}, champions={"top_k": 1, "epochs": 2, "seeds": 1})
+    spec["data"] = {**spec["data"], "path": str(table)}
+    spec["fixed"]["epochs"] = 2
+    env = _setup(tmp_path, {"buy.yaml": spec}, pg_url)
+    result = run_dag({**BASE_CONF, "config": "buy.yaml", "workers": 1}, env)
+    assert result["state"] == "success", result["output"][-4000:]
+    assert result["tis"]["prelaunch.check_data"] == "success"
+    run = _run_dir(tmp_path, "demo_buy_signals_v1")
+    checklist = json.loads((run / "checklist" / "checklist.json").read_text())
+    data_check = next(c for c in checklist["checks"] if c["name"] == "data")
+    assert "positive" in data_check["reason"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["champion"]["model"] == "demo_buy_signals"
+    assert summary["thresholds"]["required_precision"] == 0.5
+    assert (run / "report" / "thresholds" / "thresholds.md").is_file()
+    assert "- thresholds: " in (run / "summary.md").read_text()

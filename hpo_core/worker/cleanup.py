@@ -1,0 +1,80 @@
+"""``hpo cleanup``: mark trials left RUNNING by workers that are gone as failed (seed 003's
+"clean up incomplete trials", which the user's inspect tool did by hand).
+
+A RUNNING trial is stale when
+- the storage records heartbeats (PostgreSQL) and its last one is older than the grace period;
+- its worker ran on this host and that process is gone (the journal has no heartbeats);
+- or, with ``older_than``, it started more than that many seconds ago (a worker on another host,
+  or a storage without heartbeats: the caller knows how long a trial can take).
+
+Live trials are never touched, so running it during a sweep is safe; running it twice changes
+nothing the second time. Workers already fail (and retry once) the trials of dead peers as they
+go; this is for sweeps whose workers are all gone.
+"""
+
+from __future__ import annotations
+
+import socket
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import optuna
+from optuna.trial import TrialState
+
+from hpo_core.worker.worker import ATTR_WORKER, _alive, fail_trial
+
+if TYPE_CHECKING:
+    from hpo_core.study import SweepStudy
+
+__all__ = ["CleanedTrial", "cleanup_stale_trials"]
+
+
+@dataclass(frozen=True)
+class CleanedTrial:
+    number: int
+    reason: str  # why it was judged stale
+    started: datetime | None
+
+
+def cleanup_stale_trials(
+    sweep: SweepStudy, *, older_than: float | None = None, dry_run: bool = False
+) -> list[CleanedTrial]:
+    """Fail the stale RUNNING trials of ``sweep``; returns what was (or, dry, would be) changed."""
+    storage = sweep.handle.storage
+    study_id = sweep.study._study_id
+    running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return []
+    stale_ids: set[int] = set()
+    if sweep.handle.has_heartbeat:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            stale_ids = set(storage._get_stale_trial_ids(study_id))  # type: ignore[attr-defined]
+    host = socket.gethostname()
+    now = datetime.now()
+    cleaned = []
+    for trial in running:
+        reason = None
+        owner = trial.user_attrs.get(ATTR_WORKER) or {}
+        if trial._trial_id in stale_ids:
+            reason = "no heartbeat within the grace period"
+        elif (
+            owner.get("host") == host
+            and owner.get("pid") is not None
+            and not _alive(int(owner["pid"]), owner.get("pid_start"))
+        ):
+            reason = f"its worker process {owner['pid']} on {host} is gone"
+        if reason is None and older_than is not None and trial.datetime_start is not None:
+            age = (now - trial.datetime_start).total_seconds()
+            if age > older_than:
+                reason = f"running for {age:.0f}s, more than --older-than {older_than:g}s"
+        if reason is None:
+            continue
+        if not dry_run and not fail_trial(
+            storage, trial._trial_id, f"cleaned up by hpo cleanup: {reason}"
+        ):
+            continue  # it finished meanwhile: not stale after all
+        cleaned.append(CleanedTrial(trial.number, reason, trial.datetime_start))
+    return cleaned

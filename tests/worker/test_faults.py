@@ -1,0 +1,156 @@
+"""Faults injected for real: PostgreSQL restarted under running workers, diverging and
+out-of-memory trials, trials left RUNNING by killed workers and cleaned up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from hpo_core.testing import running_postgres
+from tests.conftest import base_spec, run_hpo
+from tests.worker.test_workers import _spec, _start, _states, _trials, _wait_all
+
+pytestmark = pytest.mark.slow
+
+
+def _sleepers(
+    write_spec: Callable[..., Path], markers: Path, n_trials: int, seconds: float
+) -> Path:
+    """A spec whose trials write a marker file, then sleep: tests see which are mid-trial."""
+    markers.mkdir()
+    return write_spec(
+        base_spec(
+            objective="hpo_core.testing.objectives:touch_and_sleep",
+            n_trials=n_trials,
+            data={"marker_dir": str(markers), "seconds": seconds},
+        )
+    )
+
+
+def _wait_for_markers(markers: Path, n: int) -> None:
+    deadline = time.monotonic() + 60
+    while len(list(markers.iterdir())) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+@pytest.mark.postgres
+def test_workers_ride_out_a_postgres_restart(write_spec: Callable[..., Path]) -> None:
+    """The server goes down for 3 s under 2 workers mid-sweep: they log, wait, reconnect, and
+    the study ends with exactly n_trials finished, none lost, none twice, none RUNNING."""
+    with running_postgres() as server:
+        url = server.create_database("restart")
+        config = write_spec(_spec(n_trials=16, data={"seconds": 0.4}))
+        procs = [_start(config, url) for _ in range(2)]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                done = [t for t in _trials(url) if t.state == TrialState.COMPLETE]
+            except Exception:
+                done = []
+            if len(done) >= 3:
+                break
+            time.sleep(0.2)
+        began = time.monotonic()
+        server.restart(down_seconds=3)
+        logs = _wait_all(procs, timeout=240)
+        recovered = time.monotonic() - began
+        trials = _trials(url)
+    states = _states(trials)
+    assert states.get(TrialState.COMPLETE, 0) == 16, states
+    assert TrialState.RUNNING not in states
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+    joined = "\n".join(logs)
+    assert "storage unreachable during" in joined and "storage reachable again" in joined
+    assert recovered < 120, recovered
+
+
+def test_a_diverging_trial_is_pruned_with_its_reason_and_the_worker_goes_on(
+    journal_url: str, write_spec: Callable[..., Path]
+) -> None:
+    config = write_spec(
+        base_spec(
+            objective="hpo_core.testing.objectives:diverges_when",
+            n_trials=6,
+            data={"threshold": 0.5},
+            param_ranges={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        )
+    )
+    (log,) = _wait_all([_start(config, journal_url)])
+    trials = _trials(journal_url)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert pruned and complete and len(pruned) + len(complete) == 6
+    assert all(t.params["x"] > 0.5 for t in pruned)
+    assert all("diverged: training loss is nan" in t.user_attrs["prune_reason"] for t in pruned)
+    assert "PRUNED" in log and "Traceback" not in log
+
+
+def test_an_out_of_memory_trial_fails_with_its_reason_and_the_worker_goes_on(
+    journal_url: str, write_spec: Callable[..., Path]
+) -> None:
+    config = write_spec(
+        base_spec(
+            objective="hpo_core.testing.objectives:out_of_memory_when",
+            n_trials=5,
+            data={"threshold": 0.5},
+            param_ranges={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        )
+    )
+    _wait_all([_start(config, journal_url)])
+    trials = _trials(journal_url)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and _states(trials)[TrialState.COMPLETE] == 5
+    assert all(
+        t.user_attrs["fail_reason"].startswith("MemoryError: Unable to allocate") for t in failed
+    )
+
+
+def test_cleanup_fails_trials_of_killed_workers_once_and_says_so(
+    journal_url: str, write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    markers = tmp_path / "markers"
+    config = _sleepers(write_spec, markers, 4, 60)
+    procs = [_start(config, journal_url) for _ in range(2)]
+    _wait_for_markers(markers, 2)
+    for proc in procs:  # every worker dies mid-trial: nobody is left to fail their trials
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert _states(_trials(journal_url)) == {TrialState.RUNNING: 2}
+    env = {"HPO_STORAGE_URL": journal_url}
+    dry = run_hpo("cleanup", "test_study", "--dry-run", env=env)
+    assert dry.returncode == 0 and "would fail 2 stale trial(s)" in dry.stdout, dry.stdout
+    assert _states(_trials(journal_url)) == {TrialState.RUNNING: 2}
+    first = run_hpo("cleanup", "test_study", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("RUNNING -> FAIL (its worker process") == 2
+    trials = _trials(journal_url)
+    assert _states(trials) == {TrialState.FAIL: 2}
+    assert all(t.user_attrs["fail_reason"].startswith("cleaned up by hpo cleanup") for t in trials)
+    again = run_hpo("cleanup", "test_study", env=env)
+    assert again.returncode == 0 and "no stale trials; 0 running" in again.stdout
+
+
+def test_cleanup_leaves_live_trials_alone(
+    journal_url: str, write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    markers = tmp_path / "markers"
+    config = _sleepers(write_spec, markers, 1, 4)
+    proc = _start(config, journal_url)
+    _wait_for_markers(markers, 1)
+    result = run_hpo("cleanup", "test_study", env={"HPO_STORAGE_URL": journal_url})
+    assert result.returncode == 0 and "no stale trials; 1 running" in result.stdout
+    _wait_all([proc])
+    assert _states(_trials(journal_url)) == {TrialState.COMPLETE: 1}
+
+
+def test_cleanup_of_a_missing_study_is_one_line(journal_url: str) -> None:
+    result = run_hpo("cleanup", "nope", env={"HPO_STORAGE_URL": journal_url})
+    assert result.returncode == 1 and result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
