@@ -8,12 +8,13 @@ STAMP  := $(VENV)/.installed
 PIP_VERSION := 26.3
 export HPO_HOME ?= $(CURDIR)/.hpo
 
-.PHONY: help install system-deps demo test lint bench lock clean
+.PHONY: help install system-deps demo test lint bench soak lock clean
 
 help:
 	@echo "make demo    an ARC sweep run by the Airflow DAG on the embedded defaults (no server)"
 	@echo "make test    run the test suite (starts its own PostgreSQL and MLflow servers)"
 	@echo "make bench   overhead, scaling, training, analysis, tracking and DAG parse benchmarks"
+	@echo "make soak    PostgreSQL restarts and killed workers, recovery times measured"
 	@echo "make lint    ruff and mypy"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -49,6 +50,10 @@ lint: install
 
 bench: install system-deps
 	$(BIN)/python -m bench.run --out bench/results
+
+# The reliability faults again, longer, with recovery times measured (bench/results/soak.json).
+soak: install system-deps
+	$(BIN)/python scripts/soak.py
 
 # Re-resolve the pins after changing dependencies in pyproject.toml.
 lock:

@@ -921,6 +921,8 @@ def _binary_data(spec: Any, args: argparse.Namespace) -> int:
         write_table(frame, path)
         print(f"wrote {len(frame):,} rows to {path}", file=sys.stderr)
     status, reason, details = check_table(config)
+    if status == "fail":
+        raise HpoError(f"data: {reason}")
     if args.json:
         print(json.dumps({"status": status, "reason": reason, **details}, indent=2, default=str))
     else:

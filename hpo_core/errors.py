@@ -32,7 +32,9 @@ class SpecIssue:
     message: str  # what is wrong and how to fix it
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        # one issue, one line: a key or value quoted from the file may hold a line break
+        return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class SpecError(HpoError):

@@ -588,7 +588,7 @@ class BinaryData:
             if n_pos in (0, len(train)):
                 raise DataError(
                     f"data.label_column: the train split of {self.source} has only one class; "
-                    "balanced sampling needs both: use more rows or sampling='none'"
+                    "balanced sampling needs both: use more rows or imbalance: weighted"
                 )
             weights = torch.where(
                 labels > 0.5,
@@ -813,8 +813,10 @@ def load_binary_data(config: TabularConfig) -> BinaryData:
 def check_table(config: TabularConfig) -> tuple[str, str, dict[str, Any]]:
     """Load the table and check every tier, for a pre-launch check.
 
-    Returns ("pass", summary, details), or ("warn", reason, details) when a split has no
-    positive labels or more than half; anything unusable raises :class:`DataError`.
+    Returns ("pass", summary, details); ("fail", reason, details) when the train or validation
+    split has no positives (no trial could learn or be scored); ("warn", reason, details) when the
+    test split has none, or a split has more than half; anything unusable raises
+    :class:`DataError`.
     """
     data = load_binary_data(config)
     tier_sizes: dict[str, int] = {}
@@ -852,8 +854,10 @@ def check_table(config: TabularConfig) -> tuple[str, str, dict[str, Any]]:
         n_pos = int(data.labels[data.split_idx(split)].sum())
         n = len(data.split_idx(split))
         what = "no positive labels" if n_pos == 0 else f"{rates[split]:.1%} positive labels"
+        # without positives in train or validation no trial can learn or be scored: refuse
+        fatal = n_pos == 0 and split in ("train", "val")
         return (
-            "warn",
+            "fail" if fatal else "warn",
             f"the {split} split of {data.source} has {what} ({n_pos} of {n} samples); "
             "check data.label_column or move the split (val_fraction, test_fraction, max_rows)",
             details,

@@ -84,7 +84,8 @@ def plan_run(params: dict[str, Any], *, run_id: str, home: str | Path | None = N
 
     config = resolve_config(str(params.get("config") or ""))
     workers = params.get("workers", 1)
-    if not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+    # bool is an int to Python (True == 1), not to the form's JSON schema: refuse it here too
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
         raise HpoError(
             f"params.workers: must be an integer from 1 to {MAX_WORKERS}, got {workers!r}"
         )
@@ -92,7 +93,9 @@ def plan_run(params: dict[str, Any], *, run_id: str, home: str | Path | None = N
     if mode not in ("local", "kubernetes"):
         raise HpoError(f"params.mode: must be 'local' or 'kubernetes', got {mode!r}")
     override = params.get("n_trials")
-    if override is not None and (not isinstance(override, int) or override < 1):
+    if override is not None and (
+        isinstance(override, bool) or not isinstance(override, int) or override < 1
+    ):
         raise HpoError(f"params.n_trials: must be a positive integer or empty, got {override!r}")
     spec_error = None
     try:

@@ -358,6 +358,9 @@ def _render_yaml(
     compare = rest.get("analysis", {}).get("compare")
     if compare:  # a compared parameter the refinement fixed has no groups left
         rest["analysis"]["compare"] = [p for p in compare if p in ranges]
+    checkpoints = rest.get("decision", {}).get("checkpoints")
+    if checkpoints:  # the next budget may be smaller: a checkpoint past it would not validate
+        rest["decision"]["checkpoints"] = [c for c in checkpoints if c < n_trials]
     by_param = {st.param: st for st in steps}
     lines = [
         f"# Next sweep, written by `hpo refine` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from",

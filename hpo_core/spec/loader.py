@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,12 @@ from hpo_core.spec.model import (
 
 __all__ = ["LoadedSpec", "find_url_passwords", "load_spec", "parse_spec", "spec_hash"]
 
-# scheme://user:password@host — the password part is anything up to the '@'.
-_URL_WITH_PASSWORD = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:[^\s/@]+@")
+# scheme://user:password@host — the password part is anything up to the '@'; or a
+# scheme://host/db?password=... query argument (also passwd=, pwd=), which mask_url hides too.
+_URL_WITH_PASSWORD = re.compile(
+    r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://(?:[^\s:/@]*:[^\s/@]+@|\S*?[?&](?:password|passwd|pwd)=[^&\s])",
+    re.IGNORECASE,
+)
 
 # Which schema a nested mapping follows, by its location; `*` matches any key (a parameter name).
 _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
@@ -66,6 +71,10 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, Hashable):  # `? [a, b]`: PyYAML's own check comes after ours
+            raise yaml.constructor.ConstructorError(
+                None, None, "a list or mapping as a key; keys are names", key_node.start_mark
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None,
@@ -100,7 +109,18 @@ def parse_spec(text: str, *, source: str = "<string>") -> LoadedSpec:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
-        raise SpecError([_yaml_issue(exc)], source=source) from None
+        raise SpecError(_masked([_yaml_issue(exc)]), source=source) from None
+    except (ValueError, RecursionError) as exc:  # a date like 2020-02-30; `[[[...` past the stack
+        problem = (
+            "is nested too deeply; flatten it"
+            if isinstance(exc, RecursionError)
+            else f"has a value that cannot be read ({exc}); quote it if it is text"
+        )
+        issue = SpecIssue("YAML", problem)
+        raise SpecError(_masked([issue]), source=source) from None
+    if _contains_itself(data):
+        issue = SpecIssue("YAML", "an alias refers to a value that contains it; write it out")
+        raise SpecError([issue], source=source)
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise SpecError(
@@ -122,9 +142,9 @@ def parse_spec(text: str, *, source: str = "<string>") -> LoadedSpec:
     except ValidationError as exc:
         issues += _issues_from(exc, data)
         issues += _lenient_cross_check(data)
-        raise SpecError(_dedupe(issues), source=source) from None
+        raise SpecError(_masked(_dedupe(issues)), source=source) from None
     if issues:
-        raise SpecError(issues, source=source)
+        raise SpecError(_masked(issues), source=source)
     return LoadedSpec(spec=spec, text=text, hash=spec_hash(spec), source=source)
 
 
@@ -141,17 +161,47 @@ def spec_hash(spec: SweepSpec) -> str:
 
 
 def find_url_passwords(data: Any, path: str = "") -> list[str]:
-    """Field paths of every string in ``data`` that holds a URL with a password."""
+    """Field paths of every string in ``data`` (keys too) that holds a URL with a password."""
     found: list[str] = []
     if isinstance(data, dict):
         for key, value in data.items():
-            found += find_url_passwords(value, f"{path}.{key}" if path else str(key))
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _URL_WITH_PASSWORD.search(key):
+                found.append(where)
+            found += find_url_passwords(value, where)
     elif isinstance(data, list):
         for i, value in enumerate(data):
             found += find_url_passwords(value, f"{path}.{i}" if path else str(i))
     elif isinstance(data, str) and _URL_WITH_PASSWORD.search(data):
         found.append(path)
     return found
+
+
+def _masked(issues: list[SpecIssue]) -> list[SpecIssue]:
+    """The issues with every URL password replaced by ``***``: a message may quote the value
+    (or key) it rejects, and the password must not reach a terminal or a log."""
+    from hpo_core.storage.urls import mask_url
+
+    return [SpecIssue(mask_url(i.path), mask_url(i.message)) for i in issues]
+
+
+def _contains_itself(data: Any) -> bool:
+    """Whether a recursive alias (``a: &x [*x]``) makes ``data`` contain itself."""
+    on_path: set[int] = set()
+    done: set[int] = set()
+
+    def visit(value: Any) -> bool:
+        if not isinstance(value, dict | list) or id(value) in done:
+            return False
+        if id(value) in on_path:
+            return True
+        on_path.add(id(value))
+        found = any(visit(v) for v in (value.values() if isinstance(value, dict) else value))
+        on_path.discard(id(value))
+        done.add(id(value))
+        return found
+
+    return visit(data)
 
 
 def _yaml_issue(exc: yaml.YAMLError) -> SpecIssue:
@@ -222,7 +272,13 @@ def _lenient_cross_check(data: dict[str, Any]) -> list[SpecIssue]:
                 params[str(name)] = ParamSpec.model_validate(raw)
             except ValidationError:
                 continue
-    fixed = data.get("fixed") if isinstance(data.get("fixed"), dict) else {}
+    raw_fixed = data.get("fixed")
+    # keys that are not names were reported already, and would break the did-you-mean hints
+    fixed = (
+        {k: v for k, v in raw_fixed.items() if isinstance(k, str)}
+        if isinstance(raw_fixed, dict)
+        else {}
+    )
     try:
         decision = DecisionSpec.model_validate(data.get("decision") or {})
     except ValidationError:

@@ -60,7 +60,8 @@ class SamplerSpec(_Section):
     """How Optuna proposes parameters."""
 
     type: Literal["tpe", "random"] = "tpe"  # tpe learns from finished trials; random does not
-    seed: int | None = None  # fixes the proposals for a given trial order
+    # fixes the proposals for a given trial order; numpy (Optuna's samplers) takes 0 to 2**32 - 1
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
     n_startup_trials: Annotated[int, Field(ge=0)] = 10  # random trials before TPE takes over
     multivariate: bool = True  # model parameters jointly (TPE); better for correlated params
     constant_liar: bool = True  # keeps parallel workers from proposing the same point
@@ -267,6 +268,8 @@ class ParamSpec(_Section):
         assert low is not None and high is not None
         if not (math.isfinite(low) and math.isfinite(high)):
             return [("low", f"bounds must be finite, but got (low={low}, high={high})")]
+        if self.step is not None and not math.isfinite(self.step):
+            return [("step", f"must be a finite number, but got {self.step}")]
         if self.type == "int":
             for field, value in (("low", low), ("high", high)):
                 if value != int(value):
@@ -391,20 +394,19 @@ class ParamSpec(_Section):
 
     def can_take(self, value: Any) -> bool:
         """Whether a sampled value of this parameter could ever equal ``value``."""
-        values = self.possible_values
-        if values is not None:
-            return any(type(v) is type(value) and v == value for v in values) or (
-                self.type in ("int", "float")
-                and isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and value in values
-            )
+        if self.type in ("bool", "categorical"):
+            return any(type(v) is type(value) and v == value for v in self.possible_values or [])
         assert self.low is not None and self.high is not None
-        return (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and self.low <= value <= self.high
-        )
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        if self.type == "float" and self.step is None:
+            return self.low <= value <= self.high
+        if not math.isfinite(value):
+            return False
+        # on the grid low + i * step, computed: listing possible_values of 0..1e9 takes GBs
+        step = 1.0 if self.type == "int" and self.log else float(self.step or 1)
+        i = round((value - self.low) / step)
+        return 0 <= i <= round((self.high - self.low) / step) and self.low + i * step == value
 
 
 class SweepSpec(_Section):
@@ -434,7 +436,8 @@ class SweepSpec(_Section):
     def _metric_from_optimize(cls, data: Any) -> Any:
         """``metrics.optimize`` names the reported ``metric`` when that is left out."""
         if isinstance(data, dict) and "metric" not in data:
-            optimize = (data.get("metrics") or {}).get("optimize")
+            metrics = data.get("metrics")  # not a mapping: its own validation error says so
+            optimize = metrics.get("optimize") if isinstance(metrics, dict) else None
             if isinstance(optimize, str):
                 return {**data, "metric": optimize}
         return data

@@ -17,7 +17,7 @@ import yaml
 from hpo_core.storage import open_storage
 from hpo_core.study import ATTR_STOP, load_study
 from tests.conftest import tiny_arc_spec
-from tests.dags.conftest import REPO, run_dag
+from tests.dags.conftest import AIRFLOW_HOME, REPO, run_dag
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
 
@@ -251,7 +251,8 @@ def test_a_failed_trial_rate_over_the_limit_stops_the_sweep_and_alerts(
 @pytest.mark.postgres
 def test_the_binary_family_runs_through_the_same_dag(pg_url: str, tmp_path: Path) -> None:
     """binary_classifier through the DAG the ARC family uses: checks (its data check), workers,
-    report, champions, and the threshold step after them."""
+    report, champions, and the threshold step after them; with a password in the storage
+    connection that ends up in no output, file, log, XCom or MLflow record."""
     from hpo_core.data.tabular import generate_binary_dataset, write_table
 
     table = tmp_path / "buy.parquet"
@@ -260,9 +261,18 @@ def test_the_binary_family_runs_through_the_same_dag(pg_url: str, tmp_path: Path
     spec.update(n_trials=4, decision={}, champions={"top_k": 1, "epochs": 2, "seeds": 1})
     spec["data"] = {**spec["data"], "path": str(table)}
     spec["fixed"]["epochs"] = 2
-    env = _setup(tmp_path, {"buy.yaml": spec}, pg_url)
+    # a password in the storage connection (the test server trusts loopback, so it is ignored)
+    secret = "Pw-9f3e7-NEVER-SHOWN"
+    storage = pg_url.replace("://postgres@", f"://postgres:{secret}@")
+    env = _setup(tmp_path, {"buy.yaml": spec}, storage)
     result = run_dag({**BASE_CONF, "config": "buy.yaml", "workers": 1}, env)
     assert result["state"] == "success", result["output"][-4000:]
+    assert secret not in result["output"]
+    # nowhere on disk either: reports, summaries, worker logs, MLflow's store, Airflow's
+    # metadata database (XCom, task instances) and task logs
+    for root in (tmp_path, AIRFLOW_HOME):
+        leaks = [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+        assert leaks == [], leaks
     assert result["tis"]["prelaunch.check_data"] == "success"
     run = _run_dir(tmp_path, "demo_buy_signals_v1")
     checklist = json.loads((run / "checklist" / "checklist.json").read_text())

