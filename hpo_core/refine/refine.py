@@ -117,14 +117,32 @@ def _from_space(p: ParamSpec, x: float) -> float:
     return math.exp(x) if p.log else x
 
 
-def _nice(p: ParamSpec, x: float, *, outward: str | None = None) -> float | int:
+def _nice(
+    p: ParamSpec, x: float, *, outward: str | None = None, limit: float | None = None
+) -> float | int:
+    """``x`` with 3 significant digits (ints: whole), rounded outward for a bound ("low" down,
+    "high" up) so that a range never shrinks by rounding, but never past ``limit`` (a hard
+    limit, or the old bound when narrowing): there the exact value is kept."""
     if p.type == "int":
         if outward == "low":
-            return math.floor(x + 1e-9)
-        if outward == "high":
-            return math.ceil(x - 1e-9)
-        return round(x)
-    return float(f"{x:.3g}")
+            value: float = math.floor(x + 1e-9)
+        elif outward == "high":
+            value = math.ceil(x - 1e-9)
+        else:
+            return round(x)
+    else:
+        value = float(f"{x:.3g}")
+        if x != 0 and ((outward == "high" and value < x) or (outward == "low" and value > x)):
+            scale = 10.0 ** (math.floor(math.log10(abs(x))) - 2)
+            step = math.ceil if outward == "high" else math.floor
+            value = float(f"{step(x / scale) * scale:.3g}")
+            if (outward == "high" and value < x) or (outward == "low" and value > x):
+                value = x  # the 3-digit grid cannot hold it outward: keep it exact
+    if limit is not None and (
+        (outward == "high" and value > limit) or (outward == "low" and value < limit)
+    ):
+        value = limit
+    return int(value) if p.type == "int" else value
 
 
 def _numeric(
@@ -154,11 +172,11 @@ def _numeric(
         if ep.hit == "high":
             new = _from_space(p, hi + grow)
             new = min(new, hard_high) if hard_high is not None else new
-            d["high"] = _nice(p, new, outward="high")
+            d["high"] = max(_nice(p, new, outward="high", limit=hard_high), p.high)
         else:
             new = _from_space(p, lo - grow)
             new = max(new, hard_low) if hard_low is not None else new
-            d["low"] = _nice(p, new, outward="low")
+            d["low"] = min(_nice(p, new, outward="low", limit=hard_low), p.low)
         if p.type == "int" and p.step:
             d["high"] = d["low"] + ((d["high"] - d["low"]) // p.step) * p.step
         if p.step and p.type == "float":
@@ -171,8 +189,8 @@ def _numeric(
         margin = max(r.narrow_margin * (e_hi - e_lo), 0.05 * span)
         new_lo, new_hi = max(lo, e_lo - margin), min(hi, e_hi + margin)
         if new_hi - new_lo < 0.9 * span:
-            d["low"] = _nice(p, _from_space(p, new_lo), outward="low")
-            d["high"] = _nice(p, _from_space(p, new_hi), outward="high")
+            d["low"] = _nice(p, _from_space(p, new_lo), outward="low", limit=p.low)
+            d["high"] = _nice(p, _from_space(p, new_hi), outward="high", limit=p.high)
             d["low"], d["high"] = max(d["low"], p.low), min(d["high"], p.high)
             if d["low"] >= d["high"]:
                 return "keep", _param_dict(p), None, "too narrow"

@@ -19,7 +19,7 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from hpo_core.errors import HpoError, SpecError
@@ -31,11 +31,15 @@ _HUNT = int(os.environ.get("HPO_HYPOTHESIS_HUNT", "0"))
 
 
 def ci(max_examples: int) -> settings:
+    """Fixed examples in CI; no shrinking there either (a failure is reported at once, as found,
+    instead of after minutes of shrinking): shrink when hunting."""
+    phases = list(Phase) if _HUNT else [Phase.explicit, Phase.reuse, Phase.generate]
     return settings(
         max_examples=max_examples * max(1, _HUNT),
         database=None,
         derandomize=not _HUNT,
         deadline=None,
+        phases=phases,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
 
