@@ -37,15 +37,17 @@ from airflow.sdk import (
     task,
     task_group,
 )
-from sweepflow_airflow import SweepWorkerPodOperator, task_failure_alert
 
-from hpo_core.pipeline import MAX_GATES, list_configs, scheduled_configs
+# Top level: stdlib, pendulum and airflow.sdk only. The plugin and hpo_core are imported where a
+# DAG is built or a task runs, so the scheduler's parse loop imports nothing else at module level.
 
 DEADLINE = timedelta(hours=24)  # a sweep run still going a day after it was queued gets an alert
 CHECKS = ("spec", "storage", "data", "gpu", "disk", "dependencies", "tracking", "smoke")
 
 
 def _params(default_config: str | None) -> dict[str, Param]:
+    from hpo_core.pipeline import list_configs
+
     configs = list_configs()
     return {
         "config": Param(
@@ -94,6 +96,9 @@ def build_sweep_dag(
     dag_id: str, *, schedule: str | None, config: str | None, checks_only: bool = False
 ) -> Any:
     """The sweep DAG; with ``checks_only``, the pre-launch DAG (plan and checks, nothing runs)."""
+    from sweepflow_airflow import SweepWorkerPodOperator, task_failure_alert
+
+    from hpo_core.pipeline import MAX_GATES
 
     @dag(
         dag_id=dag_id,
@@ -364,11 +369,18 @@ hpo_sweep = build_sweep_dag("hpo_sweep", schedule=None, config=None)
 # The checklist alone (seed 003's "before launch"): the same checks, no study touched.
 hpo_prelaunch = build_sweep_dag("hpo_prelaunch", schedule=None, config=None, checks_only=True)
 
-# One scheduled DAG per spec with a `schedule:` key.
-for scheduled in scheduled_configs():
-    globals()[scheduled.dag_id] = build_sweep_dag(
-        scheduled.dag_id, schedule=scheduled.schedule, config=scheduled.file
-    )
+
+def _scheduled_dags() -> dict[str, Any]:
+    """One scheduled DAG per spec with a `schedule:` key, by DAG id."""
+    from hpo_core.pipeline import scheduled_configs
+
+    return {
+        s.dag_id: build_sweep_dag(s.dag_id, schedule=s.schedule, config=s.file)
+        for s in scheduled_configs()
+    }
+
+
+globals().update(_scheduled_dags())
 
 
 if __name__ == "__main__":
