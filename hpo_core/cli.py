@@ -577,47 +577,50 @@ def _open_sweep(args: argparse.Namespace, name: str) -> Any:
     return load_study(name, open_storage(_storage_url(args), create=False))
 
 
-def _analysis(sweep: Any, importance: Any = None, *, progress: bool = False) -> Any:
+def _progress(sweep: Any, *, show: bool) -> Any:
+    """An ``on_step`` that prints each analysis step with the time so far (or nothing)."""
     import time
-
-    from hpo_core.analysis import analyze_study
 
     began = time.perf_counter()
 
     def on_step(step: str) -> None:
-        if progress:
+        if show:
             print(
                 f"analyze {sweep.name}: {step} ({time.perf_counter() - began:.1f}s)",
                 file=sys.stderr,
                 flush=True,
             )
 
+    return on_step
+
+
+def _analysis(sweep: Any, importance: Any = None, *, progress: bool = False) -> Any:
+    from hpo_core.analysis import analyze_study
+
     n_trials = sweep.study.user_attrs.get("sweepflow.n_trials")
     return analyze_study(
-        sweep.study, sweep.spec, n_trials=n_trials, importance=importance, on_step=on_step
+        sweep.study,
+        sweep.spec,
+        n_trials=n_trials,
+        importance=importance,
+        on_step=_progress(sweep, show=progress),
     )
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from hpo_core.analysis.report import write_report
-    from hpo_core.errors import SpecError
-    from hpo_core.refine import refine_spec
+    from hpo_core.analysis.report import report_study
 
     sweep = _open_sweep(args, args.study)
-    analysis = _analysis(sweep, args.importance, progress=True)  # choices checked by argparse
-    refinement = None
-    if analysis.summary.complete:
-        try:
-            refinement = refine_spec(analysis)
-        except SpecError as exc:
-            print(f"warning: no next spec: {exc}".splitlines()[0], file=sys.stderr)
-    files = write_report(
-        analysis,
+    done = report_study(
+        sweep,
         args.out,
-        refinement=refinement,
+        importance=args.importance,  # choices checked by argparse
         plots=not args.no_plots,
+        on_step=_progress(sweep, show=True),
         on_file=lambda name: print(f"analyze {args.study}: wrote {name}", file=sys.stderr),
+        on_warning=lambda text: print(f"warning: {text}", file=sys.stderr),
     )
+    analysis, files = done.analysis, done.files
     s = analysis.summary
     print(
         f"{s.study_name}: {s.complete} completed, {s.pruned} pruned, {s.failed} failed; best "

@@ -27,7 +27,13 @@ from hpo_core.errors import HpoError
 if TYPE_CHECKING:
     from hpo_core.refine import Refinement
 
-__all__ = ["analysis_dict", "write_atomic", "write_report"]
+__all__ = [
+    "StudyReport",
+    "analysis_dict",
+    "report_study",
+    "write_atomic",
+    "write_report",
+]
 
 _STARS = {"strong": "***", "moderate": "**", "weak": "*", "none": "-"}
 
@@ -541,3 +547,45 @@ def write_report(
             plot_files.append(name)
     put("report.md", _render(a, refinement, plot_files))
     return written
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyReport:
+    analysis: SweepAnalysis
+    refinement: Refinement | None  # None without completed trials, or when refining failed
+    files: list[Path]
+
+
+def report_study(
+    sweep: Any,
+    out_dir: str | Path,
+    *,
+    importance: Any = None,
+    plots: bool = True,
+    on_step: Callable[[str], None] | None = None,
+    on_file: Callable[[str], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> StudyReport:
+    """Analyse a sweep, refine its next spec, write the report: what `hpo analyze` and the
+    DAG's finish step both do. A spec that cannot be refined costs only the next spec
+    (``on_warning`` says why)."""
+    from hpo_core.analysis.analyze import analyze_study
+    from hpo_core.errors import SpecError
+    from hpo_core.refine import refine_spec
+
+    analysis = analyze_study(
+        sweep.study,
+        sweep.spec,
+        n_trials=sweep.study.user_attrs.get("sweepflow.n_trials"),
+        importance=importance,
+        on_step=on_step,
+    )
+    refinement = None
+    if analysis.summary.complete:
+        try:
+            refinement = refine_spec(analysis)
+        except SpecError as exc:
+            if on_warning is not None:
+                on_warning(f"no next spec: {str(exc).splitlines()[0]}")
+    files = write_report(analysis, out_dir, refinement=refinement, plots=plots, on_file=on_file)
+    return StudyReport(analysis, refinement, files)

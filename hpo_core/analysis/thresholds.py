@@ -72,13 +72,12 @@ def threshold_report(
     required = required_precision if required_precision is not None else m.required_precision
     required = 0.5 if required is None else required
     min_predicted = min_predicted if min_predicted is not None else m.min_predicted
-    by_number = {t.number: t for t in sweep.study.get_trials(deepcopy=False)}
     models, skipped = [], []
-    entries = top_trials(sweep, top)
+    entries = top_trials(sweep, top, keep=(HISTOGRAM_ATTR,))
     if not entries:
         raise HpoError(f"{sweep.name}: no completed trials yet; run the sweep first")
     for entry in entries:
-        raw = by_number[entry.number].user_attrs.get(HISTOGRAM_ATTR)
+        raw = entry.attrs.pop(HISTOGRAM_ATTR, None)
         if not isinstance(raw, dict):
             skipped.append(entry.number)
             continue

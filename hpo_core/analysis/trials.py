@@ -97,6 +97,17 @@ def build_trials_table(
     trials: Sequence[FrozenTrial], spec: SweepSpec, *, n_trials: int | None = None
 ) -> TrialsTable:
     rows = []
+    kept: dict[str, bool] = {}  # attribute key -> shown; decided once per key, not per trial
+
+    def keep(key: str) -> bool:
+        if key not in kept:
+            kept[key] = (
+                not key.startswith("sweepflow.")
+                and key != "fail_traceback"
+                and not spec.metrics.is_forbidden(key)
+            )
+        return kept[key]
+
     for t in trials:
         row: dict[str, Any] = {
             "number": t.number,
@@ -110,11 +121,7 @@ def build_trials_table(
         for name, value in t.params.items():
             row[PARAM + name] = value
         for key, value in t.user_attrs.items():
-            if (
-                not key.startswith("sweepflow.")
-                and key != "fail_traceback"
-                and not spec.metrics.is_forbidden(key)
-            ):
+            if keep(key):
                 row[ATTR + key] = _attr(value)
         rows.append(row)
     frame = pd.DataFrame(rows)

@@ -7,9 +7,7 @@ tables (pandas) are loaded on first use, so importing this package stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from hpo_core._lazy import lazy_getattr
 from hpo_core.data.arc import (
     ARC_DATASETS,
     ARC_SPLITS,
@@ -83,7 +81,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'hpo_core.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

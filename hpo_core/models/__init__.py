@@ -6,9 +6,7 @@ budgets; the model classes import torch and are loaded on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from hpo_core._lazy import lazy_getattr
 from hpo_core.models.budget import (
     BudgetError,
     MLPConfig,
@@ -63,7 +61,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'hpo_core.models' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

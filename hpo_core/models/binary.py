@@ -22,31 +22,14 @@ import torch
 from torch import nn
 
 from hpo_core.models.budget import (
-    BudgetError,
     MLPConfig,
     TransformerConfig,
-    mlp_param_count,
     parse_budget,
     size_mlp,
     size_transformer,
-    transformer_budget_problem,
-    transformer_param_count,
 )
 
-__all__ = [
-    "BudgetError",
-    "MLPClassifier",
-    "MLPConfig",
-    "TransformerClassifier",
-    "TransformerConfig",
-    "build_binary_model",
-    "mlp_param_count",
-    "parse_budget",
-    "size_mlp",
-    "size_transformer",
-    "transformer_budget_problem",
-    "transformer_param_count",
-]
+__all__ = ["MLPClassifier", "TransformerClassifier", "build_binary_model"]
 
 # Trial-parameter defaults of build_binary_model (without a budget, ff_dim defaults to 4 * d_model).
 DEFAULT_D_MODEL = 128

@@ -205,7 +205,7 @@ def check_spec(spec: SweepSpec) -> list[SpecIssue]:
             {**spec.fixed, **data_keys}, {k: "data" for k in data_keys}
         )
     ]
-    tiers = (data_keys.get("tiers") or spec.fixed.get("tiers") or {}) if data_keys else {}
+    tiers = data_keys.get("tiers") or spec.fixed.get("tiers") or {}
     tier = param_values(spec, "tier")
     if tier and tiers:
         unknown = [t for t in tier[1] if t not in tiers]

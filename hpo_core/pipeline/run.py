@@ -302,10 +302,7 @@ def finish_sweep(
 ) -> dict[str, Any]:
     """After the workers: the analysis report and the refined spec (attached to the parent run),
     champions unless the sweep failed or this is a dry run, and a summary (markdown + JSON)."""
-    from hpo_core.analysis import analyze_study
-    from hpo_core.analysis.report import write_atomic, write_report
-    from hpo_core.errors import SpecError
-    from hpo_core.refine import refine_spec
+    from hpo_core.analysis.report import report_study, write_atomic
     from hpo_core.storage import open_storage
     from hpo_core.study import load_study, study_progress
 
@@ -314,19 +311,13 @@ def finish_sweep(
     try:
         sweep = load_study(plan.study_name, handle)
         progress = study_progress(sweep)
-        analysis = analyze_study(
-            sweep.study,
-            sweep.spec,
-            n_trials=sweep.study.user_attrs.get("sweepflow.n_trials"),
+        done = report_study(
+            sweep,
+            run_dir / "report",
             on_step=lambda step: _log.info("analysis of %s: %s", plan.study_name, step),
+            on_warning=_log.warning,
         )
-        refinement = None
-        if analysis.summary.complete:
-            try:
-                refinement = refine_spec(analysis)
-            except SpecError as exc:
-                _log.warning("no next spec: %s", str(exc).splitlines()[0])
-        files = write_report(analysis, run_dir / "report", refinement=refinement)
+        analysis, refinement, files = done.analysis, done.refinement, done.files
         tracker = None
         if plan.tracking:
             from hpo_core.tracking import Tracker
@@ -401,11 +392,11 @@ def _threshold_step(sweep: Any, out: Path) -> dict[str, Any] | None:
     """Precision and recall per threshold for the top models, when the objective records score
     histograms (binary_classifier); None otherwise."""
     from hpo_core.analysis.thresholds import threshold_report, write_threshold_report
-    from hpo_core.metrics import HISTOGRAM_ATTR
 
-    if not _has_complete(sweep) or HISTOGRAM_ATTR not in sweep.study.best_trial.user_attrs:
+    try:
+        report = threshold_report(sweep)
+    except HpoError:  # no completed trial, or an objective that records no score histograms
         return None
-    report = threshold_report(sweep)
     write_threshold_report(report, out)
     top = report.models[0]
     return {
@@ -416,12 +407,6 @@ def _threshold_step(sweep: Any, out: Path) -> dict[str, Any] | None:
         "precision": top.chosen.precision if top.chosen else None,
         "recall": top.chosen.recall if top.chosen else None,
     }
-
-
-def _has_complete(sweep: Any) -> bool:
-    from optuna.trial import TrialState
-
-    return bool(sweep.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
 def _has_trainer(spec: Any) -> bool:

@@ -6,9 +6,7 @@ cheap to parse.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from hpo_core._lazy import lazy_getattr
 from hpo_core.storage.backends import StorageHandle, file_lock, open_storage
 from hpo_core.storage.urls import (
     ENV_HOME,
@@ -41,7 +39,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'hpo_core.storage' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -296,8 +296,9 @@ class TopTrial:
     attrs: dict[str, Any]  # what the objective recorded (chance_level, best_epoch, n_params, ...)
 
 
-def top_trials(sweep: SweepStudy, k: int = 5) -> list[TopTrial]:
-    """The ``k`` best completed trials, best first (ties: the earlier trial first)."""
+def top_trials(sweep: SweepStudy, k: int = 5, *, keep: tuple[str, ...] = ()) -> list[TopTrial]:
+    """The ``k`` best completed trials, best first (ties: the earlier trial first). Internal
+    ``sweepflow.*`` attributes are left out of ``attrs`` except those named in ``keep``."""
     sign = -1.0 if sweep.spec.direction == "maximize" else 1.0
     complete = [
         t
@@ -312,7 +313,9 @@ def top_trials(sweep: SweepStudy, k: int = 5) -> list[TopTrial]:
             value=float(t.value or 0.0),
             params=dict(t.params),
             seconds=t.duration.total_seconds() if t.duration else None,
-            attrs={k: v for k, v in t.user_attrs.items() if not k.startswith("sweepflow.")},
+            attrs={
+                k: v for k, v in t.user_attrs.items() if not k.startswith("sweepflow.") or k in keep
+            },
         )
         for rank, t in enumerate(complete[:k], start=1)
     ]

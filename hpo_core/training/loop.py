@@ -15,7 +15,7 @@ import copy
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -163,6 +163,22 @@ def _lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
     return factor
 
 
+def _forward(
+    model: nn.Module,
+    batches: Sequence[tuple[Any, torch.Tensor]],
+    *,
+    device: torch.device,
+    amp: bool,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(float32 logits, labels) per batch, the model in eval mode; call under no_grad."""
+    model.eval()
+    for batch, labels in batches:
+        batch, labels = batch.to(device), labels.to(device)
+        with _autocast(device, amp):
+            logits = model(batch).float()
+        yield logits, labels  # outside autocast: the caller's loss runs in float32
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -218,14 +234,10 @@ class MulticlassTask:
         device: torch.device,
         amp: bool,
     ) -> Evaluation:
-        model.eval()
         total_loss, correct, count = 0.0, 0, 0
         hits = torch.zeros(self.n_classes)
         seen = torch.zeros(self.n_classes)
-        for batch, labels in batches:
-            batch, labels = batch.to(device), labels.to(device)
-            with _autocast(device, amp):
-                logits = model(batch).float()
+        for logits, labels in _forward(model, batches, device=device, amp=amp):
             total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
             right = (logits.argmax(-1) == labels).cpu()
             correct += int(right.sum())
@@ -267,12 +279,8 @@ class BinaryTask:
         amp: bool = True,
     ) -> tuple[Any, Any, float]:
         """(labels, probabilities, summed loss) over the batches, as numpy arrays."""
-        model.eval()
         labels_all, scores_all, total = [], [], 0.0
-        for batch, labels in batches:
-            batch, labels = batch.to(device), labels.to(device)
-            with _autocast(device, amp):
-                logits = model(batch).float()
+        for logits, labels in _forward(model, batches, device=device, amp=amp):
             total += float(
                 F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="sum")
             )

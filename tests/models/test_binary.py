@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from hpo_core.models.binary import (
+from hpo_core.models import (
     BudgetError,
     MLPClassifier,
     MLPConfig,
