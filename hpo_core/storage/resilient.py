@@ -8,9 +8,17 @@ what failed and when the next try is, waits grow 1, 2, 4, ... up to 30 s, for at
 stops with it. ``pool_pre_ping`` makes the next call get a fresh connection. Errors that are not
 about the connection (constraint violations, a finished trial) are never retried.
 
-Retrying a write whose commit did reach the server before the connection dropped could repeat it;
-a restart aborts transactions in flight, so this does not happen on a restart, and the writes a
-worker repeats (state, values, attributes) are idempotent or refused as already finished.
+Retrying a write whose commit did reach the server before the connection dropped repeats it. The
+writes a worker repeats (state, values, attributes) are idempotent or refused as already finished;
+a repeated ``create_new_trial``, or a worker's reservation that created its trial and then lost the
+connection before tagging it, leaves a RUNNING trial that no worker runs and that never sends a
+heartbeat. Optuna's stale check skips trials without a heartbeat, so such an orphan held its slot
+for ever and the last workers waited on it (found by CI: a sweep hung after a restart). Here a
+RUNNING trial with no heartbeat that started more than the grace period ago is stale too: it is
+failed and retried like the trial of a dead worker. A live worker records its first heartbeat as
+its trial starts, so this never takes a live trial (the age is read on the checking worker's
+clock against the creating worker's, so hosts' clocks must agree to well within the grace period,
+as NTP keeps them).
 """
 
 from __future__ import annotations
@@ -20,11 +28,13 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from optuna.storages import RDBStorage
+from optuna.trial import TrialState
 
-__all__ = ["ResilientRDBStorage", "is_disconnect", "retry_storage"]
+__all__ = ["ResilientRDBStorage", "is_disconnect", "retry_storage", "stale_trial_ids"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -119,10 +129,50 @@ def _retrying(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def stale_trial_ids(storage: RDBStorage, study_id: int, grace: float) -> list[int]:
+    """RUNNING trials of ``study_id`` whose last heartbeat is older than ``grace`` seconds, or
+    that never sent one and started more than ``grace`` seconds ago (see the module doc).
+
+    Heartbeats are compared with the server's clock, as Optuna does; a start time (naive UTC,
+    set by the creating worker) with this process's clock.
+    """
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    trial, beat = models.TrialModel, models.TrialHeartbeatModel
+    query = (
+        sqlalchemy.select(trial.trial_id, trial._datetime_start_utc, beat.heartbeat)
+        .outerjoin(beat, beat.trial_id == trial.trial_id)
+        .where(trial.study_id == study_id, trial.state == TrialState.RUNNING)
+    )
+    with storage.engine.connect() as conn:
+        server_now = conn.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
+        rows = conn.execute(query).all()
+    if not rows:
+        return []
+    assert server_now is not None
+    server_now = server_now.replace(tzinfo=None)  # as Optuna's own check does
+    utc_now = datetime.now(UTC).replace(tzinfo=None)
+    limit = timedelta(seconds=grace)
+    stale = []
+    for trial_id, started, heartbeat in rows:
+        if heartbeat is not None:
+            if server_now - heartbeat > limit:
+                stale.append(trial_id)
+        elif started is not None and utc_now - started > limit:
+            stale.append(trial_id)
+    return stale
+
+
 class ResilientRDBStorage(RDBStorage):
-    """Optuna's RDBStorage whose every call rides out a lost connection (see the module doc)."""
+    """Optuna's RDBStorage whose every call rides out a lost connection, and whose stale check
+    also finds RUNNING trials that never sent a heartbeat (see the module doc)."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        assert self.heartbeat_interval is not None
+        return stale_trial_ids(self, study_id, self.grace_period or 2 * self.heartbeat_interval)
 
 
 for _name in _METHODS:
-    if hasattr(RDBStorage, _name):
-        setattr(ResilientRDBStorage, _name, _retrying(_name, getattr(RDBStorage, _name)))
+    if hasattr(RDBStorage, _name):  # this class's own override, if any, is the one wrapped
+        setattr(ResilientRDBStorage, _name, _retrying(_name, getattr(ResilientRDBStorage, _name)))

@@ -2,7 +2,8 @@
 "clean up incomplete trials", which the user's inspect tool did by hand).
 
 A RUNNING trial is stale when
-- the storage records heartbeats (PostgreSQL) and its last one is older than the grace period;
+- the storage records heartbeats (PostgreSQL) and its last one is older than the grace period,
+  or it started more than the grace period ago and never sent one (an orphan of a lost connection);
 - its worker ran on this host and that process is gone (the journal has no heartbeats);
 - or, with ``older_than``, it started more than that many seconds ago (a worker on another host,
   or a storage without heartbeats: the caller knows how long a trial can take).
@@ -15,14 +16,14 @@ go; this is for sweeps whose workers are all gone.
 from __future__ import annotations
 
 import socket
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import optuna
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
+from hpo_core.storage.resilient import retry_storage, stale_trial_ids
 from hpo_core.worker.worker import ATTR_WORKER, _alive, fail_trial
 
 if TYPE_CHECKING:
@@ -48,10 +49,12 @@ def cleanup_stale_trials(
     if not running:
         return []
     stale_ids: set[int] = set()
-    if sweep.handle.has_heartbeat:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            stale_ids = set(storage._get_stale_trial_ids(study_id))  # type: ignore[attr-defined]
+    if isinstance(storage, RDBStorage):
+        # The heartbeat settings the workers ran with (the study's spec), however this storage
+        # was opened: `hpo cleanup` opens it without heartbeats of its own.
+        worker = sweep.spec.worker
+        grace = worker.grace_period or 2 * worker.heartbeat_interval
+        stale_ids = set(retry_storage(lambda: stale_trial_ids(storage, study_id, grace), "cleanup"))
     host = socket.gethostname()
     now = datetime.now()
     cleaned = []

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
+from hpo_core.spec import load_spec
+from hpo_core.storage import open_storage
+from hpo_core.study import create_study
 from hpo_core.testing import running_postgres
 from tests.conftest import base_spec, run_hpo
 from tests.worker.test_workers import _spec, _start, _states, _trials, _wait_all
@@ -45,7 +48,14 @@ def test_workers_ride_out_a_postgres_restart(write_spec: Callable[..., Path]) ->
     the study ends with exactly n_trials finished, none lost, none twice, none RUNNING."""
     with running_postgres() as server:
         url = server.create_database("restart")
-        config = write_spec(_spec(n_trials=16, data={"seconds": 0.4}))
+        # A short grace period: a trial orphaned by the restart is failed and retried in seconds.
+        config = write_spec(
+            _spec(
+                n_trials=16,
+                data={"seconds": 0.4},
+                worker={"heartbeat_interval": 2, "grace_period": 10},
+            )
+        )
         procs = [_start(config, url) for _ in range(2)]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -69,6 +79,26 @@ def test_workers_ride_out_a_postgres_restart(write_spec: Callable[..., Path]) ->
     joined = "\n".join(logs)
     assert "storage unreachable during" in joined and "storage reachable again" in joined
     assert recovered < 120, recovered
+
+
+@pytest.mark.postgres
+def test_a_running_trial_that_never_sent_a_heartbeat_is_failed_and_retried(
+    pg_url: str, write_spec: Callable[..., Path]
+) -> None:
+    """A reservation that created its trial and then lost the connection leaves a RUNNING trial
+    no worker runs and that never beats. Optuna's stale check skips it; before this was handled
+    the last worker waited on it for ever (a CI run hung after a PostgreSQL restart)."""
+    config = write_spec(_spec(n_trials=4, worker={"heartbeat_interval": 1, "grace_period": 2}))
+    sweep = create_study(load_spec(config), open_storage(pg_url))
+    orphan = sweep.handle.storage.create_new_trial(sweep.study_id)
+    sweep.handle.dispose()
+    (log,) = _wait_all([_start(config, pg_url)], timeout=90)
+    trials = _trials(pg_url)
+    assert _states(trials) == {TrialState.COMPLETE: 4, TrialState.FAIL: 1}, log[-2000:]
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed._trial_id == orphan
+    cleanup = run_hpo("cleanup", "test_study", env={"HPO_STORAGE_URL": pg_url})
+    assert cleanup.returncode == 0 and "no stale trials" in cleanup.stdout, cleanup.stdout
 
 
 def test_a_diverging_trial_is_pruned_with_its_reason_and_the_worker_goes_on(
@@ -154,3 +184,34 @@ def test_cleanup_of_a_missing_study_is_one_line(journal_url: str) -> None:
     result = run_hpo("cleanup", "nope", env={"HPO_STORAGE_URL": journal_url})
     assert result.returncode == 1 and result.stderr.startswith("error: ")
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.postgres
+def test_cleanup_on_postgres_judges_heartbeats_by_the_spec_of_the_study(
+    pg_url: str, write_spec: Callable[..., Path]
+) -> None:
+    """`hpo cleanup` opens the storage without heartbeats of its own; it still fails a trial whose
+    heartbeat stopped and one that never sent one (both older than the spec's grace period of
+    60 s, back-dated by an hour), and leaves a trial with a fresh heartbeat alone."""
+    import sqlalchemy
+
+    config = write_spec(_spec(n_trials=4))
+    sweep = create_study(load_spec(config), open_storage(pg_url))
+    storage = sweep.handle.storage
+    silent, orphan, live = (storage.create_new_trial(sweep.study_id) for _ in range(3))
+    storage.record_heartbeat(silent)
+    with storage.engine.begin() as conn:
+        hour = "INTERVAL '1 hour'"
+        conn.execute(sqlalchemy.text(f"UPDATE trials SET datetime_start = datetime_start - {hour}"))
+        conn.execute(sqlalchemy.text(f"UPDATE trial_heartbeats SET heartbeat = heartbeat - {hour}"))
+    storage.record_heartbeat(live)
+    sweep.handle.dispose()
+    env = {"HPO_STORAGE_URL": pg_url}
+    result = run_hpo("cleanup", "test_study", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("RUNNING -> FAIL (no heartbeat within the grace period)") == 2
+    assert "failed 2 stale trial(s); 1 still running" in result.stdout, result.stdout
+    states = {t._trial_id: t.state for t in _trials(pg_url)}
+    assert states == {silent: TrialState.FAIL, orphan: TrialState.FAIL, live: TrialState.RUNNING}
+    again = run_hpo("cleanup", "test_study", env=env)
+    assert "no stale trials; 1 running" in again.stdout, again.stdout

@@ -43,8 +43,16 @@ def _start(config: Path, url: str, *extra: str) -> subprocess.Popen[str]:
 
 def _wait_all(procs: list[subprocess.Popen[str]], timeout: float = 180) -> list[str]:
     logs = []
-    for proc in procs:
-        _out, err = proc.communicate(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    for i, proc in enumerate(procs):
+        try:
+            _out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for other in procs[i:]:  # a hung sweep: show what every worker said last
+                other.kill()
+            tails = logs + [other.communicate()[1] for other in procs[i:]]
+            said = "\n".join(f"worker {j}:\n{tail[-2500:]}" for j, tail in enumerate(tails))
+            pytest.fail(f"workers still running after {timeout:g}s\n{said}")
         logs.append(err)
         assert proc.returncode == 0, err[-3000:]
     return logs
