@@ -220,7 +220,8 @@ def _parser() -> argparse.ArgumentParser:
         "--max-samples",
         type=_positive_int,
         default=64,
-        help="use the first N samples of the data (default 64)",
+        help="use the first N samples of the data, where the objective reads a subset "
+        "(arc_classifier; a time series is used whole) (default 64)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random parameters")
     p.add_argument("--json", action="store_true", help="machine-readable output")

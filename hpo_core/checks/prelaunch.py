@@ -340,6 +340,7 @@ def check_smoke(
     """One trial end to end (few epochs, a data subset) in a scratch in-memory study."""
 
     def body() -> tuple[Status, str, dict[str, Any]]:
+        from hpo_core.objectives.registry import smoke_data
         from hpo_core.spec import load_spec
         from hpo_core.worker import run_smoke_trials
 
@@ -352,9 +353,10 @@ def check_smoke(
                 f"the smoke trial ended {result.state}: {result.error}; fix it before launching",
                 details,
             )
+        _, data = smoke_data(spec.objective, max_samples)
         return (
             "pass",
-            f"one trial of {epochs} epoch(s) on {max_samples or 'all'} samples: "
+            f"one trial of {epochs} epoch(s){' ' + data if data else ''}: "
             f"{spec.metric}={result.value:.4g} in {result.seconds:.1f}s",
             details,
         )

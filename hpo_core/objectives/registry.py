@@ -31,6 +31,7 @@ __all__ = [
     "registered_objectives",
     "require_objective_spec",
     "resolve_objective",
+    "smoke_data",
 ]
 
 Objective = Callable[["TrialContext"], float]
@@ -45,6 +46,9 @@ class RegisteredObjective:
     limits: str | None = None  # `package.module:NAME`, {param: (low, high)} hard limits
     champion: str | None = None  # `package.module:function` that trains one config for longer
     data_check: str | None = None  # `package.module:function(spec) -> (status, reason, details)`
+    # What a smoke trial's `data.max_samples` does: "subset" (it reads the first N samples),
+    # "whole" (it is not honoured: the objective trains on its whole data), "none" (no data).
+    smoke_data: str = "subset"
 
 
 _REGISTRY: dict[str, RegisteredObjective] = {
@@ -68,19 +72,26 @@ _REGISTRY: dict[str, RegisteredObjective] = {
             limits="hpo_core.objectives.binary_classifier:HARD_LIMITS",
             champion="hpo_core.objectives.binary_classifier:train_config",
             data_check="hpo_core.objectives.binary_classifier:check_data",
+            # The first N rows of a rare-event series may hold no positive in validation at all.
+            smoke_data="whole",
         ),
         RegisteredObjective(
             "synthetic",
             "hpo_core.objectives.synthetic:objective",
             "a known response surface over any search space, with per-epoch reports (demo, tests)",
+            smoke_data="none",
         ),
         RegisteredObjective(
-            "noop", "hpo_core.objectives.synthetic:noop", "returns 0 at once (overhead benchmarks)"
+            "noop",
+            "hpo_core.objectives.synthetic:noop",
+            "returns 0 at once (overhead benchmarks)",
+            smoke_data="none",
         ),
         RegisteredObjective(
             "sleep",
             "hpo_core.objectives.synthetic:sleep",
             "sleeps data.sleep_seconds, returns a value (scaling benchmarks)",
+            smoke_data="none",
         ),
     )
 }
@@ -165,6 +176,19 @@ def resolve_champion_trainer(objective: str, trainer: str | None = None) -> Any:
             f"champions.trainer: {module_name!r} has no function {func_name!r}; check the name"
         )
     return func
+
+
+def smoke_data(objective: str, max_samples: int | None) -> tuple[bool, str]:
+    """Whether a smoke trial of ``objective`` should get ``data.max_samples``, and what data the
+    trial ran on, in words for the checklist ("on 64 samples", "on the whole table", ...)."""
+    registered = _REGISTRY.get(objective)
+    if registered is None:  # a user objective: it may or may not read the key
+        return bool(max_samples), (f"with data.max_samples={max_samples}" if max_samples else "")
+    if registered.smoke_data == "whole":
+        return False, "on the whole data set (a time series is not cut for a smoke trial)"
+    if registered.smoke_data == "none":
+        return False, ""
+    return bool(max_samples), (f"on {max_samples} samples" if max_samples else "on all samples")
 
 
 def resolve_data_check(objective: str) -> Any | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from hpo_core.errors import HpoError
 from hpo_core.objectives import TrialContext, require_objective_spec, resolve_objective
+from hpo_core.objectives.registry import smoke_data
 from hpo_core.spec import SweepSpec
 from hpo_core.study.sampling import suggest_params
 
@@ -38,12 +39,14 @@ class SmokeResult:
 
 
 def smoke_spec(spec: SweepSpec, *, epochs: int = 1, max_samples: int | None = 64) -> SweepSpec:
-    """The spec with few epochs and a data subset (``max_samples`` first samples by id)."""
+    """The spec with few epochs and, where the objective reads a subset, ``data.max_samples``
+    (the first samples by id); see :func:`hpo_core.objectives.registry.smoke_data`."""
     fixed = dict(spec.fixed)
     if "epochs" in fixed or "epochs" not in spec.param_ranges:
         fixed["epochs"] = epochs
     data = dict(spec.data)
-    if max_samples:
+    subset, _ = smoke_data(spec.objective, max_samples)
+    if subset:
         data["max_samples"] = max_samples
     return spec.model_copy(update={"fixed": fixed, "data": data})
 

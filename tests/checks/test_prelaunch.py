@@ -174,3 +174,23 @@ def test_hpo_check_exits_non_zero_with_one_line_naming_the_check(
     saved = json.loads((tmp_path / "out" / "checklist.json").read_text())
     assert saved["ok"] is False
     assert "s3cret" not in (tmp_path / "out" / "checklist.md").read_text()
+
+
+def test_the_smoke_line_says_what_data_the_trial_ran_on() -> None:
+    """`data.max_samples` only cuts the data of objectives that read a subset; the checklist
+    line does not claim a subset where the objective used its whole data, or has none."""
+    from hpo_core.objectives.registry import registered_objectives, smoke_data
+    from hpo_core.spec import parse_spec
+    from hpo_core.worker.smoke import smoke_spec
+
+    assert smoke_data("arc_classifier", 64) == (True, "on 64 samples")
+    assert smoke_data("binary_classifier", 64)[0] is False
+    assert "whole data set" in smoke_data("binary_classifier", 64)[1]
+    assert smoke_data("synthetic", 64) == (False, "")
+    assert smoke_data("my_pkg.objectives:train", 64) == (True, "with data.max_samples=64")
+    assert smoke_data("my_pkg.objectives:train", None) == (False, "")
+    assert {o.smoke_data for o in registered_objectives()} == {"subset", "whole", "none"}
+    spec = parse_spec(yaml.safe_dump(base_spec())).spec
+    assert "max_samples" not in smoke_spec(spec, max_samples=64).data
+    user = parse_spec(yaml.safe_dump(base_spec(objective="hpo_core.testing.objectives:slow"))).spec
+    assert smoke_spec(user, max_samples=64).data["max_samples"] == 64

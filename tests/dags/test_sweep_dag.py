@@ -278,6 +278,8 @@ def test_the_binary_family_runs_through_the_same_dag(pg_url: str, tmp_path: Path
     checklist = json.loads((run / "checklist" / "checklist.json").read_text())
     data_check = next(c for c in checklist["checks"] if c["name"] == "data")
     assert "positive" in data_check["reason"]
+    smoke = next(c for c in checklist["checks"] if c["name"] == "smoke")
+    assert "on the whole data set" in smoke["reason"], smoke  # max_samples is not honoured here
     summary = json.loads((run / "summary.json").read_text())
     assert summary["champion"]["model"] == "demo_buy_signals"
     assert summary["thresholds"]["required_precision"] == 0.5
