@@ -392,6 +392,23 @@ class ParamSpec(_Section):
             return [self.low + i * self.step for i in range(n + 1)]
         return None
 
+    @property
+    def n_values(self) -> int | None:
+        """How many values this parameter can take, counted without listing them (an int range
+        of 0..1e9 is a count here, not gigabytes); None for a continuous range."""
+        if self.type == "bool":
+            return 2
+        if self.type == "categorical":
+            return len(self.choices or [])
+        if self.type == "int":
+            assert self.low is not None and self.high is not None
+            step = 1 if self.log else int(self.step or 1)
+            return (int(self.high) - int(self.low)) // step + 1
+        if self.step is not None:
+            assert self.low is not None and self.high is not None
+            return round((self.high - self.low) / self.step) + 1
+        return None
+
     def can_take(self, value: Any) -> bool:
         """Whether a sampled value of this parameter could ever equal ``value``."""
         if self.type in ("bool", "categorical"):

@@ -60,7 +60,7 @@ def summarize_spec(spec: SweepSpec) -> SpecSummary:
         always=[n for n, p in params.items() if not p.when],
         conditional=spec.condition_groups(),
         fixed=dict(spec.fixed),
-        continuous=[n for n, p in params.items() if p.possible_values is None],
+        continuous=[n for n, p in params.items() if p.n_values is None],
         discrete_combinations=count_discrete_combinations(spec),
         weighted=weighted,
     )
@@ -75,14 +75,12 @@ def count_discrete_combinations(spec: SweepSpec) -> int | None:
     """
     params = spec.param_ranges
     parents = sorted({p for param in params.values() for p in (param.when or {}) if p in params})
-    parent_values: list[list[Any]] = []
-    for name in parents:
-        values = params[name].possible_values
-        if values is None:
-            return None  # a condition on a continuous parameter: no finite count
-        parent_values.append(values)
-    if math.prod(len(v) for v in parent_values) > _ENUMERATION_LIMIT:
+    sizes = [params[name].n_values for name in parents]
+    if any(n is None for n in sizes):
+        return None  # a condition on a continuous parameter: no finite count
+    if math.prod(n for n in sizes if n is not None) > _ENUMERATION_LIMIT:
         return None
+    parent_values = [params[name].possible_values or [] for name in parents]
     total = 0
     for combo in itertools.product(*parent_values):
         assignment = dict(spec.fixed)
@@ -93,9 +91,9 @@ def count_discrete_combinations(spec: SweepSpec) -> int | None:
         for name, param in params.items():
             if name in parents or not condition_holds(param.when, assignment):
                 continue
-            values = param.possible_values
-            if values is not None:
-                count *= len(values)
+            n = param.n_values
+            if n is not None:
+                count *= n
         total += count
     return total
 

@@ -345,3 +345,26 @@ def test_hash_ignores_comments_and_key_order() -> None:
     b = parse_spec("# comment\nobjective: noop   # same\nn_trials: 3\nstudy_name: 's'\n")
     c = parse_spec("study_name: s\nn_trials: 4\nobjective: noop\n")
     assert a.hash == b.hash != c.hash
+
+
+def test_values_are_counted_without_listing_them() -> None:
+    """`hpo validate` counts discrete combinations; an int range of 0..1e9 is a count, not a
+    list of a billion ints (which took gigabytes before)."""
+    small = {
+        "i": {"type": "int", "low": 2, "high": 11, "step": 3},
+        "il": {"type": "int", "low": 1, "high": 64, "log": True},
+        "f": {"type": "float", "low": 0.1, "high": 0.5, "step": 0.1},
+        "c": {"type": "categorical", "choices": ["a", "b", "c"]},
+        "b": {"type": "bool"},
+    }
+    params = parse_spec(yaml.safe_dump(base_spec(param_ranges=small))).spec.param_ranges
+    for name, param in params.items():
+        assert param.n_values == len(param.possible_values or []), name
+    huge = {
+        "n": {"type": "int", "low": 0, "high": 10**9},
+        "arm": {"type": "categorical", "choices": ["a", "b"]},
+        "k": {"type": "int", "low": 1, "high": 10**6, "when": {"arm": "a"}},
+    }
+    spec = parse_spec(yaml.safe_dump(base_spec(param_ranges=huge))).spec
+    assert count_discrete_combinations(spec) == (10**9 + 1) * 10**6 + (10**9 + 1)  # a, then b
+    assert summarize_spec(spec).continuous == []
