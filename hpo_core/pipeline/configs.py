@@ -45,11 +45,21 @@ def config_dir() -> Path:
 
 
 def list_configs(folder: Path | None = None) -> list[str]:
-    """The spec files a run may choose, by file name (sorted)."""
-    folder = folder or config_dir()
+    """The spec files a run may choose, by file name (sorted): the ones :func:`resolve_config`
+    accepts, so a symlink to a file outside the folder is neither listed nor read."""
+    folder = (folder or config_dir()).resolve()
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and _inside(p, folder)
+    )
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    resolved = path.resolve()
+    return resolved.parent == folder and resolved.is_file()
 
 
 def resolve_config(name: str, folder: Path | None = None) -> Path:
@@ -61,13 +71,13 @@ def resolve_config(name: str, folder: Path | None = None) -> Path:
             f"params.config: {name!r} is not a config file name; choose one of "
             f"{', '.join(list_configs(folder)) or '(none found)'} in {folder}"
         )
-    path = (folder / name).resolve()
-    if path.parent != folder or not path.is_file():
+    path = folder / name
+    if not _inside(path, folder):
         raise HpoError(
             f"params.config: no config {name!r} in {folder}; choose one of "
             f"{', '.join(list_configs(folder)) or '(none found)'}"
         )
-    return path
+    return path.resolve()
 
 
 def scheduled_configs(folder: Path | None = None) -> list[ScheduledConfig]:

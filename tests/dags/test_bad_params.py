@@ -43,6 +43,11 @@ def form(config_dir: Path) -> Any:
     return params
 
 
+def test_the_form_offers_only_files_inside_the_folder(form: Any) -> None:
+    """The link to a spec outside the folder is not offered (nor read at parse time)."""
+    assert form.get_param("config").schema["enum"] == [GOOD]
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
