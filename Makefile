@@ -14,7 +14,7 @@ help:
 	@echo "make demo    an ARC sweep run by the Airflow DAG on the embedded defaults (no server)"
 	@echo "make test    run the test suite (starts its own PostgreSQL and MLflow servers)"
 	@echo "make bench   overhead, scaling, training, analysis, tracking and DAG parse benchmarks"
-	@echo "make soak    PostgreSQL restarts and killed workers, recovery times measured"
+	@echo "make soak    PostgreSQL restarts, killed workers, an MLflow outage; recovery measured"
 	@echo "make lint    ruff and mypy"
 
 $(STAMP): pyproject.toml constraints.txt

@@ -5,7 +5,7 @@
    none RUNNING, none duplicated).
 2. A worker killed with SIGKILL mid-trial (PostgreSQL, heartbeat 1 s, grace 3 s): seconds from the
    kill to its trial being marked failed, and to the retry finishing.
-3. The MLflow server killed under load (`hpo sweep --workers 4`, 60 trials, tracking on an
+3. The MLflow server killed under load (`hpo sweep --workers 4`, 200 trials of 2 s, tracking on an
    `mlflow server` backed by PostgreSQL), down 20 s, then back: whether any trial failed, how many
    trial runs the workers logged on their own after it came back (they retry a minute after a
    failure), how many `hpo track` back-filled and in what time, and that a second `hpo track`
@@ -161,8 +161,8 @@ def mlflow_outage(
     url = server.create_database(f"mlflow_outage{time.monotonic_ns()}")
     tracking = MlflowServer(server.create_database(f"mlflow{time.monotonic_ns()}"), tmp / "art")
     tracking.start()
-    n = 60
-    config = _spec(tmp, n_trials=n, seconds=0.5)
+    n = 200  # 2 s trials: the sweep outlasts the outage and the workers' one-minute retry
+    config = _spec(tmp, n_trials=n, seconds=2.0)
     env = dict(
         os.environ, HPO_STORAGE_URL=url, MLFLOW_TRACKING_URI=tracking.uri, HPO_HOME=str(tmp / "h")
     )
@@ -178,8 +178,13 @@ def mlflow_outage(
         tracking.stop()
         time.sleep(down_s)
         tracking.start()
+        back = time.monotonic()
         logged_when_back = _trial_runs(tracking.uri, "soak")
-        sweep.wait(timeout=900)
+        resumed_after: float | None = None
+        while sweep.poll() is None:
+            if resumed_after is None and _trial_runs(tracking.uri, "soak") > logged_when_back:
+                resumed_after = time.monotonic() - back
+            time.sleep(1)
         logged_by_workers = _trial_runs(tracking.uri, "soak")
         began = time.monotonic()
         track = subprocess.run(
@@ -201,6 +206,7 @@ def mlflow_outage(
         "sweep_exit": sweep.returncode,
         "runs_when_server_back": logged_when_back,
         "runs_logged_by_workers_after_it_came_back": logged_by_workers - logged_when_back,
+        "workers_resumed_logging_after_s": round(resumed_after, 1) if resumed_after else None,
         "runs_missing_at_sweep_end": n - logged_by_workers,
         "track_backfill_s": round(track_s, 1),
         "track_output": track.stdout.strip().splitlines()[-1:] if track.stdout else [],
