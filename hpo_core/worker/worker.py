@@ -281,21 +281,25 @@ class _Worker:
                 )
             if finished + counts.get("RUNNING", 0) >= budget:
                 return _Stop("all slots running", final=False)
+            trial: optuna.Trial | None = None
             if counts.get("WAITING", 0):
                 # Queued trials (retries, `hpo enqueue`): ask() pops one of them.
                 with warnings.catch_warnings():
                     # Optuna warns that heartbeats are meant for optimize(); we run our own.
                     warnings.simplefilter("ignore", UserWarning)
                     trial = self.study.ask()
-                snapshot.tag_trial(trial._trial_id, ATTR_WORKER, self.identity)
-                return trial
+                trial_id = trial._trial_id
             else:
                 # Only the row that takes the slot is created under the lock; building the Trial
                 # (reads, sampler setup) happens after it, so workers queue on one INSERT.
                 # Through the study's own storage: Optuna wraps an RDB in a cache that must see it.
                 trial_id = self.study._storage.create_new_trial(self.sweep.study_id)
             snapshot.tag_trial(trial_id, ATTR_WORKER, self.identity)
-        return self._trial_for(trial_id)
+        if self.handle.has_heartbeat:
+            # The first beat at once, before the sampler runs: a RUNNING trial with no heartbeat
+            # after the grace period is taken for an orphan of a lost connection and failed.
+            self.handle.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+        return trial if trial is not None else self._trial_for(trial_id)
 
     def _trial_for(self, trial_id: int) -> optuna.Trial:
         """What ``Study.ask`` returns for a trial row it created: a fresh view of the study."""
@@ -378,13 +382,11 @@ class _Worker:
         stop = threading.Event()
 
         def beat() -> None:
-            while True:
+            while not stop.wait(interval):  # the first beat was recorded by the reservation
                 try:
                     storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
                 except Exception as exc:  # a missed beat is retried; the trial goes on
                     _log.warning("heartbeat for trial %d failed: %s", trial.number, exc)
-                if stop.wait(interval):
-                    return
 
         thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
         thread.start()
