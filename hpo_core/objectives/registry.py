@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from hpo_core.errors import ObjectiveError
 
@@ -48,7 +48,7 @@ class RegisteredObjective:
     data_check: str | None = None  # `package.module:function(spec) -> (status, reason, details)`
     # What a smoke trial's `data.max_samples` does: "subset" (it reads the first N samples),
     # "whole" (it is not honoured: the objective trains on its whole data), "none" (no data).
-    smoke_data: str = "subset"
+    smoke_data: Literal["subset", "whole", "none"] = "subset"
 
 
 _REGISTRY: dict[str, RegisteredObjective] = {

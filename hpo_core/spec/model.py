@@ -387,9 +387,8 @@ class ParamSpec(_Section):
                 return list(range(int(self.low), int(self.high) + 1))
             return list(range(int(self.low), int(self.high) + 1, step))
         if self.step is not None:
-            assert self.low is not None and self.high is not None
-            n = round((self.high - self.low) / self.step)
-            return [self.low + i * self.step for i in range(n + 1)]
+            assert self.low is not None and self.n_values is not None
+            return [self.low + i * self.step for i in range(self.n_values)]
         return None
 
     @property
