@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import subprocess
@@ -107,3 +108,23 @@ def run_hpo(
     return subprocess.run(
         [HPO, *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd
     )
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size_kb: int) -> Iterator[bool]:
+    """A tmpfs of ``size_kb`` at ``folder``, for real full-disk faults; yields False when mounting
+    is not permitted (not root), where a test makes writes fail through RLIMIT_FSIZE instead."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder)],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)

@@ -3,7 +3,8 @@
 PostgreSQL is the shared, deployed storage (RDBStorage through psycopg2, connections checked
 before use, heartbeats for dead workers). With no URL the embedded default is Optuna's
 JournalStorage on a local file, which several processes on one machine share safely through the
-file lock Optuna ships. SQLite is accepted for single-process use.
+file lock Optuna ships (a torn last record, left by a full disk or a killed process, is moved
+aside when it is opened: ``hpo_core.storage.journal``). SQLite is accepted for single-process use.
 """
 
 from __future__ import annotations
@@ -254,7 +255,9 @@ def open_storage(
             raise StorageError(f"storage {shown}: cannot connect ({_reason(exc)})") from None
         return StorageHandle(url=url, storage=storage, kind=kind)
     if kind == "journal":
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        from optuna.storages.journal import JournalStorage
+
+        from hpo_core.storage.journal import DurableJournalBackend
 
         path = _file_path(url)
         if not path:
@@ -266,7 +269,7 @@ def open_storage(
             )
         _parent_dir(path, shown)
         try:
-            backend = JournalFileBackend(path)
+            backend = DurableJournalBackend(path)  # repairs a torn last record
             return StorageHandle(url=url, storage=JournalStorage(backend), kind=kind)
         except OSError as exc:
             raise StorageError(f"storage {shown}: cannot open ({exc.strerror})") from None

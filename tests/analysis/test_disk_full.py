@@ -13,33 +13,14 @@ import os
 import resource
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import HPO, base_spec, run_hpo
+from tests.conftest import HPO, base_spec, run_hpo, small_disk
 
 pytestmark = pytest.mark.slow
-
-
-@contextlib.contextmanager
-def _small_disk(folder: Path, size_kb: int) -> Iterator[bool]:
-    """A tmpfs of ``size_kb`` at ``folder``; yields False when mounting is not permitted."""
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = (
-        os.geteuid() == 0
-        and subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder)],
-            capture_output=True,
-        ).returncode
-        == 0
-    )
-    try:
-        yield mounted
-    finally:
-        if mounted:
-            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -61,7 +42,7 @@ def test_a_full_disk_fails_the_report_in_one_line_and_keeps_the_previous_one(
     done = run_hpo("sweep", "--config", str(config), "--workers", "1", "--no-tracking", env=env)
     assert done.returncode == 0, done.stderr
     out = tmp_path / "disk" / "report"
-    with _small_disk(tmp_path / "disk", 2048) as mounted:
+    with small_disk(tmp_path / "disk", 2048) as mounted:
         first = run_hpo("analyze", "test_study", "--out", str(out), env=env, timeout=300)
         assert first.returncode == 0, first.stderr
         before = _digests(out)
