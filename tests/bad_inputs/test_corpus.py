@@ -481,6 +481,34 @@ def test_bad_arguments_are_refused(name: str, storage: Storage, tmp_path: Path) 
     assert not (tmp_path / "next.yaml").exists() and not (tmp_path / "report").exists()
 
 
+# --------------------------------------------------------------------------- bad storage files
+
+# (a line put after the journal's 10th record, arguments, expected texts of the error line)
+JOURNAL_CASES: dict[str, tuple[bytes, tuple[str, ...], tuple[str, ...]]] = {
+    "journal_garbage_line": (
+        b'{"op_code": 5, "trial_id": }\n',
+        ("status", STUDY),
+        ("unreadable record at line 11 (byte offset ", "not JSON", "delete or fix that line"),
+    ),
+    "journal_non_utf8_line": (
+        b"\x80\x81 binary\n",
+        ("studies",),
+        ("unreadable record at line 11 (byte offset ", "not UTF-8 text", "back up the file"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JOURNAL_CASES))
+def test_a_journal_with_a_garbage_line_is_refused_and_left_as_it_is(
+    name: str, storage: Storage
+) -> None:
+    line, args, expects = JOURNAL_CASES[name]
+    records = storage.path.read_bytes().splitlines(keepends=True)
+    storage.path.write_bytes(b"".join(records[:10]) + line + b"".join(records[10:]))
+    assert_refused(hpo(*args, storage=storage), f"error: journal {storage.path}: ", *expects)
+    assert not storage.path.with_name("studies.journal.torn").exists()  # nothing "repaired"
+
+
 def test_a_storage_that_does_not_exist_is_not_created(tmp_path: Path) -> None:
     journal = tmp_path / "typo" / "studies.journal"
     result = run_hpo("status", STUDY, env={"HPO_STORAGE_URL": f"journal://{journal}"})
