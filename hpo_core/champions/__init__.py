@@ -6,8 +6,11 @@ from hpo_core.champions.champions import (
     ALIAS,
     ChampionResult,
     ChampionRun,
+    Promotion,
+    RegistryLock,
     family_name,
-    promote,
+    promote_champion,
+    registry_lock_name,
     train_champions,
 )
 from hpo_core.champions.compare import (
@@ -17,6 +20,12 @@ from hpo_core.champions.compare import (
     format_table,
     write_comparison,
 )
+from hpo_core.champions.weights import (
+    load_champion_weights,
+    model_config,
+    rebuild_model,
+    save_champion_weights,
+)
 
 __all__ = [
     "ALIAS",
@@ -24,10 +33,17 @@ __all__ = [
     "ChampionResult",
     "ChampionRow",
     "ChampionRun",
+    "Promotion",
+    "RegistryLock",
     "compare_champions",
     "family_name",
     "format_table",
-    "promote",
+    "load_champion_weights",
+    "model_config",
+    "promote_champion",
+    "rebuild_model",
+    "registry_lock_name",
+    "save_champion_weights",
     "train_champions",
     "write_comparison",
 ]

@@ -5,9 +5,13 @@ function runs again with the spec's ``champions:`` epochs and patience, inside a
 the sweep's parent run: parameters, the config, per-epoch metrics, per-class validation accuracy,
 and the model (``mlflow.pytorch.log_model`` with ``serialization_format="pickle"``, so it loads
 back as the project's own model class, not MLflow 3's default exported graph, and with an input
-example and a signature). The configuration with the best mean over seeds is registered (one
-registered model per study family) and the ``champion`` alias moves to it only if it beats the
-current champion's mean; a tie keeps the incumbent. The decision and both figures are logged.
+example and a signature), and again as a weights-only ``state_dict`` with the config that rebuilds
+it (``weights/``, see :mod:`hpo_core.champions.weights`: the copy to trust). The configuration with
+the best mean over seeds is registered (one registered model per study family) and the
+``champion`` alias moves to it only if it beats the current champion's mean; a tie keeps the
+incumbent. Registering and moving the alias happen under the study storage's lock, so racing
+promotions end on the best mean (:func:`promote_champion`). The decision and both figures are
+logged.
 
 Resumable: every champion run carries a key (study, trial, seed, epochs, patience). A finished run
 with the key is reused; an unfinished one (its process died) is marked KILLED and retrained, so
@@ -32,10 +36,12 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpo_core.champions.weights import WEIGHTS_DIR, save_champion_weights
 from hpo_core.errors import HpoError
 from hpo_core.objectives import resolve_champion_trainer
 from hpo_core.study import SweepStudy, TopTrial, top_trials
@@ -45,8 +51,11 @@ __all__ = [
     "ALIAS",
     "ChampionResult",
     "ChampionRun",
+    "Promotion",
+    "RegistryLock",
     "family_name",
-    "promote",
+    "promote_champion",
+    "registry_lock_name",
     "train_champions",
 ]
 
@@ -87,26 +96,76 @@ def family_name(study_name: str) -> str:
     return re.sub(r"_v\d+.*$", "", study_name) or study_name
 
 
-def promote(
+@dataclass(frozen=True)
+class Promotion:
+    version: str  # the registered model version of the candidate run
+    moved: bool  # the alias moved to it
+    incumbent: float | None  # the previous champion's mean, None when there was none
+    incumbent_version: str | None  # the version that held the alias before, None when none
+
+
+# The lock a promotion holds: ``StorageHandle.study_lock`` of the study storage, given a name.
+RegistryLock = Callable[[str], AbstractContextManager[Any]]
+
+
+def registry_lock_name(model_name: str) -> str:
+    """The name under which promotions of one registered model take turns."""
+    return f"registry:{model_name}"
+
+
+def promote_champion(
+    client: Any,
+    model_name: str,
+    run_id: str,
+    mean: float,
+    *,
+    maximize: bool,
+    lock: RegistryLock,
+    experiment_id: str,
+    tracking_uri: str,
+) -> Promotion:
+    """Register the run's logged model (once: a run registered before keeps its version) and
+    move the ``champion`` alias to it if ``mean`` beats the incumbent's (a tie keeps the
+    incumbent).
+
+    ``lock`` is the study storage's ``study_lock``, held across reading the incumbent,
+    registering, comparing and setting the alias, so whatever the interleaving of two
+    promotions (two sweeps of one family finishing together, a retried task) the alias ends on
+    the best mean.
+    """
+    # MLflow has no transaction over a registered model's versions and aliases: without a lock,
+    # two promoters both read the same incumbent and the later alias write wins, worse or not.
+    # The lock is the study storage's (a PostgreSQL advisory lock, shared across machines; a file
+    # lock beside a journal or SQLite file, shared by the processes of one machine), not
+    # MLflow's: it serialises only writers that go through sweepflow with the same study
+    # storage, so every writer of a registered model must (docs: security model).
+    with lock(registry_lock_name(model_name)):
+        version = _register(
+            client, model_name, run_id, experiment_id=experiment_id, tracking_uri=tracking_uri
+        )
+        return _move_alias(client, model_name, version, mean, maximize=maximize)
+
+
+def _move_alias(
     client: Any, model_name: str, version: str, mean: float, *, maximize: bool
-) -> tuple[bool, float | None]:
-    """Move the ``champion`` alias to ``version`` if its mean beats the incumbent's (ties keep
-    the incumbent). Returns (moved, the incumbent's mean or None)."""
+) -> Promotion:
+    """The compare-and-set of the alias; callers hold the registry lock."""
     client.set_model_version_tag(model_name, version, TAG_MEAN, repr(mean))
-    try:
-        incumbent = client.get_model_version_by_alias(model_name, ALIAS)
-    except Exception:  # no alias yet: MLflow raises RESOURCE_DOES_NOT_EXIST
-        incumbent = None
-    if incumbent is not None and str(incumbent.version) == str(version):
-        return False, mean  # already the champion (a re-run)
-    old: float | None = None
-    if incumbent is not None:
-        raw = incumbent.tags.get(TAG_MEAN)
-        old = float(raw) if raw is not None else None
+    # read the aliases rather than catch get_model_version_by_alias's error: a failed read
+    # (a server outage) must not pass for "no champion yet" and move the alias
+    held = client.get_registered_model(model_name).aliases.get(ALIAS)
+    if held is None:
+        client.set_registered_model_alias(model_name, ALIAS, version)
+        return Promotion(version, True, None, None)
+    held = str(held)
+    if held == str(version):
+        return Promotion(version, False, mean, held)  # already the champion (a re-run)
+    raw = client.get_model_version(model_name, held).tags.get(TAG_MEAN)
+    old = float(raw) if raw is not None else None
     better = old is None or (mean > old if maximize else mean < old)
     if better:
         client.set_registered_model_alias(model_name, ALIAS, version)
-    return better, old
+    return Promotion(version, better, old, held)
 
 
 def train_champions(
@@ -330,6 +389,7 @@ class _Session:
             else:
                 self.client.log_text(run_id, content, name)
         self._log_model(run_id, model, extras["input_example"], extras.get("input_shape"))
+        self._log_weights(run_id, model, label)
         self.client.set_terminated(run_id, status="FINISHED")
         _log.info(
             "%s: best %s %.4f at epoch %d of %d, %.0fs",
@@ -351,6 +411,19 @@ class _Session:
             n_params,
             reused=False,
         )
+
+    def _log_weights(self, run_id: str, model: Any, label: str) -> None:
+        """The model again as tensors and a config: loading it unpickles nothing (weights.py)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            written = save_champion_weights(model, Path(tmp))
+            self.client.log_artifacts(run_id, tmp, WEIGHTS_DIR)
+        if len(written) == 1:
+            _log.warning(
+                "%s: %s is not one of the project's model classes: its state_dict is logged "
+                "without a config, so load_champion_weights cannot rebuild it",
+                label,
+                type(model).__name__,
+            )
 
     def _log_model(
         self, run_id: str, model: Any, example: Any, shape: tuple[int, ...] | None = None
@@ -424,20 +497,29 @@ def _decide(
     best_trial = pick(means, key=lambda t: means[t][0])
     best_mean = means[best_trial][0]
     best_run = pick((r for r in runs if r.trial == best_trial), key=lambda r: r.value)
-    version = _register(session, model_name, best_run.run_id)
-    promoted, incumbent = promote(client, model_name, version, best_mean, maximize=maximize)
+    promotion = promote_champion(
+        client,
+        model_name,
+        best_run.run_id,
+        best_mean,
+        maximize=maximize,
+        lock=session.sweep.handle.study_lock,
+        experiment_id=session.experiment,
+        tracking_uri=session.tracker.uri,
+    )
+    version, promoted, incumbent = promotion.version, promotion.moved, promotion.incumbent
     what = (
         f"version {version} (trial {best_trial}, mean {metric} {best_mean:.4f} over "
         f"{n_seeds} seed(s))"
     )
-    if promoted and incumbent is None:
+    if promotion.incumbent_version == version:
+        verdict = f"{what} is already the champion"
+    elif promoted and incumbent is None:
         verdict = f"{what} is the new champion (no incumbent)"
     elif promoted:
         verdict = f"{what} beats the incumbent ({incumbent:.4f}): alias moved"
     elif incumbent is not None and incumbent != best_mean:
         verdict = f"{what} does not beat the incumbent ({incumbent:.4f}): alias kept"
-    elif str(client.get_model_version_by_alias(model_name, ALIAS).version) == str(version):
-        verdict = f"{what} is already the champion"
     else:
         verdict = f"{what} ties the incumbent ({incumbent:.4f}): alias kept"
     stamp = int(time.time() * 1000)
@@ -454,9 +536,10 @@ def _decide(
     )
 
 
-def _register(session: _Session, model_name: str, run_id: str) -> str:
+def _register(
+    client: Any, model_name: str, run_id: str, *, experiment_id: str, tracking_uri: str
+) -> str:
     """Register the run's logged model (idempotent: a run registered before keeps its version)."""
-    client = session.client
     try:
         client.create_registered_model(
             model_name, description=f"champions of the {model_name} sweeps (sweepflow)"
@@ -468,14 +551,14 @@ def _register(session: _Session, model_name: str, run_id: str) -> str:
         if mv.run_id == run_id:
             return str(mv.version)
     models = client.search_logged_models(
-        experiment_ids=[session.experiment],
+        experiment_ids=[experiment_id],
         filter_string=f"source_run_id = '{run_id}'",
     )
     if not models:
         raise HpoError(f"champions: run {run_id} has no logged model; run `hpo champions` again")
     model_id = models[0].model_id
     # MLflow resolves a `models:/` source through the fluent API's tracking URI
-    with fluent_tracking(session.tracker.uri):
+    with fluent_tracking(tracking_uri):
         mv = client.create_model_version(
             model_name, f"models:/{model_id}", run_id=run_id, model_id=model_id
         )

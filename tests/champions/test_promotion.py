@@ -1,0 +1,199 @@
+"""Promotion of a champion on a real MLflow store (PostgreSQL-backed, as deployed): the alias rule
+(better moves, a tie or worse keeps, a re-run is a no-op), and two processes racing to promote,
+20 times, under the study storage's lock on PostgreSQL and on the journal. Without the lock the
+same race ends on the worse mean: the race test can fail. No model is trained: each candidate is a
+bare run with a logged-model record, registered by the promotion itself."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import queue
+import time
+from typing import Any
+
+import pytest
+
+from hpo_core.testing import PostgresServer
+
+pytestmark = pytest.mark.postgres
+
+ROUNDS = 20
+BETTER, WORSE = 0.8, 0.6
+# Seconds each racer waits after reading the incumbent, inside the critical section: the worse
+# one writes its alias last, so an unlocked race ends on it whenever both read before a write.
+PAUSE = {BETTER: 0.02, WORSE: 0.15}
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(pg_server: PostgresServer) -> str:
+    """One MLflow store for the module (its schema migrations take seconds): each test uses its
+    own experiment and model names."""
+    from mlflow import MlflowClient
+
+    uri = pg_server.create_database(f"mlflow_promotion_{os.getpid()}")
+    MlflowClient(uri).search_experiments()  # create the schema before any racer opens it
+    return uri
+
+
+def candidate(client: Any, experiment_id: str) -> str:
+    """A run with a logged-model record: what `hpo champions` registers, without the files."""
+    run_id = str(client.create_run(experiment_id).info.run_id)
+    client.create_logged_model(experiment_id, name="model", source_run_id=run_id)
+    return run_id
+
+
+def no_lock(name: str) -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
+class SlowIncumbentReads:
+    """An MLflow client whose read of the incumbent takes ``pause`` seconds longer, as a slow
+    network or a busy server would make it: it widens the window two promotions can race in."""
+
+    def __init__(self, client: Any, pause: float) -> None:
+        self._client = client
+        self._pause = pause
+
+    def get_registered_model(self, name: str) -> Any:
+        try:
+            return self._client.get_registered_model(name)
+        finally:
+            time.sleep(self._pause)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def racer(
+    storage_url: str | None,
+    tracking_uri: str,
+    experiment_id: str,
+    prefix: str,
+    mean: float,
+    rounds: int,
+    barrier: Any,
+    results: Any,
+) -> None:
+    """One promoter process: each round, a new candidate with ``mean``, then (with the other
+    racer, at the barrier) its promotion to ``{prefix}_{round}@champion``."""
+    from mlflow import MlflowClient
+
+    from hpo_core.champions import promote_champion
+    from hpo_core.storage import open_storage
+
+    try:
+        client = MlflowClient(tracking_uri)
+        slow = SlowIncumbentReads(client, PAUSE[mean])
+        lock = no_lock if storage_url is None else open_storage(storage_url).study_lock
+        for i in range(rounds):
+            run_id = candidate(client, experiment_id)
+            barrier.wait(timeout=120)
+            promote_champion(
+                slow,
+                f"{prefix}_{i}",
+                run_id,
+                mean,
+                maximize=True,
+                lock=lock,
+                experiment_id=experiment_id,
+                tracking_uri=tracking_uri,
+            )
+        results.put((mean, None))
+    except BaseException as exc:
+        barrier.abort()  # the other racer must not wait for us
+        results.put((mean, f"{type(exc).__name__}: {exc}"))
+
+
+def race(storage_url: str | None, tracking_uri: str, prefix: str, rounds: int) -> list[float]:
+    """Two processes promote ``rounds`` times; the champion's mean of each round."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.create_experiment(prefix)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=racer,
+            args=(storage_url, tracking_uri, experiment_id, prefix, mean, rounds, barrier, results),
+        )
+        for mean in (BETTER, WORSE)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        errors = [results.get(timeout=300)[1] for _ in procs]
+    except queue.Empty:
+        errors = ["a racer neither finished nor failed in 300 s"]
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    assert errors == [None, None]
+    endings = []
+    for i in range(rounds):
+        name = f"{prefix}_{i}"
+        # each racer registered its run once
+        assert len(client.search_model_versions(f"name = '{name}'")) == 2
+        champion = client.get_model_version_by_alias(name, "champion")
+        endings.append(float(champion.tags["sweepflow.metric_mean"]))
+    return endings
+
+
+@pytest.mark.parametrize("storage", ["postgresql", "journal"])
+def test_two_racing_promotions_end_on_the_better_mean(
+    storage: str, request: pytest.FixtureRequest, tracking_uri: str
+) -> None:
+    storage_url = request.getfixturevalue("pg_url" if storage == "postgresql" else "journal_url")
+    assert race(storage_url, tracking_uri, f"race_{storage}", ROUNDS) == [BETTER] * ROUNDS
+
+
+def test_without_the_lock_the_race_is_lost(tracking_uri: str) -> None:
+    endings = race(None, tracking_uri, "race_unlocked", 5)
+    assert WORSE in endings, endings
+
+
+def test_the_alias_moves_only_on_a_better_mean(journal_url: str, tracking_uri: str) -> None:
+    from mlflow import MlflowClient
+
+    from hpo_core.champions import Promotion, promote_champion
+    from hpo_core.storage import open_storage
+
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.create_experiment("alias_rule")
+    lock = open_storage(journal_url).study_lock
+
+    def promote(run_id: str, mean: float, *, maximize: bool = True) -> Promotion:
+        return promote_champion(
+            client,
+            "alias_rule",
+            run_id,
+            mean,
+            maximize=maximize,
+            lock=lock,
+            experiment_id=experiment_id,
+            tracking_uri=tracking_uri,
+        )
+
+    def holder() -> str:
+        return str(client.get_model_version_by_alias("alias_rule", "champion").version)
+
+    first = candidate(client, experiment_id)
+    assert promote(first, 0.5) == Promotion("1", True, None, None)
+    assert promote(candidate(client, experiment_id), 0.4) == Promotion("2", False, 0.5, "1")
+    assert promote(candidate(client, experiment_id), 0.5) == Promotion("3", False, 0.5, "1")
+    assert holder() == "1"
+    better = candidate(client, experiment_id)
+    assert promote(better, 0.6) == Promotion("4", True, 0.5, "1")
+    # a retried task: the run keeps its version, nothing moves
+    assert promote(better, 0.6) == Promotion("4", False, 0.6, "4")
+    assert promote(first, 0.5) == Promotion("1", False, 0.6, "4")
+    assert holder() == "4"
+    # minimising: lower is better
+    assert promote(candidate(client, experiment_id), 0.55, maximize=False) == Promotion(
+        "5", True, 0.6, "4"
+    )
+    assert holder() == "5"
