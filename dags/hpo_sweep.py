@@ -46,7 +46,7 @@ CHECKS = ("spec", "storage", "data", "gpu", "disk", "dependencies", "tracking", 
 
 
 def _params(default_config: str | None) -> dict[str, Param]:
-    from hpo_core.pipeline import list_configs
+    from hpo_core.pipeline import POD_REQUEST_SCHEMA, list_configs
 
     configs = list_configs()
     return {
@@ -84,10 +84,11 @@ def _params(default_config: str | None) -> dict[str, Param]:
         ),
         "pod": Param(
             {},
-            type="object",
-            title="Worker pod settings",
-            description="image, namespace, gpus, cpu, memory, node_selector, tolerations, "
-            "secret, service_account (over the hpo_kubernetes connection's extra).",
+            title="Worker pod resources",
+            description="kubernetes mode: gpus, cpu, memory per worker (e.g. {\"gpus\": 2, "
+            "\"memory\": \"32Gi\"}), at most the deployment's maxima. Image, namespace, "
+            "Secret and the rest come from the hpo_kubernetes connection only.",
+            **POD_REQUEST_SCHEMA,
         ),
     }
 
@@ -130,17 +131,17 @@ def build_sweep_dag(
         @task
         def plan() -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowFailException
-            from sweepflow_airflow import pod_overrides
+            from sweepflow_airflow import pod_connection_extra
 
             from hpo_core.errors import HpoError
             from hpo_core.pipeline import plan_run
 
             context = get_current_context()
             params = dict(context["params"])
-            if params.get("mode") == "kubernetes":
-                params["pod"] = {**pod_overrides(), **(params.get("pod") or {})}
+            # the pod's image, namespace, Secret...: the deployment's connection, never the run's
+            pods = pod_connection_extra() if params.get("mode") == "kubernetes" else None
             try:
-                return plan_run(params, run_id=context["run_id"]).as_dict()
+                return plan_run(params, run_id=context["run_id"], pod_connection=pods).as_dict()
             except HpoError as exc:  # a user's mistake: retrying cannot fix it
                 raise AirflowFailException(str(exc)) from None
 

@@ -23,7 +23,7 @@ _log = logging.getLogger(__name__)
 CONN_STORAGE = "hpo_storage"
 CONN_TRACKING = "hpo_tracking"
 CONN_ALERTS = "hpo_alerts"
-CONN_KUBERNETES = "hpo_kubernetes"  # its extra (JSON) overrides the worker pods' defaults
+CONN_KUBERNETES = "hpo_kubernetes"  # its extra (JSON): the worker pods' settings and maxima
 
 
 def _connection(conn_id: str) -> Any | None:
@@ -75,9 +75,14 @@ def alert_target() -> str | None:
     return str(conn.get_uri())
 
 
-def pod_overrides() -> dict[str, Any]:
+def pod_connection_extra() -> str | None:
+    """The deployment's worker pod settings: the ``hpo_kubernetes`` connection's extra (JSON
+    text, checked by ``hpo_core.pipeline.pod_settings``), None when there is no such connection.
+    Only deployment managers write connections, so image, namespace, Secret and the maxima of a
+    run's request come from here. Not ``extra_dejson``: it logs a malformed extra and returns {},
+    and pods would then run with the defaults instead of the deployment's image."""
     conn = _connection(CONN_KUBERNETES)
-    return dict(conn.extra_dejson) if conn is not None else {}
+    return None if conn is None else str(conn.extra or "")
 
 
 def alert(subject: str, text: str, *, run_dir: str | None = None) -> str:
@@ -134,9 +139,14 @@ def task_failure_alert(context: Any) -> None:
 
 class SweepWorkerPodOperator(BaseOperator):
     """One sweep worker pod: `hpo worker ...` in the worker image, with GPUs, node selector,
-    tolerations, resources, a non-root read-only container, and the storage URL and tracking URI
-    from a Kubernetes Secret (never on the command line). Runs a KubernetesPodOperator built at
-    execution time (:meth:`pod_operator`)."""
+    tolerations, resources, and the storage URL and tracking URI from a Kubernetes Secret (never
+    on the command line). The pod meets the Pod Security "restricted" profile: non-root,
+    read-only root filesystem, no capability, no privilege escalation, the runtime's seccomp
+    profile; no service account token is mounted (a worker never calls the Kubernetes API), /tmp
+    is an emptyDir with a size limit, and a spec with ``worker.timeout`` gives the pod an
+    activeDeadlineSeconds. ``pod_settings`` comes from ``hpo_core.pipeline.pod_settings`` (the
+    deployment's connection and the run's checked request). Runs a KubernetesPodOperator built
+    at execution time (:meth:`pod_operator`)."""
 
     template_fields = ("arguments",)
 
@@ -161,6 +171,7 @@ class SweepWorkerPodOperator(BaseOperator):
         from kubernetes.client import models as k8s
 
         s = self.pod_settings
+        runtime_default = k8s.V1SeccompProfile(type="RuntimeDefault")
         limits = {"cpu": s["cpu"], "memory": s["memory"]}
         if s["gpus"]:
             limits["nvidia.com/gpu"] = str(s["gpus"])
@@ -173,6 +184,9 @@ class SweepWorkerPodOperator(BaseOperator):
             arguments=self.arguments,
             labels={"app.kubernetes.io/name": "sweepflow-worker"},
             service_account_name=s.get("service_account"),
+            automount_service_account_token=False,
+            priority_class_name=s.get("priority_class"),
+            active_deadline_seconds=s.get("active_deadline_seconds"),
             secrets=[
                 Secret("env", "HPO_STORAGE_URL", s["secret"], "storage-url"),
                 Secret("env", "MLFLOW_TRACKING_URI", s["secret"], "tracking-uri"),
@@ -184,15 +198,24 @@ class SweepWorkerPodOperator(BaseOperator):
             node_selector=s["node_selector"],
             tolerations=[k8s.V1Toleration(**t) for t in s["tolerations"]],
             security_context=k8s.V1PodSecurityContext(
-                run_as_non_root=True, run_as_user=10001, run_as_group=10001, fs_group=10001
+                run_as_non_root=True,
+                run_as_user=10001,
+                run_as_group=10001,
+                fs_group=10001,
+                seccomp_profile=runtime_default,
             ),
             container_security_context=k8s.V1SecurityContext(
                 run_as_non_root=True,
                 allow_privilege_escalation=False,
                 read_only_root_filesystem=True,
                 capabilities=k8s.V1Capabilities(drop=["ALL"]),
+                seccomp_profile=runtime_default,
             ),
-            volumes=[k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource())],
+            volumes=[
+                k8s.V1Volume(
+                    name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=s["tmp_size"])
+                )
+            ],
             volume_mounts=[k8s.V1VolumeMount(name="tmp", mount_path="/tmp")],
             get_logs=True,
             on_finish_action="delete_succeeded_pod",

@@ -15,14 +15,19 @@ from hpo_core.pipeline.configs import (
     resolve_config,
     scheduled_configs,
 )
+from hpo_core.pipeline.pods import (
+    POD_DEFAULTS,
+    POD_REQUEST_SCHEMA,
+    PodDeployment,
+    pod_arguments,
+    pod_settings,
+)
 from hpo_core.pipeline.run import (
     MAX_GATES,
     RunPlan,
     finish_sweep,
     gate,
     plan_run,
-    pod_arguments,
-    pod_settings,
     prepare_sweep,
     run_local_worker,
     stop_sweep,
@@ -32,6 +37,9 @@ from hpo_core.pipeline.run import (
 __all__ = [
     "ENV_CONFIG_DIR",
     "MAX_GATES",
+    "POD_DEFAULTS",
+    "POD_REQUEST_SCHEMA",
+    "PodDeployment",
     "RunPlan",
     "ScheduledConfig",
     "config_dir",

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from hpo_core.errors import HpoError
 from hpo_core.pipeline.configs import resolve_config
+from hpo_core.pipeline.pods import pod_request, pod_settings
 
 __all__ = [
     "MAX_GATES",
@@ -32,8 +33,6 @@ __all__ = [
     "finish_sweep",
     "gate",
     "plan_run",
-    "pod_arguments",
-    "pod_settings",
     "prepare_sweep",
     "run_local_worker",
     "stop_sweep",
@@ -44,7 +43,6 @@ _log = logging.getLogger(__name__)
 
 MAX_GATES = 3  # checkpoints a DAG gates on; later ones are judged by the final analysis
 MAX_WORKERS = 64
-POD_CONFIG_DIR = "/app/configs/hpo"  # where the worker image keeps configs/hpo
 
 
 @dataclass(frozen=True)
@@ -74,10 +72,22 @@ class RunPlan:
         return cls(**raw)
 
 
-def plan_run(params: dict[str, Any], *, run_id: str, home: str | Path | None = None) -> RunPlan:
+def plan_run(
+    params: dict[str, Any],
+    *,
+    run_id: str,
+    home: str | Path | None = None,
+    pod_connection: str | dict[str, Any] | None = None,
+    storage_url: str | None = None,
+) -> RunPlan:
     """Check a run's parameters (raise :class:`HpoError` naming the field) and plan it. A spec
     that does not validate still gets a plan, marked ``spec_error``: the pre-launch check `spec`
-    reports it, so the checklist says why the run stopped."""
+    reports it, so the checklist says why the run stopped. ``pod_connection`` is the deployment's
+    pod settings (the ``hpo_kubernetes`` connection's extra), read in kubernetes mode only.
+
+    With ``storage_url``, an existing study is looked at: a stopped one fails the plan
+    (:class:`StudyStopped`, saying who stopped it), and without an override the run works to
+    the study's live budget. An unreachable storage is left to the `storage` check."""
     from hpo_core.errors import SpecError
     from hpo_core.objectives import require_objective_spec
     from hpo_core.spec import load_spec
@@ -97,15 +107,18 @@ def plan_run(params: dict[str, Any], *, run_id: str, home: str | Path | None = N
         isinstance(override, bool) or not isinstance(override, int) or override < 1
     ):
         raise HpoError(f"params.n_trials: must be a positive integer or empty, got {override!r}")
+    asked = pod_request(params.get("pod"))  # refused in either mode: a run sets no more than this
     spec_error = None
     try:
         loaded = load_spec(config)
         require_objective_spec(loaded.spec, source=loaded.source)
         study_name, n_trials = loaded.spec.study_name, override or loaded.spec.n_trials
         checkpoints = loaded.spec.decision.checkpoints
+        worker_timeout = loaded.spec.worker.timeout
     except SpecError as exc:
         spec_error = str(exc).splitlines()[0]
         study_name, n_trials, checkpoints = config.stem, override or 1, []
+        worker_timeout = None
     gated = [c for c in checkpoints if c < n_trials][:MAX_GATES]
     safe_run = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in run_id)
     root = Path(home or os.environ.get("HPO_HOME") or ".hpo").resolve()
@@ -122,7 +135,11 @@ def plan_run(params: dict[str, Any], *, run_id: str, home: str | Path | None = N
         segments=[*gated, n_trials],
         run_dir=str(root / "runs" / study_name / safe_run),
         champions=bool(params.get("champions", True)),
-        pod=pod_settings(params.get("pod")) if mode == "kubernetes" else {},
+        pod=(
+            pod_settings(asked, connection=pod_connection, timeout=worker_timeout)
+            if mode == "kubernetes"
+            else {}
+        ),
         spec_error=spec_error,
     )
 
@@ -169,54 +186,6 @@ def worker_slots(plan: RunPlan, segment: int) -> list[dict[str, Any]]:
         {"worker_id": f"{plan.study_name}-s{segment}-w{i}", "until": None if final else until}
         for i in range(plan.workers)
     ]
-
-
-# Worker pods' settings unless a run's parameters or the `hpo_kubernetes` connection say otherwise
-POD_DEFAULTS: dict[str, Any] = {
-    "image": "sweepflow-worker:0.1.0",
-    "namespace": "sweepflow",
-    "gpus": 1,  # nvidia.com/gpu per worker
-    "cpu": "4",
-    "memory": "16Gi",
-    "node_selector": {"nvidia.com/gpu.present": "true"},
-    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-    "secret": "sweepflow-storage",  # Kubernetes Secret with keys storage-url, tracking-uri
-    "service_account": None,
-}
-
-
-def pod_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The worker pods' settings: defaults, then the connection's, then the run's; checked."""
-    settings = {**POD_DEFAULTS, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    unknown = sorted(set(settings) - set(POD_DEFAULTS))
-    if unknown:
-        raise HpoError(
-            f"params.pod: unknown setting(s) {', '.join(unknown)}; allowed: "
-            f"{', '.join(POD_DEFAULTS)}"
-        )
-    if not isinstance(settings["gpus"], int) or settings["gpus"] < 0:
-        raise HpoError(f"params.pod.gpus: must be an integer >= 0, got {settings['gpus']!r}")
-    for key in ("image", "namespace", "cpu", "memory", "secret"):
-        if not isinstance(settings[key], str) or not settings[key]:
-            raise HpoError(f"params.pod.{key}: must be a non-empty string")
-    if not isinstance(settings["node_selector"], dict):
-        raise HpoError("params.pod.node_selector: must be a mapping of label to value")
-    if not isinstance(settings["tolerations"], list):
-        raise HpoError("params.pod.tolerations: must be a list of Kubernetes tolerations")
-    return settings
-
-
-def pod_arguments(plan: RunPlan, slot: dict[str, Any]) -> list[str]:
-    """`hpo worker` arguments for a pod (the image's entrypoint is `hpo`): no credential, the
-    storage URL comes from a Kubernetes Secret as HPO_STORAGE_URL."""
-    from hpo_core.worker import worker_command
-
-    return worker_command(
-        f"{POD_CONFIG_DIR}/{plan.config_name}",
-        worker_id=slot["worker_id"],
-        until=slot["until"],
-        executable="hpo",
-    )[1:]
 
 
 def run_local_worker(

@@ -195,6 +195,9 @@ class WorkerSpec(_Section):
     stale_trial_retries: Annotated[int, Field(ge=0)] = (
         1  # re-queue a dead worker's trial this often
     )
+    # seconds after which a worker starts no new trial (None: no limit); a worker pod also gets
+    # an activeDeadlineSeconds of this plus the deployment's drain allowance
+    timeout: Annotated[float, Field(gt=0)] | None = None
 
     @model_validator(mode="after")
     def _grace_covers_heartbeat(self) -> WorkerSpec:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from hpo_core.testing.mlflow_server import MlflowServer, running_mlflow_server
+from hpo_core.testing.pod_security import restricted_violations
 from hpo_core.testing.postgres import PostgresServer, find_pg_bin, running_postgres
 
 __all__ = [
     "MlflowServer",
     "PostgresServer",
     "find_pg_bin",
+    "restricted_violations",
     "running_mlflow_server",
     "running_postgres",
 ]

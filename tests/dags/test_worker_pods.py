@@ -1,29 +1,64 @@
 """Kubernetes mode without a cluster: the worker pods KubernetesPodOperator would create, rendered
-by the operator itself, validated against the Kubernetes schema, and their command run locally.
-No cluster ran here: scheduling, GPU drivers and the Secret's mount are not exercised."""
+by the operator itself, validated against the Kubernetes schema and the Pod Security "restricted"
+profile, and their command run locally. The deployment's settings (the `hpo_kubernetes`
+connection's extra) are checked themselves. No cluster ran here: scheduling, GPU drivers,
+admission and the Secret's mount are not exercised."""
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from hpo_core.pipeline import RunPlan, plan_run, pod_arguments, worker_slots
+from hpo_core.errors import HpoError
+from hpo_core.pipeline import RunPlan, plan_run, pod_arguments, pod_settings, worker_slots
 from hpo_core.storage import open_storage
 from hpo_core.study import load_study
+from hpo_core.testing import restricted_violations
 from tests.conftest import HPO
 from tests.dags.conftest import REPO
 
 CONFIGS = REPO / "configs" / "hpo"
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+DEPLOYMENT = {
+    "image": f"registry.example:5000/ml/sweepflow-worker@{DIGEST}",
+    "namespace": "research-hpo",
+    "secret": "hpo-storage",
+    "service_account": "sweepflow-worker",
+    "node_selector": {"gpu": "a100"},
+    "priority_class": "research-batch",
+    "max_gpus": 4,
+    "tmp_size": "4Gi",
+    "drain_seconds": 1800,
+}
 
 
-def _plan(monkeypatch: pytest.MonkeyPatch, **pod: Any) -> RunPlan:
-    monkeypatch.setenv("SWEEPFLOW_CONFIG_DIR", str(CONFIGS))
+@pytest.fixture(scope="module")
+def timed_configs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo spec with `worker.timeout: 7200` (two hours, then no new trial)."""
+    folder = tmp_path_factory.mktemp("pod_configs")
+    spec = yaml.safe_load((CONFIGS / "demo_synthetic.yaml").read_text())
+    spec["worker"] = {"timeout": 7200}
+    (folder / "demo_synthetic.yaml").write_text(yaml.safe_dump(spec))
+    return folder
+
+
+def _plan(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    configs: Path = CONFIGS,
+    connection: dict[str, Any] | None = None,
+    **pod: Any,
+) -> RunPlan:
+    monkeypatch.setenv("SWEEPFLOW_CONFIG_DIR", str(configs))
     params = {"config": "demo_synthetic.yaml", "workers": 3, "mode": "kubernetes", "pod": pod}
-    return plan_run(params, run_id="manual__2026-11-22")
+    return plan_run(params, run_id="manual__2026-11-22", pod_connection=connection)
 
 
 def _render(plan: RunPlan, slot: dict[str, Any]) -> dict[str, Any]:
@@ -39,37 +74,39 @@ def _render(plan: RunPlan, slot: dict[str, Any]) -> dict[str, Any]:
     return rendered
 
 
-def test_worker_pods_are_valid_kubernetes_with_gpu_secret_and_security(
-    monkeypatch: pytest.MonkeyPatch,
+def test_worker_pods_are_valid_restricted_kubernetes_from_the_deployment_settings(
+    monkeypatch: pytest.MonkeyPatch, timed_configs: Path
 ) -> None:
     import kubernetes_validate
 
-    plan = _plan(
-        monkeypatch,
-        image="registry.example/sweepflow-worker:1.2",
-        gpus=2,
-        node_selector={"gpu": "a100"},
-    )
+    plan = _plan(monkeypatch, configs=timed_configs, connection=DEPLOYMENT, gpus=2)
     slots = worker_slots(plan, 0)
     assert len(slots) == 3
     pods = [_render(plan, slot) for slot in slots]
     for pod in pods:
         kubernetes_validate.validate(pod, "1.31", strict=True)  # raises on any schema error
+        assert restricted_violations(pod) == []
     pod = pods[0]
     spec = pod["spec"]
     (container,) = spec["containers"]
-    assert pod["metadata"]["namespace"] == "sweepflow"
-    assert container["image"] == "registry.example/sweepflow-worker:1.2"
+    assert pod["metadata"]["namespace"] == "research-hpo"
+    assert container["image"] == DEPLOYMENT["image"]  # pinned by digest
     assert container["command"] == ["hpo"]
     assert container["args"][:3] == ["worker", "--config", "/app/configs/hpo/demo_synthetic.yaml"]
-    # the first segment runs to the spec's first checkpoint (decision.checkpoints: [20])
-    assert container["args"][3:] == ["--worker-id", "demo_synthetic_v1-s0-w0", "--until", "20"]
+    # the spec's worker.timeout; the first segment runs to its first checkpoint (20)
+    assert container["args"][3:] == [
+        "--timeout", "7200", "--worker-id", "demo_synthetic_v1-s0-w0", "--until", "20"
+    ]  # fmt: skip
+    assert spec["activeDeadlineSeconds"] == 7200 + 1800  # timeout + the deployment's drain
+    assert spec["priorityClassName"] == "research-batch"
+    assert spec["serviceAccountName"] == "sweepflow-worker"
+    assert spec["automountServiceAccountToken"] is False
     limits = container["resources"]["limits"]
     assert limits == {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "2"}
     assert container["resources"]["requests"] == {"cpu": "4", "memory": "16Gi"}
     env = {e["name"]: e for e in container["env"]}
     assert env["HPO_STORAGE_URL"]["valueFrom"]["secretKeyRef"] == {
-        "name": "sweepflow-storage",
+        "name": "hpo-storage",
         "key": "storage-url",
     }
     assert env["MLFLOW_TRACKING_URI"]["valueFrom"]["secretKeyRef"]["key"] == "tracking-uri"
@@ -80,11 +117,32 @@ def test_worker_pods_are_valid_kubernetes_with_gpu_secret_and_security(
     ]
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] == 10001
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}}]
     assert {"mountPath": "/tmp", "name": "tmp"} in container["volumeMounts"]
+
+
+def test_default_pods_have_a_tmp_limit_and_no_deadline_without_a_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import kubernetes_validate
+
+    plan = _plan(monkeypatch)  # no connection, a spec without worker.timeout
+    pod = _render(plan, worker_slots(plan, 0)[0])
+    kubernetes_validate.validate(pod, "1.31", strict=True)
+    assert restricted_violations(pod) == []
+    spec = pod["spec"]
+    assert pod["metadata"]["namespace"] == "sweepflow"
+    assert spec["containers"][0]["image"] == "sweepflow-worker:0.1.0"
+    assert "--timeout" not in spec["containers"][0]["args"]
+    assert "activeDeadlineSeconds" not in spec and "priorityClassName" not in spec
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}]
 
 
 def test_a_schema_error_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,21 +155,212 @@ def test_a_schema_error_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
         kubernetes_validate.validate(pod, "1.31", strict=True)
 
 
-def test_bad_pod_settings_are_refused_with_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hpo_core.errors import HpoError
-
-    with pytest.raises(HpoError, match=r"params.pod: unknown setting\(s\) gpu;"):
-        _plan(monkeypatch, gpu=1)
-    with pytest.raises(HpoError, match=r"params.pod.gpus: must be an integer >= 0"):
-        _plan(monkeypatch, gpus="many")
+# --- the restricted profile's checks, each on a pod that breaks it -------------------------------
 
 
-def test_the_pods_command_runs_locally(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The exact arguments of a segment's pod, run here with the config at its local path."""
-    plan = _plan(monkeypatch)
+def _context(pod: dict[str, Any]) -> dict[str, Any]:
+    context: dict[str, Any] = pod["spec"]["containers"][0]["securityContext"]
+    return context
+
+
+def _pod_context(pod: dict[str, Any]) -> dict[str, Any]:
+    context: dict[str, Any] = pod["spec"]["securityContext"]
+    return context
+
+
+BREAKS: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
+    "run_as_root_allowed": (
+        lambda p: _context(p).update(runAsNonRoot=False),
+        "containers[0].securityContext.runAsNonRoot: must be true",
+    ),
+    "run_as_non_root_unset": (
+        lambda p: (_context(p).pop("runAsNonRoot"), _pod_context(p).pop("runAsNonRoot")),
+        "containers[0].securityContext.runAsNonRoot: must be true",
+    ),
+    "pod_user_root": (
+        lambda p: _pod_context(p).update(runAsUser=0),
+        "spec.securityContext.runAsUser: must not be 0",
+    ),
+    "container_user_root": (
+        lambda p: _context(p).update(runAsUser=0),
+        "containers[0].securityContext.runAsUser: must not be 0",
+    ),
+    "privilege_escalation": (
+        lambda p: _context(p).update(allowPrivilegeEscalation=True),
+        "allowPrivilegeEscalation: must be false",
+    ),
+    "privilege_escalation_unset": (
+        lambda p: _context(p).pop("allowPrivilegeEscalation"),
+        "allowPrivilegeEscalation: must be false",
+    ),
+    "capabilities_not_dropped": (
+        lambda p: _context(p).update(capabilities={"drop": ["NET_RAW"]}),
+        "capabilities.drop: must include ALL",
+    ),
+    "capability_added": (
+        lambda p: _context(p)["capabilities"].update(add=["SYS_ADMIN"]),
+        "capabilities.add: SYS_ADMIN not allowed",
+    ),
+    "seccomp_unconfined": (
+        lambda p: _context(p).update(seccompProfile={"type": "Unconfined"}),
+        "containers[0].securityContext.seccompProfile.type: 'Unconfined'",
+    ),
+    "seccomp_pod_unconfined": (
+        lambda p: _pod_context(p).update(seccompProfile={"type": "Unconfined"}),
+        "spec.securityContext.seccompProfile.type: 'Unconfined'",
+    ),
+    "seccomp_unset": (
+        lambda p: (_context(p).pop("seccompProfile"), _pod_context(p).pop("seccompProfile")),
+        "containers[0].securityContext.seccompProfile.type: None",
+    ),
+    "host_path_volume": (
+        lambda p: p["spec"]["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
+        "spec.volumes[1].hostPath: volume type not allowed",
+    ),
+    "nfs_volume": (
+        lambda p: p["spec"]["volumes"].append({"name": "n", "nfs": {"server": "a", "path": "/"}}),
+        "spec.volumes[1].nfs: volume type not allowed",
+    ),
+    "host_network": (lambda p: p["spec"].update(hostNetwork=True), "spec.hostNetwork"),
+    "host_pid": (lambda p: p["spec"].update(hostPID=True), "spec.hostPID"),
+    "host_ipc": (lambda p: p["spec"].update(hostIPC=True), "spec.hostIPC"),
+    "host_port": (
+        lambda p: p["spec"]["containers"][0].update(
+            ports=[{"containerPort": 80, "hostPort": 8080}]
+        ),
+        "containers[0].ports[0].hostPort: must be unset or 0",
+    ),
+    "privileged": (
+        lambda p: _context(p).update(privileged=True),
+        "containers[0].securityContext.privileged",
+    ),
+    "privileged_init_container": (
+        lambda p: p["spec"].update(
+            initContainers=[
+                {
+                    "name": "init",
+                    "image": "busybox",
+                    "securityContext": {**_context(p), "privileged": True},
+                }
+            ]
+        ),
+        "spec.initContainers[0].securityContext.privileged",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def restricted_pod() -> dict[str, Any]:
+    """A worker pod as rendered with the defaults (admitted by the restricted profile)."""
+    with pytest.MonkeyPatch.context() as mp:
+        plan = _plan(mp)
+        pod = _render(plan, worker_slots(plan, 0)[0])
+    assert restricted_violations(pod) == []
+    return pod
+
+
+@pytest.mark.parametrize("broken", sorted(BREAKS))
+def test_each_restricted_check_refuses_a_pod_that_breaks_it(
+    broken: str, restricted_pod: dict[str, Any]
+) -> None:
+    breaker, expected = BREAKS[broken]
+    pod = copy.deepcopy(restricted_pod)
+    breaker(pod)
+    found = restricted_violations(pod)
+    assert len(found) == 1 and expected in found[0], found
+
+
+def test_the_restricted_profile_allows_what_it_allows(restricted_pod: dict[str, Any]) -> None:
+    pod = copy.deepcopy(restricted_pod)
+    _context(pod)["capabilities"]["add"] = ["NET_BIND_SERVICE"]
+    _context(pod)["seccompProfile"] = {"type": "Localhost", "localhostProfile": "w.json"}
+    pod["spec"]["volumes"].append({"name": "c", "configMap": {"name": "x"}})
+    _context(pod).pop("runAsNonRoot")  # the pod's runAsNonRoot covers the container
+    assert restricted_violations(pod) == []
+
+
+# --- the deployment's settings, checked ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "sweepflow-worker",
+        "sweepflow-worker:0.1.0",
+        "registry.example:5000/ml/sweepflow-worker:2026.11-rc_1",
+        f"ghcr.io/team/sweepflow-worker@{DIGEST}",
+        f"ghcr.io/team/sweepflow-worker:1.2@{DIGEST}",
+        "localhost/worker__x.y-z",
+    ],
+)
+def test_image_references_by_tag_or_digest_are_accepted(image: str) -> None:
+    assert pod_settings(connection={"image": image})["image"] == image
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        pytest.param({"image": "Registry/Worker:1"}, "extra.image: 'Registry/Worker:1' is not an image reference", id='image_uppercase'),
+        pytest.param({"image": "worker:1 --privileged"}, "extra.image: 'worker:1 --privileged' is not an image", id='image_with_space'),
+        pytest.param({"image": "worker@sha256:abc"}, "extra.image: the digest of 'worker@sha256:abc' must be sha256:<64", id='digest_short'),
+        pytest.param({"image": f"worker@{DIGEST.upper()}"}, "must be sha256:<64 lowercase hex digits>", id='digest_uppercase'),
+        pytest.param({"image": "worker@md5:" + "0" * 32}, "must be sha256:<64 lowercase hex digits>", id='digest_md5'),
+        pytest.param({"image": ""}, "extra.image: '' is not an image reference", id='image_empty'),
+        pytest.param({"image": 3}, "extra.image: Input should be a valid string, got 3", id='image_not_text'),
+        pytest.param({"namespace": "Research_HPO"}, "extra.namespace: 'Research_HPO' is not a Kubernetes name", id='namespace_invalid'),
+        pytest.param({"secret": "a/b"}, "extra.secret: 'a/b' is not a Kubernetes name", id='secret_invalid'),
+        pytest.param({"priority_class": "x" * 254}, "extra.priority_class: 'xxxx", id='priority_class_too_long'),
+        pytest.param({"tolerations": [{"key": "a", "operator": "Sometimes"}]}, "extra.tolerations.0.operator: Input should be 'Exists' or 'Equal'", id='toleration_operator'),
+        pytest.param({"node_selector": {"gpu": True}}, "extra.node_selector.gpu: Input should be a valid string, got True", id='node_selector_not_text'),
+        pytest.param({"gpus": "2"}, "extra.gpus: Input should be a valid integer, got '2'", id='gpus_as_text'),
+        pytest.param({"max_gpus": -1}, "extra.max_gpus: Input should be greater than or equal to 0, got -1", id='max_gpus_negative'),
+        pytest.param({"max_memory": "lots"}, "extra.max_memory: must be a Kubernetes quantity such as", id='max_memory_not_quantity'),
+        pytest.param({"tmp_size": "0"}, "extra.tmp_size: must be above 0, got '0'", id='tmp_size_zero'),
+        pytest.param({"drain_seconds": 1.5}, "extra.drain_seconds: Input should be a valid integer, got 1.5", id='drain_not_integer'),
+        pytest.param({"gpus": 2}, None, id='gpus_default_is_its_max'),  # the deployment's own value is its maximum unless it says one
+        pytest.param({"gpus": 8, "max_gpus": 4}, "extra.gpus: 8 is above extra.max_gpus 4; lower gpus or raise max_gpus", id='gpus_above_max'),
+        pytest.param({"memory": "65Gi", "max_memory": "64Gi"}, "extra.memory: '65Gi' is above extra.max_memory '64Gi'", id='memory_above_max'),
+        pytest.param({"imgae": "x"}, "extra.imgae: unknown setting; known: image, namespace, secret", id='unknown_key'),
+        pytest.param("{not json", "connection hpo_kubernetes: extra: not valid JSON", id='not_json'),
+        pytest.param('["image"]', "connection hpo_kubernetes: extra: must be a JSON object of pod settings, not a list", id='not_an_object'),
+    ],
+)
+def test_the_deployment_settings_are_checked(extra: Any, message: str | None) -> None:
+    if message is None:
+        pod_settings(connection=extra)
+        return
+    with pytest.raises(HpoError) as caught:
+        pod_settings(connection=extra)
+    text = str(caught.value)
+    assert "\n" not in text and text.startswith("connection hpo_kubernetes: extra")
+    assert message in text, text
+
+
+def test_quantities_compare_by_value_with_or_without_the_kubernetes_client() -> None:
+    """The small parser used where the kubernetes client is not installed agrees with it."""
+    from kubernetes.utils.quantity import parse_quantity as k8s_parse_quantity
+
+    from hpo_core.pipeline import pods
+
+    for text in ("500m", "4", "16Gi", "1.5G", "16000m", ".5", "1e3", "2E-2", "7Ki", "100u", "3n"):
+        found = pods._QUANTITY.fullmatch(text)
+        assert found is not None
+        assert pods._parse_quantity(found) == k8s_parse_quantity(text) == pods.parse_quantity(text)
+    for lax in ("1K", "Infinity", "NaN", "-1", "1.2.3", "1 Gi", "", "0x10"):
+        with pytest.raises(ValueError, match="is not a Kubernetes quantity"):
+            pods.parse_quantity(lax)
+
+
+def test_the_pods_command_runs_locally(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, timed_configs: Path
+) -> None:
+    """The exact arguments of a segment's pod (with the spec's timeout), run here with the config
+    at its local path."""
+    plan = _plan(monkeypatch, configs=timed_configs)
     (slot, *_) = worker_slots(plan, 0)
     args = pod_arguments(plan, {**slot, "until": 4})
-    args[args.index("--config") + 1] = str(CONFIGS / "demo_synthetic.yaml")
+    assert args[args.index("--timeout") + 1] == "7200"
+    args[args.index("--config") + 1] = str(timed_configs / "demo_synthetic.yaml")
     storage = f"journal://{tmp_path / 'studies.journal'}"
     env = {**os.environ, "HPO_STORAGE_URL": storage, "HPO_HOME": str(tmp_path)}
     done = subprocess.run([HPO, *args], env=env, capture_output=True, text=True, timeout=300)
