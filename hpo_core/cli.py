@@ -26,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:
+        _refuse_inline_passwords(args)
         code: int = args.handler(args)
         return code
     except HpoError as exc:
@@ -332,16 +333,35 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
-def _storage_url(args: argparse.Namespace) -> str:
-    from hpo_core.spec import find_url_passwords
-    from hpo_core.storage import ENV_STORAGE, resolve_storage_url
+# URL options whose value any user can read from the process list: (attribute, flag, instead)
+_URL_OPTIONS = (
+    ("storage", "--storage", "export HPO_STORAGE_URL instead"),
+    (
+        "tracking_uri",
+        "--tracking-uri",
+        "export MLFLOW_TRACKING_URI (or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD) "
+        "instead",
+    ),
+)
 
-    if args.storage and find_url_passwords(args.storage):
-        raise HpoError(
-            "--storage: contains a password, which any user can read from the process list; "
-            f"export {ENV_STORAGE} instead and drop --storage"
-        )
-    return resolve_storage_url(args.storage)
+
+def _refuse_inline_passwords(args: argparse.Namespace) -> None:
+    """A password in a URL option is refused before any work, and never echoed."""
+    from hpo_core.storage import has_url_password
+
+    for attribute, flag, instead in _URL_OPTIONS:
+        value = getattr(args, attribute, None)
+        if value and has_url_password(value):
+            raise HpoError(
+                f"{flag}: contains a password, which any user can read from the process list; "
+                f"{instead} and drop {flag}"
+            )
+
+
+def _storage_url(args: argparse.Namespace) -> str:
+    from hpo_core.storage import resolve_storage_url
+
+    return resolve_storage_url(args.storage)  # a password in it was refused by main()
 
 
 # -- commands ----------------------------------------------------------------------------------

@@ -36,11 +36,23 @@ def _connection(conn_id: str) -> Any | None:
 
 
 def _sqlalchemy_url(uri: str) -> str:
-    """Airflow writes a PostgreSQL connection as ``postgres://``; SQLAlchemy wants a driver."""
-    for prefix in ("postgres://", "postgresql://"):
-        if uri.startswith(prefix):
-            return "postgresql+psycopg2://" + uri[len(prefix) :]
-    return uri
+    """Airflow writes a PostgreSQL connection as ``postgres://``; SQLAlchemy wants a driver. The
+    URI is parsed by SQLAlchemy (a password's '@', '/' or '%' stay percent-encoded as they came)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from hpo_core.storage import mask_url
+
+    if uri.split("://", 1)[0] not in ("postgres", "postgresql"):
+        return uri
+    try:
+        url = make_url(uri)
+    except (ArgumentError, ValueError):  # the message may quote a part of the password
+        raise ValueError(
+            f"connection {CONN_STORAGE}: {mask_url(uri)} is not a database URL; percent-encode "
+            "any '/', '@', ':', '#', '?' or space in the password"
+        ) from None
+    return url.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
 
 
 def storage_url() -> str:
@@ -68,10 +80,17 @@ def alert_target() -> str | None:
     if conn is None:
         return None
     if conn.conn_type in ("http", "https"):
-        # get_uri() escapes the slashes of a webhook's path (`services%2Fabc`): rebuild it
-        port = f":{conn.port}" if conn.port else ""
-        path = f"/{conn.schema}" if conn.schema else ""
-        return f"{conn.conn_type}://{conn.host}{port}{path}"
+        # get_uri() escapes the slashes of a webhook's path (`services%2Fabc`), and Airflow keeps
+        # a URI's query (`?key=..&token=..` of a Google Chat webhook) as the extra: rebuild it
+        from urllib.parse import quote, urlencode, urlunsplit
+
+        netloc = str(conn.host) + (f":{conn.port}" if conn.port else "")
+        if conn.login:
+            login = f"{quote(conn.login, safe='')}:{quote(conn.password or '', safe='')}"
+            netloc = f"{login}@{netloc}"
+        path = "/" + quote(conn.schema, safe="/:@!$&'()*+,;=~") if conn.schema else ""
+        query = urlencode(conn.extra_dejson) if conn.extra else ""
+        return urlunsplit((conn.conn_type, netloc, path, query, ""))
     return str(conn.get_uri())
 
 

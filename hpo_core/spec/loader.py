@@ -28,13 +28,6 @@ from hpo_core.spec.model import (
 
 __all__ = ["LoadedSpec", "find_url_passwords", "load_spec", "parse_spec", "spec_hash"]
 
-# scheme://user:password@host — the password part is anything up to the '@'; or a
-# scheme://host/db?password=... query argument (also passwd=, pwd=), which mask_url hides too.
-_URL_WITH_PASSWORD = re.compile(
-    r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://(?:[^\s:/@]*:[^\s/@]+@|\S*?[?&](?:password|passwd|pwd)=[^&\s])",
-    re.IGNORECASE,
-)
-
 # Which schema a nested mapping follows, by its location; `*` matches any key (a parameter name).
 _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
     (): SweepSpec,
@@ -161,18 +154,22 @@ def spec_hash(spec: SweepSpec) -> str:
 
 
 def find_url_passwords(data: Any, path: str = "") -> list[str]:
-    """Field paths of every string in ``data`` (keys too) that holds a URL with a password."""
+    """Field paths of every string in ``data`` (keys too) that holds a URL with a password: what
+    ``mask_url`` would hide, found the same way (the URL parsed, so an unencoded '@' or '/' in
+    the password still counts)."""
+    from hpo_core.storage.urls import has_url_password
+
     found: list[str] = []
     if isinstance(data, dict):
         for key, value in data.items():
             where = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and _URL_WITH_PASSWORD.search(key):
+            if isinstance(key, str) and has_url_password(key):
                 found.append(where)
             found += find_url_passwords(value, where)
     elif isinstance(data, list):
         for i, value in enumerate(data):
             found += find_url_passwords(value, f"{path}.{i}" if path else str(i))
-    elif isinstance(data, str) and _URL_WITH_PASSWORD.search(data):
+    elif isinstance(data, str) and has_url_password(data):
         found.append(path)
     return found
 

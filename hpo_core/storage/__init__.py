@@ -12,9 +12,11 @@ from hpo_core.storage.urls import (
     ENV_HOME,
     ENV_STORAGE,
     default_storage_url,
+    has_url_password,
     mask_url,
     resolve_storage_url,
     storage_kind,
+    url_origin,
 )
 
 _LAZY = {
@@ -30,12 +32,14 @@ __all__ = [
     "StorageHandle",
     "default_storage_url",
     "file_lock",
+    "has_url_password",
     "is_disconnect",
     "mask_url",
     "open_storage",
     "resolve_storage_url",
     "retry_storage",
     "storage_kind",
+    "url_origin",
 ]
 
 

@@ -111,7 +111,8 @@ def _first_line(exc: BaseException) -> str:
     ):
         if needle in text:
             return reason
-    lines = text.strip().splitlines()
+    # masked before it is cut: a driver's message may quote the store's URL with its password
+    lines = mask_url(text).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
 
