@@ -106,12 +106,16 @@ def _url_secret_spans(text: str, begin: int, limit: int) -> list[tuple[int, int]
         if 0 <= colon < at - 1:
             spans.append((authority + colon + 1, authority + at))
         host_start = authority + at + 1
-    elif colon >= 0 and not netloc.startswith("[") and not netloc[colon + 1 :].isdigit():
+    elif colon >= 0 and not netloc.startswith("["):
         # `user:pa/ss@host`: urllib ends the netloc at the unencoded '/', '?' or '#' and sees
         # port `pa`; the password really runs to the last '@'. An unencoded space splits the URL
-        # into words: with no '@' in this word, the next '@' on the line ends the password.
-        at_abs = text.rfind("@", authority + colon, end)
-        if at_abs < 0 and netloc[colon + 1 :]:
+        # into words: with no '@' in this word, the next '@' on the line ends the password. A
+        # password like `123 abc` reads as a port: only where the text is one URL (an option's
+        # value, a connection) is the next word's '@' taken as its end.
+        port = netloc[colon + 1 :]
+        whole = begin == 0 and "\n" not in text
+        at_abs = -1 if port.isdigit() else text.rfind("@", authority + colon, end)
+        if at_abs < 0 and port and (whole or not port.isdigit()):
             line_end = text.find("\n", end, limit)
             at_abs = text.find("@", end, limit if line_end < 0 else line_end)
         if at_abs >= 0:

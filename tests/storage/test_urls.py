@@ -39,6 +39,7 @@ URLS = [
     ("postgresql://u:Kw1:Vb2@db/optuna", "postgresql://u:***@db/optuna"),
     ("postgresql://u:Kw1%Vb2@db/optuna", "postgresql://u:***@db/optuna"),  # a bare '%'
     ("postgresql://u:Kw1 Vb2@db/optuna", "postgresql://u:***@db/optuna"),  # a space
+    ("postgresql://u:123 Kw1@db/optuna", "postgresql://u:***@db/optuna"),  # reads as a port
     ("mysql://root:Kw1/Vb2@Xc3@db/optuna", "mysql://root:***@db/optuna"),  # '/' and '@'
     ("postgresql://u:Kw1@[::1]:5432/optuna", "postgresql://u:***@[::1]:5432/optuna"),
     ("postgresql://u:Kw1@[fe80::1%25eth0]/optuna", "postgresql://u:***@[fe80::1%25eth0]/optuna"),
