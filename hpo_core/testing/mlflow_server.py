@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 __all__ = ["MlflowServer", "running_mlflow_server"]
@@ -26,11 +26,21 @@ def _free_port() -> int:
 
 class MlflowServer:
     def __init__(
-        self, backend_store_uri: str, artifact_root: Path, *, port: int | None = None
+        self,
+        backend_store_uri: str,
+        artifact_root: Path,
+        *,
+        port: int | None = None,
+        app_name: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.backend_store_uri = backend_store_uri
         self.artifact_root = artifact_root
         self.port = port or _free_port()
+        # `basic-auth` runs the server with MLflow's authentication (the compose stack's);
+        # its settings (auth config path, admin password, secret key) come through ``env``
+        self.app_name = app_name
+        self.env = dict(env or {})
         self.uri = f"http://127.0.0.1:{self.port}"
         self.log = artifact_root.parent / f"mlflow-server-{self.port}.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -52,13 +62,15 @@ class MlflowServer:
             "--workers",
             "1",
         ]
+        if self.app_name:
+            command += ["--app-name", self.app_name]
         with open(self.log, "ab") as log:
             self._proc = subprocess.Popen(
                 command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+                env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **self.env},
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -2,11 +2,16 @@
 
 `docker-compose config` validates and renders docker-compose.yaml with the placeholder values of
 .env.example (the same interpolation `up` does); the rest reads the files themselves: secrets only
-as ${...} references, never on a command line, non-root images, no torch in the Airflow image.
+as ${...} references, never on a command line, non-root images, no torch in the Airflow image,
+MLflow with authentication, each database role used where it belongs, and the preflight service
+that stops the stack while a change-me placeholder is left (its script run here for real). What the
+roles can do is checked on a real server in test_postgres_roles.py, the MLflow server in
+test_mlflow_auth.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
@@ -23,15 +29,20 @@ ENV_EXAMPLE = ROOT / ".env.example"
 DOCKER = ROOT / "docker"
 
 EXPECTED_SERVICES = {
+    "preflight",
     "postgres",
+    "optuna-init",
     "airflow-init",
     "airflow-api-server",
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
     "mlflow",
+    "mlflow-init",
     "optuna-dashboard",
 }
+# run once and exit: no healthcheck; the others wait for them to complete
+ONE_SHOT = {"preflight", "optuna-init", "airflow-init", "mlflow-init"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|_KEY$")
 # `${VAR}`, `${VAR:-default}`, `${VAR:?message}` and friends, and nothing else
 REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?[-?+][^}]*)?\}")
@@ -89,6 +100,14 @@ def commands(compose: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def mount_targets(service: dict[str, Any]) -> list[str]:
+    """Where a service's volumes are mounted (compose v1 renders `source:target:mode` strings,
+    v2 mappings)."""
+    return [
+        v["target"] if isinstance(v, dict) else v.split(":")[1] for v in service.get("volumes", [])
+    ]
+
+
 def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
     instructions: list[tuple[str, str]] = []
@@ -141,8 +160,10 @@ def rendered() -> dict[str, Any]:
 def test_compose_config_renders_every_service(rendered: dict[str, Any]) -> None:
     services = rendered["services"]
     assert set(services) >= EXPECTED_SERVICES, sorted(services)
-    for name in EXPECTED_SERVICES - {"airflow-init"}:
+    for name in EXPECTED_SERVICES - ONE_SHOT:
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
+    for name in ONE_SHOT:
+        assert services[name]["restart"] == "no", f"{name} must run once, not restart"
 
 
 def test_compose_wires_airflow_to_its_stores(rendered: dict[str, Any]) -> None:
@@ -152,7 +173,7 @@ def test_compose_wires_airflow_to_its_stores(rendered: dict[str, Any]) -> None:
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert env["AIRFLOW_CONN_HPO_STORAGE"] == (
-        f"postgresql+psycopg2://hpo_worker:{secrets['HPO_DB_PASSWORD']}@postgres:5432/optuna"
+        f"postgresql+psycopg2://hpo_worker:{secrets['HPO_WORKER_DB_PASSWORD']}@postgres:5432/optuna"
     )
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == (
         f"postgresql+psycopg2://airflow:{secrets['AIRFLOW_DB_PASSWORD']}@postgres:5432/airflow"
@@ -213,20 +234,145 @@ def test_env_file_stays_out_of_git_and_images() -> None:
         assert "change-me" in value, f".env.example: {name} must be an obvious placeholder"
 
 
-def test_postgres_init_reads_passwords_from_environment() -> None:
-    script = (DOCKER / "postgres" / "init-databases.sh").read_text()
+def test_postgres_init_reads_passwords_from_environment(rendered: dict[str, Any]) -> None:
     assert os.access(DOCKER / "postgres" / "init-databases.sh", os.X_OK), (
         "the entrypoint sources a non-executable script"
     )
-    for variable in ("AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "HPO_DB_PASSWORD"):
-        assert re.search(rf"^\\getenv \w+ {variable}$", script, re.MULTILINE), variable
+    sql = (DOCKER / "postgres" / "init-databases.sql").read_text()
+    read = set(re.findall(r"^\\getenv \w+ (\w+)$", sql, re.MULTILINE))
+    # every password the SQL reads is one compose gives the postgres container
+    assert read == set(rendered["services"]["postgres"]["environment"]) - {"POSTGRES_PASSWORD"}
     # every PASSWORD clause takes a psql variable, never a literal
-    for clause in re.findall(r"PASSWORD\s+(\S+);", script):
-        assert clause.startswith(":'"), clause
-    # hpo_worker's credential must not open Airflow's or MLflow's database
-    for database in ("airflow", "mlflow"):
-        assert f"REVOKE ALL ON DATABASE {database} FROM PUBLIC;" in script, database
-    assert not re.search(r"GRANT .* ON DATABASE (airflow|mlflow) TO hpo_worker", script)
+    clauses = re.findall(r"PASSWORD\s+(\S+);", sql)
+    assert len(clauses) == len(read) and all(c.startswith(":'") for c in clauses), clauses
+    # the SQL file is mounted where the script reads it, outside initdb.d (which would run it
+    # without the passwords)
+    targets = mount_targets(rendered["services"]["postgres"])
+    assert "/opt/sweepflow/init-databases.sql" in targets
+    assert "/opt/sweepflow/init-databases.sql" in (DOCKER / "postgres" / "init-databases.sh").read_text()
+    assert not any(t.startswith("/docker-entrypoint-initdb.d/") and t.endswith(".sql") for t in targets)
+
+
+def test_each_optuna_role_is_used_where_it_belongs(rendered: dict[str, Any]) -> None:
+    """hpo_owner only creates the schema; workers and tasks are hpo_worker, which owns nothing;
+    the dashboard, facing a browser, reads as hpo_reader."""
+    services = rendered["services"]
+    users = {}
+    for name, service in services.items():
+        for key, value in (service.get("environment") or {}).items():
+            if isinstance(value, str) and "@postgres:5432/optuna" in value:
+                users[f"{name}.{key}"] = make_url(value).username
+    assert users == {
+        "optuna-init.HPO_OWNER_STORAGE_URL": "hpo_owner",
+        "airflow-init.AIRFLOW_CONN_HPO_STORAGE": "hpo_worker",
+        "airflow-api-server.AIRFLOW_CONN_HPO_STORAGE": "hpo_worker",
+        "airflow-scheduler.AIRFLOW_CONN_HPO_STORAGE": "hpo_worker",
+        "airflow-dag-processor.AIRFLOW_CONN_HPO_STORAGE": "hpo_worker",
+        "airflow-triggerer.AIRFLOW_CONN_HPO_STORAGE": "hpo_worker",
+        "hpo-worker.HPO_STORAGE_URL": "hpo_worker",
+        "optuna-dashboard.HPO_STORAGE_URL": "hpo_reader",
+    }
+    sql = (DOCKER / "postgres" / "init-databases.sql").read_text()
+    assert "CREATE DATABASE optuna OWNER hpo_owner;" in sql
+    assert "ALTER SCHEMA public OWNER TO hpo_owner;" in sql
+    # nothing makes the worker or the reader an owner, or a member of the owner's role
+    assert not re.search(r"OWNER (TO )?hpo_(worker|reader)|GRANT hpo_owner TO", sql)
+    # the workers and the dashboard start once optuna-init has made the tables
+    for name in ("airflow-scheduler", "hpo-worker", "optuna-dashboard"):
+        condition = services[name]["depends_on"]["optuna-init"]["condition"]
+        assert condition == "service_completed_successfully", name
+    assert services["optuna-init"]["command"] == ["python", "/opt/sweepflow/optuna_init.py"]
+
+
+def test_mlflow_runs_with_authentication(rendered: dict[str, Any]) -> None:
+    secrets = secret_values()
+    services = rendered["services"]
+    mlflow = services["mlflow"]
+    # the image's CMD starts the basic-auth app, and compose does not replace it
+    assert "command" not in mlflow and "entrypoint" not in mlflow
+    instructions = final_stage(dockerfile_instructions(DOCKER / "Dockerfile.mlflow"))
+    cmd = json.loads(next(args for keyword, args in instructions if keyword == "CMD"))
+    assert cmd[:2] == ["mlflow", "server"] and cmd[cmd.index("--app-name") + 1] == "basic-auth"
+    env_lines = " ".join(args for keyword, args in instructions if keyword == "ENV")
+    assert "MLFLOW_AUTH_CONFIG_PATH=/etc/mlflow/basic_auth.ini" in env_lines
+    assert ("COPY", "docker/mlflow/basic_auth.ini /etc/mlflow/basic_auth.ini") in instructions
+    assert any(k == "RUN" and '"mlflow[auth]"' in args for k, args in instructions)
+    env = mlflow["environment"]
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == secrets["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == secrets["MLFLOW_FLASK_SERVER_SECRET_KEY"]
+    # basic_auth.ini's database_uri has no password; libpq takes this one
+    assert env["PGPASSWORD"] == secrets["MLFLOW_DB_PASSWORD"]
+    # tasks and workers log as the plain account, credentials in the environment, not the URL
+    for name in ("airflow-scheduler", "hpo-worker"):
+        task_env = services[name]["environment"]
+        assert task_env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000", name
+        assert task_env["MLFLOW_TRACKING_USERNAME"] == env_example()["MLFLOW_TRACKING_USERNAME"]
+        assert task_env["MLFLOW_TRACKING_PASSWORD"] == secrets["MLFLOW_TRACKING_PASSWORD"]
+        assert "MLFLOW_AUTH_ADMIN_PASSWORD" not in task_env, f"{name} holds the MLflow admin's"
+        condition = services[name]["depends_on"]["mlflow-init"]["condition"]
+        assert condition == "service_completed_successfully", name
+    assert env_example()["MLFLOW_TRACKING_USERNAME"] != env_example()["MLFLOW_AUTH_ADMIN_USERNAME"]
+    init = services["mlflow-init"]
+    assert init["command"] == ["python", "/opt/sweepflow/ensure_user.py"]
+    assert init["depends_on"]["mlflow"]["condition"] == "service_healthy"
+
+
+def test_every_service_waits_for_preflight(rendered: dict[str, Any]) -> None:
+    for name, service in rendered["services"].items():
+        if name == "preflight":
+            continue
+        condition = service.get("depends_on", {}).get("preflight", {}).get("condition")
+        assert condition == "service_completed_successfully", f"{name} does not wait for preflight"
+
+
+def test_preflight_sees_every_placeholder_and_nothing_else(rendered: dict[str, Any]) -> None:
+    preflight = rendered["services"]["preflight"]
+    placeholders = {name for name, value in env_example().items() if "change-me" in value}
+    assert placeholders <= set(preflight["environment"]), placeholders - set(preflight["environment"])
+    # it holds every secret, so it gets nothing else: no network, no privileges, no writes
+    assert preflight["network_mode"] == "none" and preflight["read_only"] is True
+    assert preflight["user"] == "65534:65534" and preflight["cap_drop"] == ["ALL"]
+    assert mount_targets(preflight) == ["/opt/sweepflow/preflight.sh"]
+
+
+def _preflight(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(DOCKER / "preflight.sh")],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_preflight_refuses_placeholders_in_one_line(rendered: dict[str, Any]) -> None:
+    """The script with what compose hands it from .env.example, then with real-looking values."""
+    env = {k: str(v) for k, v in rendered["services"]["preflight"]["environment"].items()}
+    refused = _preflight(env)
+    assert refused.returncode == 1 and refused.stdout == ""
+    (line,) = refused.stderr.splitlines()
+    named = sorted(k for k, v in env.items() if "change-me" in v)
+    assert line == (
+        f"error: .env: {', '.join(named)} still set to a change-me placeholder; "
+        "replace each value (see .env.example)"
+    )
+    required = {
+        line.split("=", 1)[0]
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if "change-me" in line and not line.startswith("#")
+    }
+    assert set(named) == required
+    for value in env.values():
+        assert not value or value not in line, "preflight printed a value"
+    # one left behind, even in an optional setting, is named alone
+    fixed = {k: v.replace("change-me", "0f3a9c") for k, v in env.items()}
+    alerts = env_example()["AIRFLOW_CONN_HPO_ALERTS"]
+    one_left = _preflight({**fixed, "AIRFLOW_CONN_HPO_ALERTS": alerts})
+    assert one_left.returncode == 1
+    assert one_left.stderr.startswith("error: .env: AIRFLOW_CONN_HPO_ALERTS still set to a change-me")
+    passed = _preflight(fixed)
+    assert passed.returncode == 0, passed.stderr
+    assert passed.stdout == "preflight: no change-me placeholder left\n"
 
 
 @pytest.mark.parametrize("dockerfile", sorted(p.name for p in DOCKER.glob("Dockerfile.*")))
