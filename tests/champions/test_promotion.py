@@ -7,6 +7,7 @@ bare run with a logged-model record, registered by the promotion itself."""
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import multiprocessing
 import os
 import queue
@@ -23,7 +24,8 @@ ROUNDS = 20
 BETTER, WORSE = 0.8, 0.6
 # Seconds each racer waits after reading the incumbent, inside the critical section: the worse
 # one writes its alias last, so an unlocked race ends on it whenever both read before a write.
-PAUSE = {BETTER: 0.02, WORSE: 0.15}
+PAUSE = {BETTER: 0.08, WORSE: 0.2}
+RACE_TIMEOUT = 300  # seconds for a whole race; a few dozen here
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +85,15 @@ def racer(
     from hpo_core.champions import promote_champion
     from hpo_core.storage import open_storage
 
+    # a racer stuck anywhere shows where (its stack goes to the test's captured output) and ends
+    faulthandler.dump_traceback_later(RACE_TIMEOUT - 30, exit=True)
     try:
         client = MlflowClient(tracking_uri)
         slow = SlowIncumbentReads(client, PAUSE[mean])
         lock = no_lock if storage_url is None else open_storage(storage_url).study_lock
         for i in range(rounds):
             run_id = candidate(client, experiment_id)
-            barrier.wait(timeout=120)
+            barrier.wait(timeout=RACE_TIMEOUT / 2)
             promote_champion(
                 slow,
                 f"{prefix}_{i}",
@@ -124,9 +128,9 @@ def race(storage_url: str | None, tracking_uri: str, prefix: str, rounds: int) -
     for proc in procs:
         proc.start()
     try:
-        errors = [results.get(timeout=300)[1] for _ in procs]
+        errors = [results.get(timeout=RACE_TIMEOUT)[1] for _ in procs]
     except queue.Empty:
-        errors = ["a racer neither finished nor failed in 300 s"]
+        errors = [f"a racer neither finished nor failed in {RACE_TIMEOUT} s"]
     finally:
         for proc in procs:
             proc.join(timeout=30)
@@ -152,7 +156,7 @@ def test_two_racing_promotions_end_on_the_better_mean(
 
 
 def test_without_the_lock_the_race_is_lost(tracking_uri: str) -> None:
-    endings = race(None, tracking_uri, "race_unlocked", 5)
+    endings = race(None, tracking_uri, "race_unlocked", 8)
     assert WORSE in endings, endings
 
 
