@@ -45,18 +45,37 @@ DEADLINE = timedelta(hours=24)  # a sweep run still going a day after it was que
 CHECKS = ("spec", "storage", "data", "gpu", "disk", "dependencies", "tracking", "smoke")
 
 
-def _params(default_config: str | None) -> dict[str, Param]:
-    from hpo_core.pipeline import POD_REQUEST_SCHEMA, list_configs
+def _catalog() -> list[Any]:
+    """The config folder, each spec validated on its own (read once per parse of this file)."""
+    from hpo_core.pipeline import config_catalog
 
-    configs = list_configs()
+    return config_catalog()
+
+
+def _config_param(default_config: str | None, catalog: list[Any]) -> Param:
+    """The form's config choice: the specs that validate; the broken ones are named in the
+    description with their error, so one bad file is visible without hiding the others."""
+    good = [e.file for e in catalog if e.ok]
+    broken = [e for e in catalog if not e.ok]
+    description = "A spec in the config folder (configs/hpo/)."
+    if broken:
+        description += " Not offered, because they do not validate: " + "; ".join(
+            e.error for e in broken
+        )
+    return Param(
+        default_config or (good[0] if good else ""),
+        type="string",
+        enum=good or [""],
+        title="Sweep config",
+        description=description,
+    )
+
+
+def _params(default_config: str | None, catalog: list[Any]) -> dict[str, Param]:
+    from hpo_core.pipeline import POD_REQUEST_SCHEMA
+
     return {
-        "config": Param(
-            default_config or (configs[0] if configs else ""),
-            type="string",
-            enum=configs or [""],
-            title="Sweep config",
-            description="A spec in the config folder (configs/hpo/).",
-        ),
+        "config": _config_param(default_config, catalog),
         "workers": Param(2, type="integer", minimum=1, maximum=64, title="Workers"),
         "mode": Param(
             "local",
@@ -79,8 +98,10 @@ def _params(default_config: str | None) -> dict[str, Param]:
         "manifest": Param(
             None,
             type=["null", "string"],
+            maxLength=4096,
             title="Data manifest",
-            description="A sha256sum listing of the data files to verify.",
+            description="A sha256sum listing of the data files to verify: a file in the config "
+            "folder or in the spec's data folder.",
         ),
         "pod": Param(
             {},
@@ -94,7 +115,12 @@ def _params(default_config: str | None) -> dict[str, Param]:
 
 
 def build_sweep_dag(
-    dag_id: str, *, schedule: str | None, config: str | None, checks_only: bool = False
+    dag_id: str,
+    *,
+    schedule: str | None,
+    config: str | None,
+    catalog: list[Any],
+    checks_only: bool = False,
 ) -> Any:
     """The sweep DAG; with ``checks_only``, the pre-launch DAG (plan and checks, nothing runs)."""
     from sweepflow_airflow import SweepWorkerPodOperator, task_failure_alert
@@ -113,7 +139,7 @@ def build_sweep_dag(
             "retry_delay": timedelta(seconds=30),
             "on_failure_callback": task_failure_alert,
         },
-        params=_params(config),
+        params=_params(config, catalog),
         deadline=DeadlineAlert(
             reference=DeadlineReference.DAGRUN_QUEUED_AT,
             interval=DEADLINE,
@@ -131,7 +157,7 @@ def build_sweep_dag(
         @task
         def plan() -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowFailException
-            from sweepflow_airflow import pod_connection_extra
+            from sweepflow_airflow import pod_connection_extra, storage_url
 
             from hpo_core.errors import HpoError
             from hpo_core.pipeline import plan_run
@@ -141,8 +167,15 @@ def build_sweep_dag(
             # the pod's image, namespace, Secret...: the deployment's connection, never the run's
             pods = pod_connection_extra() if params.get("mode") == "kubernetes" else None
             try:
-                return plan_run(params, run_id=context["run_id"], pod_connection=pods).as_dict()
-            except HpoError as exc:  # a user's mistake: retrying cannot fix it
+                return plan_run(
+                    params,
+                    run_id=context["run_id"],
+                    pod_connection=pods,
+                    # a stopped study fails here, saying who stopped it (the checks DAG only
+                    # reads the spec: it does not look at the study)
+                    storage_url=None if checks_only else storage_url(),
+                ).as_dict()
+            except HpoError as exc:  # a mistake, or a stop on purpose: a retry cannot fix it
                 raise AirflowFailException(str(exc)) from None
 
         @task_group(group_id="prelaunch")
@@ -161,7 +194,11 @@ def build_sweep_dag(
                 run = {
                     "spec": lambda: checks.check_spec(config),
                     "storage": lambda: checks.check_storage(storage_url()),
-                    "data": lambda: checks.check_data(config, manifest=params.get("manifest")),
+                    # the manifest is a trigger user's choice: confined to the config and
+                    # data folders, and never quoted
+                    "data": lambda: checks.check_data(
+                        config, manifest=params.get("manifest"), confine_manifest=True
+                    ),
                     "gpu": lambda: checks.check_gpu(allow_cpu=plan["allow_cpu"]),
                     "disk": lambda: checks.check_disk(
                         Path(plan["run_dir"]), min_free_gb=float(params.get("min_free_gb", 10))
@@ -241,17 +278,22 @@ def build_sweep_dag(
 
         @task
         def local_worker(plan: dict[str, Any], slot: dict[str, Any]) -> dict[str, Any]:
+            from airflow.sdk.exceptions import AirflowFailException
             from sweepflow_airflow import storage_url, tracking_uri
 
+            from hpo_core.errors import StudyStopped
             from hpo_core.pipeline import RunPlan, run_local_worker
 
             run = RunPlan.from_dict(plan)
-            return run_local_worker(
-                run,
-                slot,
-                storage_url=storage_url(),
-                tracking_uri=tracking_uri() if run.tracking else None,
-            )
+            try:
+                return run_local_worker(
+                    run,
+                    slot,
+                    storage_url=storage_url(),
+                    tracking_uri=tracking_uri() if run.tracking else None,
+                )
+            except StudyStopped as exc:  # stopped by someone on purpose: a retry would too
+                raise AirflowFailException(str(exc)) from None
 
         @task.branch(trigger_rule="none_failed")
         def gate(plan: dict[str, Any], segment: int) -> list[str]:
@@ -283,7 +325,12 @@ def build_sweep_dag(
             run = RunPlan.from_dict(plan)
             ti = get_current_context()["ti"]
             decision = ti.xcom_pull(task_ids=f"gate_{segment}", key="decision") or {}
-            reason = stop_sweep(run, decision, storage_url=storage_url())
+            reason = stop_sweep(
+                run,
+                decision,
+                storage_url=storage_url(),
+                by=f"DAG run {get_current_context()['run_id']} (gate_{segment})",
+            )
             figures = decision.get("figures", {})
             alert(
                 f"sweep {run.study_name} stopped at checkpoint {decision.get('checkpoint_target')}",
@@ -364,24 +411,38 @@ def build_sweep_dag(
     return sweep()
 
 
+def _scheduled_dags(catalog: list[Any]) -> tuple[dict[str, Any], list[Any]]:
+    """One scheduled DAG per valid spec with a `schedule:` key, by DAG id, each built on its own:
+    one that Airflow still refuses is logged and marked broken in the returned catalog, and
+    every other DAG loads."""
+    import dataclasses
+    import logging
+
+    dags, checked = {}, []
+    for entry in catalog:
+        if entry.ok and entry.schedule:
+            try:
+                dags[entry.dag_id] = build_sweep_dag(
+                    entry.dag_id, schedule=entry.schedule, config=entry.file, catalog=catalog
+                )
+            except Exception as exc:
+                error = f"{entry.file}: schedule: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+                logging.getLogger(__name__).error("no scheduled DAG: %s", error)
+                entry = dataclasses.replace(entry, error=error)
+        checked.append(entry)
+    return dags, checked
+
+
+_SCHEDULED, _CATALOG = _scheduled_dags(_catalog())
+globals().update(_SCHEDULED)
+
 # The UI DAG: any config, chosen in the form.
-hpo_sweep = build_sweep_dag("hpo_sweep", schedule=None, config=None)
+hpo_sweep = build_sweep_dag("hpo_sweep", schedule=None, config=None, catalog=_CATALOG)
 
 # The checklist alone (seed 003's "before launch"): the same checks, no study touched.
-hpo_prelaunch = build_sweep_dag("hpo_prelaunch", schedule=None, config=None, checks_only=True)
-
-
-def _scheduled_dags() -> dict[str, Any]:
-    """One scheduled DAG per spec with a `schedule:` key, by DAG id."""
-    from hpo_core.pipeline import scheduled_configs
-
-    return {
-        s.dag_id: build_sweep_dag(s.dag_id, schedule=s.schedule, config=s.file)
-        for s in scheduled_configs()
-    }
-
-
-globals().update(_scheduled_dags())
+hpo_prelaunch = build_sweep_dag(
+    "hpo_prelaunch", schedule=None, config=None, catalog=_CATALOG, checks_only=True
+)
 
 
 if __name__ == "__main__":

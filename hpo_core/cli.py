@@ -12,13 +12,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hpo_core.errors import HpoError
+from hpo_core.errors import HpoError, StudyStopped
 
 __all__ = ["main"]
 
 _log = logging.getLogger("hpo")
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# EXIT_STOPPED: the study's stop flag is set, so no worker starts (`hpo resume` clears it);
+# distinct so a scheduler or a script can tell "stopped on purpose" from "broken".
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refuse_inline_passwords(args)
         code: int = args.handler(args)
         return code
+    except StudyStopped as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_STOPPED
     except HpoError as exc:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
@@ -39,6 +44,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `hpo top | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:  # the last resort: a bug or a case we did not foresee
+        print(f"error: {_unexpected(exc, args)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _unexpected(exc: Exception, args: argparse.Namespace) -> str:
+    """One line for an exception nobody turned into an HpoError; the traceback goes to a file
+    (masked), so a user has something to attach to a bug report and the terminal stays clean."""
+    import tempfile
+    import traceback
+    from datetime import datetime
+
+    from hpo_core.storage import ENV_HOME, mask_url
+
+    text = mask_url("".join(traceback.format_exception(exc)))
+    first = mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"hpo-{args.command}-{stamp}-{os.getpid()}.log"
+    for folder in (Path(os.environ.get(ENV_HOME) or ".hpo") / "logs", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(f"hpo {args.command}: unexpected error\n{text}")
+            break
+        except OSError:
+            continue
+    else:
+        return f"{type(exc).__name__}: {first} (unexpected; no log file could be written)"
+    return (
+        f"{type(exc).__name__}: {first} (unexpected; please report it with the traceback in "
+        f"{path})"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +107,13 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_check)
 
     p = sub.add_parser("worker", help="join a study and run trials until its budget is used")
-    p.add_argument("--config", required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--config", help="a spec: creates its study, or joins it if the stored spec matches"
+    )
+    source.add_argument(
+        "--study", metavar="NAME", help="join an existing study and run its stored spec"
+    )
     _storage_arg(p)
     p.add_argument("--timeout", type=_positive_float, help="stop starting trials after S seconds")
     p.add_argument("--stop-file", help="finish the current trial and exit once this file exists")
@@ -158,8 +201,29 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stop", help="ask every worker of a study to stop after its trial")
     p.add_argument("study")
+    p.add_argument("--reason", default="hpo stop", help="recorded with the stop flag")
     _storage_arg(p)
     p.set_defaults(handler=_cmd_stop)
+
+    p = sub.add_parser("resume", help="clear a study's stop flag, so workers may join again")
+    p.add_argument("study")
+    _storage_arg(p)
+    p.set_defaults(handler=_cmd_resume)
+
+    p = sub.add_parser("budget", help="change a study's trial budget (n_trials)")
+    p.add_argument("study")
+    p.add_argument("n_trials", type=_positive_int, metavar="N")
+    _storage_arg(p)
+    p.set_defaults(handler=_cmd_budget)
+
+    p = sub.add_parser(
+        "configs", help="the specs of the config folder the DAGs offer, and the broken ones"
+    )
+    p.add_argument(
+        "--dir", help="the config folder (default: $SWEEPFLOW_CONFIG_DIR, else configs/hpo)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_configs)
 
     p = sub.add_parser("cleanup", help="mark trials left RUNNING by dead workers as failed")
     p.add_argument("study")
@@ -375,7 +439,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     failed = False
     for path in args.configs:
         try:
-            loaded = load_spec(path)
+            loaded = load_spec(path, airflow=True)  # a schedule checked by Airflow itself
         except SpecError as exc:
             failed = True
             for line in str(exc).splitlines():
@@ -402,9 +466,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from hpo_core.spec import load_spec
     from hpo_core.worker import run_worker
 
-    loaded = load_spec(args.config)
     report = run_worker(
-        loaded,
+        load_spec(args.config) if args.config else args.study,
         _storage_url(args),
         timeout=args.timeout,
         stop_file=args.stop_file,
@@ -448,11 +511,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from hpo_core.objectives import require_objective_spec
     from hpo_core.spec import load_spec
     from hpo_core.storage import mask_url
     from hpo_core.worker import run_sweep, sweep_paths
 
     loaded = load_spec(args.config)
+    require_objective_spec(loaded.spec, source=loaded.source)  # refused before saying "sweep"
     url = _storage_url(args)
     log_dir, stop_file = sweep_paths(loaded.spec.study_name)
     print(
@@ -489,17 +554,22 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from hpo_core.storage import open_storage
-    from hpo_core.study import load_study, study_progress
+    from hpo_core.study import load_study, stop_flag, study_progress
 
     handle = open_storage(_storage_url(args), create=False)
-    progress = study_progress(load_study(args.study, handle))
+    sweep = load_study(args.study, handle)
+    progress = study_progress(sweep)
+    flag = stop_flag(sweep.study.user_attrs)
     if args.json:
         data = asdict(progress)
         data["started_at"] = progress.started_at.isoformat() if progress.started_at else None
         data.update(finished=progress.finished, failure_rate=progress.failure_rate)
+        data["stopped"] = asdict(flag) if flag else None
         print(json.dumps(data, indent=2))
     else:
         print(progress.line())
+        if flag is not None:
+            print(f"  {flag.line(sweep.name)}")
     return EXIT_OK
 
 
@@ -679,7 +749,7 @@ def _attach(sweep: Any, path: Path, artifact_path: str | None, *, backfill: bool
 
 def _cmd_decide(args: argparse.Namespace) -> int:
     from hpo_core.analysis import ATTR_DECISION, build_trials_table, decide
-    from hpo_core.study import ATTR_STOP
+    from hpo_core.study import stop_study
 
     sweep = _open_sweep(args, args.study)
     n_trials = sweep.study.user_attrs.get("sweepflow.n_trials")
@@ -689,7 +759,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     record = decision.as_dict()
     sweep.study.set_user_attr(ATTR_DECISION, record)
     if args.apply and decision.action == "stop":
-        sweep.study.set_user_attr(ATTR_STOP, True)
+        stop_study(sweep, f"hpo decide --apply: {decision.rule}: {decision.message}")
         record["applied"] = "stop flag set; workers finish their current trial and exit"
     print(json.dumps(record, indent=2, default=str))
     return EXIT_OK
@@ -766,12 +836,59 @@ def _cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
-    from hpo_core.study import ATTR_STOP
+    from hpo_core.study import stop_study
 
-    sweep = _open_sweep(args, args.study)
-    sweep.study.set_user_attr(ATTR_STOP, True)
-    print(f"{args.study}: stop flag set; every worker finishes its current trial and exits")
+    flag = stop_study(_open_sweep(args, args.study), args.reason)
+    print(
+        f"{args.study}: stop flag set by {flag.by}; every worker finishes its current trial "
+        f"and exits, and no new worker starts until `hpo resume {args.study}`"
+    )
     return EXIT_OK
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from hpo_core.study import resume_study
+
+    flag = resume_study(_open_sweep(args, args.study))
+    if flag is None:
+        print(f"{args.study}: not stopped; nothing to do")
+    else:
+        print(f"{args.study}: stop flag cleared (was: {flag.reason}); workers may join again")
+    return EXIT_OK
+
+
+def _cmd_budget(args: argparse.Namespace) -> int:
+    from hpo_core.study import set_budget
+
+    old, new = set_budget(_open_sweep(args, args.study), args.n_trials)
+    print(
+        f"{args.study}: budget {old} -> {new} trials"
+        if old != new
+        else f"{args.study}: budget is {new} trials already"
+    )
+    return EXIT_OK
+
+
+def _cmd_configs(args: argparse.Namespace) -> int:
+    from hpo_core.pipeline import config_catalog, config_dir
+
+    folder = Path(args.dir).resolve() if args.dir else config_dir()
+    if not folder.is_dir():
+        raise HpoError(f"--dir: {folder} is not a folder; give the config folder")
+    entries = config_catalog(folder)
+    if args.json:
+        rows = [asdict(e) | {"ok": e.ok, "dag_id": e.schedule and e.dag_id} for e in entries]
+        print(json.dumps(rows, indent=2))
+    else:
+        for e in entries:
+            if e.ok:
+                when = f"  scheduled {e.schedule!r} as {e.dag_id}" if e.schedule else ""
+                print(f"ok      {e.file}  study {e.study_name}{when}")
+            else:
+                print(f"broken  {e.error}")
+        broken = sum(not e.ok for e in entries)
+        print(f"{folder}: {len(entries)} spec(s), {broken} broken")
+    return EXIT_ERROR if any(not e.ok for e in entries) else EXIT_OK
 
 
 def _cmd_champions(args: argparse.Namespace) -> int:

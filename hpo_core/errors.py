@@ -17,6 +17,7 @@ __all__ = [
     "SpecIssue",
     "StorageError",
     "StudyError",
+    "StudyStopped",
 ]
 
 
@@ -53,6 +54,10 @@ class StorageError(HpoError):
 
 class StudyError(HpoError):
     """A study that does not exist, or exists with a different spec."""
+
+
+class StudyStopped(StudyError):
+    """The study's stop flag is set: workers refuse to start (`hpo resume` clears it)."""
 
 
 class ObjectiveError(HpoError):

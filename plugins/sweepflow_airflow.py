@@ -67,12 +67,25 @@ def storage_url() -> str:
 
 
 def tracking_uri() -> str:
+    """The MLflow tracking URI: connection ``hpo_tracking``, else the environment, else the
+    embedded store. A tracking server's login and password (an http(s) connection) are put in
+    ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` of this task's process, where
+    MLflow and the workers it starts read them, never in the URI that is stored and logged."""
+    import os
+
     from hpo_core.tracking import resolve_tracking_uri
 
     conn = _connection(CONN_TRACKING)
-    if conn is not None:
-        return str(conn.get_uri())
-    return resolve_tracking_uri(None)
+    if conn is None:
+        return resolve_tracking_uri(None)
+    if conn.conn_type in ("http", "https"):
+        if conn.login:
+            os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login
+            os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password or ""
+        port = f":{conn.port}" if conn.port else ""
+        path = f"/{conn.schema}" if conn.schema else ""
+        return f"{conn.conn_type}://{conn.host}{port}{path}"
+    return str(conn.get_uri())
 
 
 def alert_target() -> str | None:
@@ -210,7 +223,26 @@ class SweepWorkerPodOperator(BaseOperator):
                 Secret("env", "HPO_STORAGE_URL", s["secret"], "storage-url"),
                 Secret("env", "MLFLOW_TRACKING_URI", s["secret"], "tracking-uri"),
             ],
-            env_vars={"HPO_HOME": "/tmp/hpo", "MLFLOW_DISABLE_TELEMETRY": "true"},
+            env_vars=[
+                k8s.V1EnvVar(name="HPO_HOME", value="/tmp/hpo"),
+                k8s.V1EnvVar(name="MLFLOW_DISABLE_TELEMETRY", value="true"),
+                # a tracking server with login (MLflow's basic-auth app): the account of the
+                # workers, from optional keys of the same Secret
+                *(
+                    k8s.V1EnvVar(
+                        name=name,
+                        value_from=k8s.V1EnvVarSource(
+                            secret_key_ref=k8s.V1SecretKeySelector(
+                                name=s["secret"], key=key, optional=True
+                            )
+                        ),
+                    )
+                    for name, key in (
+                        ("MLFLOW_TRACKING_USERNAME", "tracking-username"),
+                        ("MLFLOW_TRACKING_PASSWORD", "tracking-password"),
+                    )
+                ),
+            ],
             container_resources=k8s.V1ResourceRequirements(
                 requests={"cpu": s["cpu"], "memory": s["memory"]}, limits=limits
             ),

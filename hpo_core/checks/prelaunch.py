@@ -15,7 +15,7 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ __all__ = [
     "check_spec",
     "check_storage",
     "check_tracking",
+    "data_folders",
     "run_checks",
     "verify_manifest",
 ]
@@ -172,26 +173,61 @@ def check_storage(storage_url: str) -> CheckResult:
     return _timed("storage", body)
 
 
-def verify_manifest(manifest: str | Path) -> tuple[int, list[str]]:
+MAX_MANIFEST_BYTES = 4 << 20  # a sha256sum listing of ~40,000 files
+
+
+def verify_manifest(
+    manifest: str | Path, *, roots: Sequence[str | Path] | None = None
+) -> tuple[int, list[str]]:
     """Check a ``sha256sum``-style manifest (``<hex>  <path>`` per line, paths relative to the
-    manifest's folder). Returns (files checked, problems)."""
+    manifest's folder). Returns (files checked, problems).
+
+    With ``roots`` (a run's parameter names the manifest: the person who chose it may not read
+    the server's files), the manifest and every file it lists must resolve inside one of them,
+    links followed: a link out of the folders is refused like a path out of them. Problems never
+    quote the file's content, only its name and line number.
+    """
     path = Path(manifest)
+    allowed = [Path(r).resolve() for r in roots] if roots is not None else None
+    shown = path.name if allowed is not None else str(path)
+    if allowed is not None and not _inside_any(path.resolve(), allowed):
+        raise HpoError(
+            f"manifest {shown}: must be a file inside the config folder or the spec's data "
+            f"folder ({', '.join(str(r) for r in allowed)}); put the sha256sum listing there"
+        )
     if not path.is_file():
-        raise HpoError(f"manifest {path}: no such file; give the path of a sha256sum listing")
-    base = path.parent
+        raise HpoError(f"manifest {shown}: no such file; give the path of a sha256sum listing")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise HpoError(
+            f"manifest {shown}: larger than {MAX_MANIFEST_BYTES >> 20} MB; a sha256sum listing "
+            "is one short line per file"
+        )
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise HpoError(
+            f"manifest {shown}: not a text file; give a sha256sum listing (`sha256sum FILES > "
+            f"{path.name}`)"
+        ) from None
+    base = path.resolve().parent
     checked, problems = 0, []
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         digest, _, name = line.partition(" ")
         name = name.strip().lstrip("*")
-        if len(digest) != 64 or not name:
+        if len(digest) != 64 or not name or any(c not in "0123456789abcdefABCDEF" for c in digest):
             raise HpoError(
-                f"manifest {path}:{number}: expected `<sha256>  <path>` (as sha256sum writes), "
-                f"got {raw[:80]!r}"
+                f"manifest {shown}: line {number} is not `<sha256>  <path>` (as sha256sum "
+                "writes); regenerate it with sha256sum"
             )
         target = base / name
+        if allowed is not None and not _inside_any(target.resolve(), [base, *allowed]):
+            raise HpoError(
+                f"manifest {shown}: line {number} names a file outside the manifest's folder "
+                "and the data folder; list only the data files"
+            )
         checked += 1
         if not target.is_file():
             problems.append(f"{name}: missing")
@@ -205,9 +241,35 @@ def verify_manifest(manifest: str | Path) -> tuple[int, list[str]]:
     return checked, problems
 
 
-def check_data(config: str | Path, *, manifest: str | Path | None = None) -> CheckResult:
+def _inside_any(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def data_folders(spec: Any) -> list[Path]:
+    """The folders a spec's data settings name (in ``data:`` or ``fixed:``; a folder itself, or
+    a file's folder): where a manifest of that data may live. Only values written as paths
+    (with a ``/``) count, and never the filesystem root."""
+    found: list[Path] = []
+    for value in [*spec.data.values(), *spec.fixed.values()]:
+        if not isinstance(value, str) or "/" not in value or "://" in value:
+            continue
+        path = Path(value).expanduser()
+        try:
+            folder = path if path.is_dir() else path.parent if path.parent.is_dir() else None
+            resolved = folder.resolve() if folder is not None else None
+        except OSError:
+            resolved = None
+        if resolved is not None and resolved != Path(resolved.anchor) and resolved not in found:
+            found.append(resolved)
+    return found
+
+
+def check_data(
+    config: str | Path, *, manifest: str | Path | None = None, confine_manifest: bool = False
+) -> CheckResult:
     """The objective's data is present and readable (tasks, labels, centroids), and matches the
-    manifest's checksums when one is given."""
+    manifest's checksums when one is given. With ``confine_manifest`` (the manifest comes from a
+    run's parameters), it must lie in the config folder or the spec's data folder."""
 
     def body() -> tuple[Status, str, dict[str, Any]]:
         from hpo_core.objectives import resolve_data_check
@@ -221,13 +283,16 @@ def check_data(config: str | Path, *, manifest: str | Path | None = None) -> Che
         else:
             status, reason, details = check(spec)
         if manifest is not None:
-            checked, problems = verify_manifest(manifest)
+            roots = [Path(config).resolve().parent, *data_folders(spec)]
+            checked, problems = verify_manifest(
+                manifest, roots=roots if confine_manifest else None
+            )
             details["manifest"] = {"files": checked, "problems": problems}
             if problems:
                 shown = "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else "")
                 return (
                     "fail",
-                    f"manifest {manifest}: {shown}; restore the data or the manifest",
+                    f"manifest {Path(manifest).name}: {shown}; restore the data or the manifest",
                     details,
                 )
             reason += f"; {checked} files match {Path(manifest).name}"

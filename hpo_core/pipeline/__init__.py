@@ -9,7 +9,9 @@ from __future__ import annotations
 from hpo_core.pipeline.alerts import send_alert
 from hpo_core.pipeline.configs import (
     ENV_CONFIG_DIR,
+    ConfigEntry,
     ScheduledConfig,
+    config_catalog,
     config_dir,
     list_configs,
     resolve_config,
@@ -39,9 +41,11 @@ __all__ = [
     "MAX_GATES",
     "POD_DEFAULTS",
     "POD_REQUEST_SCHEMA",
+    "ConfigEntry",
     "PodDeployment",
     "RunPlan",
     "ScheduledConfig",
+    "config_catalog",
     "config_dir",
     "finish_sweep",
     "gate",

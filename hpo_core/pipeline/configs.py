@@ -1,9 +1,15 @@
-"""The sweep configs an Airflow deployment offers: read at DAG-parse time, so stdlib + YAML only.
+"""The sweep configs an Airflow deployment offers, and which of them are broken.
 
 ``$SWEEPFLOW_CONFIG_DIR`` (default ``configs/hpo`` of the working directory, else of the source
-checkout) holds one spec per file. The UI form lists them; a spec with a ``schedule:`` key gets a
-scheduled DAG of its own. Nothing here validates a spec: that is the first task of every run, where
-a broken file fails one run with a clear message instead of breaking the DAG file's import.
+checkout) holds one spec per file. It is code, in effect: a spec names its objective, and
+``package.module:function`` imports and runs it, so only spec authors write there.
+
+The DAG file reads this catalog at parse time. One bad file must never take the others down: each
+spec is read and validated on its own (:func:`config_catalog`), a broken one is listed with its
+one-line error (in ``hpo configs`` and in the ``hpo_sweep`` form's description) and left out,
+and every good one still gets its DAG. Validation at parse time is the spec schema only: an
+objective given as ``package.module:function`` is not imported here (that runs the spec author's
+code, which happens in a task, never in the scheduler's parse loop).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from hpo_core.errors import HpoError
 
 __all__ = [
     "ENV_CONFIG_DIR",
+    "ConfigEntry",
     "ScheduledConfig",
+    "config_catalog",
     "config_dir",
     "list_configs",
     "resolve_config",
@@ -26,6 +34,25 @@ __all__ = [
 
 ENV_CONFIG_DIR = "SWEEPFLOW_CONFIG_DIR"
 _SOURCE_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "hpo"
+
+
+@dataclass(frozen=True)
+class ConfigEntry:
+    """One spec file of the config folder, read and validated on its own."""
+
+    file: str  # file name inside the config folder
+    error: str | None  # the first problem, one line; None when the spec validates
+    study_name: str | None = None
+    schedule: str | None = None  # cron or preset, as written in the spec
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def dag_id(self) -> str:
+        """``hpo_sweep__<file stem>``: the id of its scheduled DAG, when it has a schedule."""
+        return "hpo_sweep__" + re.sub(r"[^A-Za-z0-9_]", "_", Path(self.file).stem)
 
 
 @dataclass(frozen=True)
@@ -66,7 +93,7 @@ def resolve_config(name: str, folder: Path | None = None) -> Path:
     """The path of a config chosen by name; refuses anything outside the config folder (a run's
     parameters come from users of the UI and must not reach other files)."""
     folder = (folder or config_dir()).resolve()
-    if not name or "/" in name or "\\" in name or name.startswith("."):
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
         raise HpoError(
             f"params.config: {name!r} is not a config file name; choose one of "
             f"{', '.join(list_configs(folder)) or '(none found)'} in {folder}"
@@ -80,24 +107,43 @@ def resolve_config(name: str, folder: Path | None = None) -> Path:
     return path.resolve()
 
 
-def scheduled_configs(folder: Path | None = None) -> list[ScheduledConfig]:
-    """Specs with a ``schedule:`` key: each becomes a scheduled DAG. Unreadable files are
-    skipped here (their runs report them); only the two keys needed are read."""
-    import yaml
+def config_catalog(folder: Path | None = None) -> list[ConfigEntry]:
+    """Every spec file of the folder, each validated in isolation (never raises for a file)."""
+    from hpo_core.spec import load_spec
 
-    folder = folder or config_dir()
+    folder = (folder or config_dir()).resolve()
     found = []
-    for name in list_configs(folder):
+    try:
+        names = list_configs(folder)
+    except OSError as exc:  # an unreadable folder offers nothing, and says why in the log
+        import logging
+
+        logging.getLogger(__name__).error("config folder %s: cannot be listed (%s)", folder, exc)
+        return []
+    for name in names:
         try:
-            raw = yaml.safe_load((folder / name).read_text())
-        except (OSError, yaml.YAMLError):
+            loaded = load_spec(folder / name)
+        except HpoError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            found.append(ConfigEntry(name, _without_folder(first, folder)))
             continue
-        if not isinstance(raw, dict) or not raw.get("schedule") or not raw.get("study_name"):
+        except Exception as exc:  # the catalog's promise: one file never breaks the listing
+            found.append(ConfigEntry(name, f"{name}: cannot be read ({type(exc).__name__})"))
             continue
-        stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(name).stem)
-        found.append(
-            ScheduledConfig(
-                name, str(raw["study_name"]), str(raw["schedule"]), f"hpo_sweep__{stem}"
-            )
-        )
+        spec = loaded.spec
+        found.append(ConfigEntry(name, None, spec.study_name, spec.schedule))
     return found
+
+
+def _without_folder(line: str, folder: Path) -> str:
+    """Errors name the file as ``<file>: ...`` rather than by its absolute path on the server."""
+    return line.replace(f"{folder}{os.sep}", "")
+
+
+def scheduled_configs(folder: Path | None = None) -> list[ScheduledConfig]:
+    """The valid specs with a ``schedule:`` key: each becomes a scheduled DAG."""
+    return [
+        ScheduledConfig(e.file, e.study_name or "", e.schedule, e.dag_id)
+        for e in config_catalog(folder)
+        if e.ok and e.schedule
+    ]

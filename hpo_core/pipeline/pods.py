@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONN_KUBERNETES",
-    "POD_CONFIG_DIR",
     "POD_DEFAULTS",
     "POD_REQUEST_SCHEMA",
     "RUN_POD_SETTINGS",
@@ -42,7 +41,6 @@ __all__ = [
 ]
 
 CONN_KUBERNETES = "hpo_kubernetes"
-POD_CONFIG_DIR = "/app/configs/hpo"  # where the worker image keeps configs/hpo
 RUN_POD_SETTINGS = ("gpus", "cpu", "memory")  # all a run's `pod` parameter may set
 
 # Kubernetes' canonical quantity grammar (apimachinery resource.Quantity), unsigned: a request
@@ -311,12 +309,14 @@ def _amount(key: str, value: Any) -> Decimal:
 
 
 def pod_arguments(plan: RunPlan, slot: dict[str, Any]) -> list[str]:
-    """`hpo worker` arguments for a pod (the image's entrypoint is `hpo`): no credential, the
-    storage URL comes from a Kubernetes Secret as HPO_STORAGE_URL."""
+    """`hpo worker` arguments for a pod (the image's entrypoint is `hpo`): the pod joins the
+    study by name and runs its stored spec (prepare created it), so a config baked into the
+    image can never disagree with it. No credential: the storage URL comes from a Kubernetes
+    Secret as HPO_STORAGE_URL."""
     from hpo_core.worker import worker_command
 
     return worker_command(
-        f"{POD_CONFIG_DIR}/{plan.config_name}",
+        study=plan.study_name,
         timeout=plan.pod.get("worker_timeout"),
         worker_id=slot["worker_id"],
         until=slot["until"],

@@ -43,6 +43,7 @@ _log = logging.getLogger(__name__)
 
 MAX_GATES = 3  # checkpoints a DAG gates on; later ones are judged by the final analysis
 MAX_WORKERS = 64
+EXIT_STOPPED = 3  # `hpo worker`'s exit code for a study whose stop flag is set (hpo_core.cli)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class RunPlan:
     champions: bool = True
     pod: dict[str, Any] = field(default_factory=dict)  # worker pod settings (kubernetes mode)
     spec_error: str | None = None  # the spec does not validate: the `spec` check fails on it
+    budget_override: bool = False  # n_trials is the run's override: prepare sets the budget
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,8 +121,13 @@ def plan_run(
         spec_error = str(exc).splitlines()[0]
         study_name, n_trials, checkpoints = config.stem, override or 1, []
         worker_timeout = None
+    dry_run = bool(params.get("dry_run", False))
+    if storage_url is not None and spec_error is None and not dry_run:
+        budget = _live_budget(study_name, storage_url)
+        if override is None and budget is not None:
+            n_trials = budget
     gated = [c for c in checkpoints if c < n_trials][:MAX_GATES]
-    safe_run = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in run_id)
+    safe_run = path_part(run_id, "run_id")
     root = Path(home or os.environ.get("HPO_HOME") or ".hpo").resolve()
     return RunPlan(
         config=str(config),
@@ -130,7 +137,7 @@ def plan_run(
         mode=mode,
         n_trials=n_trials,
         allow_cpu=bool(params.get("allow_cpu", False)),
-        dry_run=bool(params.get("dry_run", False)),
+        dry_run=dry_run,
         tracking=bool(params.get("tracking", True)),
         segments=[*gated, n_trials],
         run_dir=str(root / "runs" / study_name / safe_run),
@@ -141,22 +148,58 @@ def plan_run(
             else {}
         ),
         spec_error=spec_error,
+        budget_override=override is not None,
     )
+
+
+def path_part(value: str, name: str) -> str:
+    """``value`` as one path component (a run id, a worker id): characters other than letters,
+    digits, ``-``, ``_`` and ``.`` become ``_``; ``.``, ``..`` and separators are refused, so a
+    value chosen by a user never reaches outside the folder it names a child of."""
+    bad = not isinstance(value, str) or not value or any(c in value for c in "/\\\0")
+    safe = "" if bad else "".join(c if c.isalnum() or c in "-_." else "_" for c in value)[:200]
+    if not safe.strip("."):
+        raise HpoError(f"{name}: {value!r} cannot name a folder; use letters, digits, '-', '_'")
+    return safe
+
+
+def _live_budget(study_name: str, storage_url: str) -> int | None:
+    """The existing study's budget, or None if there is no such study or no reachable storage;
+    raises :class:`StudyStopped` when its stop flag is set."""
+    from hpo_core.errors import StorageError, StudyError, StudyStopped
+    from hpo_core.storage import open_storage
+    from hpo_core.study import ATTR_N_TRIALS, load_study, require_running
+
+    try:
+        handle = open_storage(storage_url, create=False)
+    except StorageError:
+        return None
+    try:
+        sweep = load_study(study_name, handle)
+        require_running(sweep)
+        return int(sweep.study.user_attrs.get(ATTR_N_TRIALS, sweep.spec.n_trials))
+    except StudyStopped:
+        raise
+    except StudyError:  # not created yet: the run creates it from the spec
+        return None
+    finally:
+        handle.dispose()
 
 
 def prepare_sweep(plan: RunPlan, *, storage_url: str, tracking_uri: str | None) -> dict[str, Any]:
     """Create or load the study (idempotent), apply the run's budget, create the parent run."""
     from hpo_core.spec import load_spec
     from hpo_core.storage import open_storage
-    from hpo_core.study import ATTR_N_TRIALS, create_study
+    from hpo_core.study import create_study, require_running, set_budget
 
     handle = open_storage(storage_url)
     try:
         sweep = create_study(load_spec(plan.config), handle)
-        budget = int(sweep.study.user_attrs.get(ATTR_N_TRIALS, sweep.spec.n_trials))
-        if plan.n_trials != budget:
-            sweep.study.set_user_attr(ATTR_N_TRIALS, plan.n_trials)
-            _log.info("%s: budget %d -> %d (run override)", plan.study_name, budget, plan.n_trials)
+        require_running(sweep)
+        if plan.budget_override:  # the run's n_trials, as `hpo budget STUDY N` would set it
+            old, new = set_budget(sweep, plan.n_trials)
+            if old != new:
+                _log.info("%s: budget %d -> %d (run override)", plan.study_name, old, new)
         parent = None
         if plan.tracking:
             from hpo_core.tracking import Tracker
@@ -196,28 +239,34 @@ def run_local_worker(
     tracking_uri: str | None,
     timeout: float | None = None,
 ) -> dict[str, Any]:
-    """One worker as a local process: the same `hpo worker` command a pod runs."""
-    from hpo_core.worker import worker_command
+    """One worker as a local process: the command a pod runs, joining the study by name (it
+    runs the stored spec), in a clean environment: what `hpo worker` needs, not the
+    orchestrator's secrets (:func:`hpo_core.worker.worker_environment`)."""
+    from hpo_core.errors import StudyStopped
+    from hpo_core.worker import worker_command, worker_environment
 
     command = worker_command(
-        plan.config,
+        study=plan.study_name,
         worker_id=slot["worker_id"],
         until=slot["until"],
         executable=str(Path(sys.executable).with_name("hpo")),
     )
-    env = dict(os.environ, HPO_STORAGE_URL=storage_url)
-    if tracking_uri and plan.tracking:
-        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    env = worker_environment(
+        HPO_STORAGE_URL=storage_url,
+        MLFLOW_TRACKING_URI=tracking_uri if tracking_uri and plan.tracking else None,
+    )
     env.setdefault("HPO_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // plan.workers)))
     log_dir = Path(plan.run_dir) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{slot['worker_id']}.log"
+    log_path = log_dir / f"{path_part(slot['worker_id'], 'worker_id')}.log"
     with open(log_path, "ab") as log:
         done = subprocess.run(
             command, env=env, stdout=subprocess.PIPE, stderr=log, timeout=timeout, check=False
         )
     if done.returncode != 0:
         tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+        if done.returncode == EXIT_STOPPED and tail:
+            raise StudyStopped(tail[-1].removeprefix("error: "))
         raise HpoError(
             f"worker {slot['worker_id']} exited with code {done.returncode}: "
             f"{' | '.join(tail)[:400]} (log: {log_path})"
@@ -247,16 +296,18 @@ def gate(plan: RunPlan, segment: int, *, storage_url: str) -> dict[str, Any]:
         handle.dispose()
 
 
-def stop_sweep(plan: RunPlan, decision: dict[str, Any], *, storage_url: str) -> str:
+def stop_sweep(
+    plan: RunPlan, decision: dict[str, Any], *, storage_url: str, by: str | None = None
+) -> str:
     """Set the study's stop flag (workers anywhere finish their trial and exit)."""
     from hpo_core.storage import open_storage
-    from hpo_core.study import ATTR_STOP, load_study
+    from hpo_core.study import load_study, stop_study
 
     handle = open_storage(storage_url, create=False)
     try:
         sweep = load_study(plan.study_name, handle)
         reason = f"{decision.get('rule')}: {decision.get('message')}"
-        sweep.study.set_user_attr(ATTR_STOP, reason)
+        stop_study(sweep, reason, by=by)
         return reason
     finally:
         handle.dispose()

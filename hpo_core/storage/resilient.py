@@ -28,7 +28,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from optuna.storages import RDBStorage
@@ -129,9 +129,11 @@ def _retrying(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def stale_trial_ids(storage: RDBStorage, study_id: int, grace: float) -> list[int]:
-    """RUNNING trials of ``study_id`` whose last heartbeat is older than ``grace`` seconds, or
-    that never sent one and started more than ``grace`` seconds ago (see the module doc).
+def running_trial_ages(
+    storage: RDBStorage, study_id: int
+) -> dict[int, tuple[float | None, float | None]]:
+    """RUNNING trials of ``study_id``: trial id -> (seconds since its last heartbeat, or None if
+    it never sent one; seconds since it started, or None).
 
     Heartbeats are compared with the server's clock, as Optuna does; a start time (naive UTC,
     set by the creating worker) with this process's clock.
@@ -149,19 +151,28 @@ def stale_trial_ids(storage: RDBStorage, study_id: int, grace: float) -> list[in
         server_now = conn.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
         rows = conn.execute(query).all()
     if not rows:
-        return []
+        return {}
     assert server_now is not None
     server_now = server_now.replace(tzinfo=None)  # as Optuna's own check does
     utc_now = datetime.now(UTC).replace(tzinfo=None)
-    limit = timedelta(seconds=grace)
-    stale = []
-    for trial_id, started, heartbeat in rows:
-        if heartbeat is not None:
-            if server_now - heartbeat > limit:
-                stale.append(trial_id)
-        elif started is not None and utc_now - started > limit:
-            stale.append(trial_id)
-    return stale
+    return {
+        trial_id: (
+            (server_now - heartbeat).total_seconds() if heartbeat is not None else None,
+            (utc_now - started).total_seconds() if started is not None else None,
+        )
+        for trial_id, started, heartbeat in rows
+    }
+
+
+def stale_trial_ids(storage: RDBStorage, study_id: int, grace: float) -> list[int]:
+    """RUNNING trials of ``study_id`` whose last heartbeat is older than ``grace`` seconds, or
+    that never sent one and started more than ``grace`` seconds ago (see the module doc)."""
+    return [
+        trial_id
+        for trial_id, (beat, started) in running_trial_ages(storage, study_id).items()
+        if (beat is not None and beat > grace)
+        or (beat is None and started is not None and started > grace)
+    ]
 
 
 class ResilientRDBStorage(RDBStorage):

@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpo_core import __version__
-from hpo_core.errors import StudyError
+from hpo_core.errors import StudyError, StudyStopped
 from hpo_core.spec import LoadedSpec, SweepSpec, parse_spec
 from hpo_core.storage import StorageHandle
 from hpo_core.study.sampling import build_pruner, build_sampler
@@ -22,12 +22,19 @@ __all__ = [
     "ATTR_SPEC_HASH",
     "ATTR_SPEC_YAML",
     "ATTR_STOP",
+    "StopFlag",
     "StudyProgress",
     "StudyRow",
     "SweepStudy",
     "create_study",
+    "current_actor",
     "list_studies",
     "load_study",
+    "require_running",
+    "resume_study",
+    "set_budget",
+    "stop_flag",
+    "stop_study",
     "study_progress",
 ]
 
@@ -36,22 +43,16 @@ _log = logging.getLogger(__name__)
 ATTR_SPEC_YAML = "sweepflow.spec_yaml"
 ATTR_SPEC_HASH = "sweepflow.spec_hash"
 ATTR_N_TRIALS = "sweepflow.n_trials"  # the live budget; raising n_trials extends a sweep
-ATTR_STOP = "sweepflow.stop"  # set to a reason to make every worker stop after its trial
+ATTR_STOP = "sweepflow.stop"  # {reason, by, at}: every worker stops after its trial
 ATTR_VERSION = "sweepflow.version"
 
-# Sections that may change on a running study: they decide how much and how to run,
-# not what is searched, so trials stay comparable.
-_MUTABLE_SECTIONS = frozenset(
-    {
-        "n_trials",
-        "decision",
-        "analysis",
-        "refine",
-        "champions",
-        "worker",
-        "description",
-        "schedule",
-    }
+# A worker runs the spec stored with its study, never the file it was started with. A file that
+# differs only in these fields is joined with a warning (they do not change what a trial does;
+# the budget changes through `hpo budget`); any other difference is refused. `worker` is not
+# here: heartbeat and grace settings are fixed at creation, since a worker with a shorter grace
+# period would fail a live peer's trial.
+_NOT_RUN_BY_WORKERS = frozenset(
+    {"n_trials", "decision", "analysis", "refine", "champions", "description", "schedule"}
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -100,10 +101,12 @@ def _open(loaded: LoadedSpec, handle: StorageHandle, *, create: bool) -> optuna.
 
 
 def create_study(loaded: LoadedSpec, handle: StorageHandle) -> SweepStudy:
-    """Create the study, or join it if it exists with the same spec. Idempotent.
+    """Create the study from ``loaded``, or join the existing one. Idempotent.
 
-    A different search space under the same study name is refused: its trials would not be
-    comparable. A changed budget (n_trials) or decision/worker section is taken and logged.
+    The stored spec is never rewritten: joining returns the study with its stored spec. A file
+    whose search space, objective, sampler, pruner, data or worker settings differ is refused,
+    naming the fields; differences in the budget and in the sections read after the sweep
+    (decision, analysis, refine, champions, description, schedule) are joined with a warning.
     """
     spec = loaded.spec
     with handle.study_lock(spec.study_name):
@@ -116,30 +119,147 @@ def create_study(loaded: LoadedSpec, handle: StorageHandle) -> SweepStudy:
             study.set_user_attr(ATTR_N_TRIALS, spec.n_trials)
             study.set_user_attr(ATTR_VERSION, __version__)
             _log.info("created study %s in %s", spec.study_name, handle.masked_url)
-        elif stored_hash != loaded.hash:
-            stored = parse_spec(attrs[ATTR_SPEC_YAML], source=f"study {spec.study_name}").spec
-            changed = _changed_fields(stored.model_dump(mode="json"), spec.model_dump(mode="json"))
-            fixed_part = [f for f in changed if f.split(".")[0] not in _MUTABLE_SECTIONS]
-            direction_changed = stored.direction != spec.direction
-            if fixed_part or direction_changed:
-                shown = ", ".join(fixed_part[:6]) + (" ..." if len(fixed_part) > 6 else "")
-                raise StudyError(
-                    f"study {spec.study_name!r} already exists in {handle.masked_url} with a "
-                    f"different search space (differs in: {shown}); give the new spec its own "
-                    f"study_name, or run `hpo spec {spec.study_name}` to get the stored one"
-                )
-            study.set_user_attr(ATTR_SPEC_YAML, loaded.text)
-            study.set_user_attr(ATTR_SPEC_HASH, loaded.hash)
-            if stored.n_trials != spec.n_trials:
-                study.set_user_attr(ATTR_N_TRIALS, spec.n_trials)
-            _log.warning(
-                "study %s: updated %s (n_trials %d -> %d)",
-                spec.study_name,
-                ", ".join(changed),
-                stored.n_trials,
-                spec.n_trials,
+            return SweepStudy(study=study, loaded=loaded, handle=handle)
+    stored = parse_spec(attrs[ATTR_SPEC_YAML], source=f"study {spec.study_name}")
+    if stored_hash != loaded.hash:
+        _check_joinable(stored.spec, loaded, handle, attrs)
+    return SweepStudy(study=study, loaded=stored, handle=handle)
+
+
+def _check_joinable(
+    stored: SweepSpec, loaded: LoadedSpec, handle: StorageHandle, attrs: dict[str, Any]
+) -> None:
+    """Refuse a file that would run trials differently from the stored spec; warn about the
+    fields that do not change a trial."""
+    name = stored.study_name
+    changed = _changed_fields(stored.model_dump(mode="json"), loaded.spec.model_dump(mode="json"))
+    refused = [f for f in changed if f.split(".")[0] not in _NOT_RUN_BY_WORKERS]
+    if refused:
+        shown = ", ".join(refused[:6]) + (" ..." if len(refused) > 6 else "")
+        fixed = [f for f in refused if f in ("worker.heartbeat_interval", "worker.grace_period")]
+        why = (
+            f"; {' and '.join(fixed)} are fixed when the study is created (a worker with other "
+            "values would fail a live peer's trial)"
+            if fixed
+            else ""
+        )
+        raise StudyError(
+            f"{loaded.source}: study {name!r} in {handle.masked_url} was created from a different "
+            f"spec (differs in: {shown}){why}; run the stored spec (`hpo worker --study {name}`, "
+            f"or `hpo spec {name}` to get it), or give the new spec its own study_name"
+        )
+    budget = int(attrs.get(ATTR_N_TRIALS, stored.n_trials))
+    notes = [f for f in changed if f != "n_trials"]
+    if loaded.spec.n_trials != budget:
+        _log.warning(
+            "%s: n_trials %d differs from study %s's budget of %d, which stays; change the "
+            "budget with `hpo budget %s %d`",
+            loaded.source,
+            loaded.spec.n_trials,
+            name,
+            budget,
+            name,
+            loaded.spec.n_trials,
+        )
+    if notes:
+        _log.warning(
+            "%s: %s differ from study %s's stored spec, which stays (`hpo spec %s` shows it)",
+            loaded.source,
+            ", ".join(notes),
+            name,
+            name,
+        )
+
+
+@dataclass(frozen=True)
+class StopFlag:
+    """A study's stop flag: why, who set it and when (None when not recorded)."""
+
+    reason: str
+    by: str | None = None
+    at: str | None = None
+
+    def line(self, study_name: str) -> str:
+        who = f" by {self.by}" if self.by else ""
+        when = f" at {self.at}" if self.at else ""
+        return (
+            f"study {study_name!r} is stopped ({self.reason}; set{who}{when}); "
+            f"`hpo resume {study_name}` clears the stop flag"
+        )
+
+
+def stop_flag(attrs: dict[str, Any]) -> StopFlag | None:
+    """The stop flag in a study's user attributes, if set (True and plain reasons, as older
+    versions wrote them, are read too)."""
+    value = attrs.get(ATTR_STOP)
+    if not value:
+        return None
+    if isinstance(value, dict):
+        reason = str(value.get("reason") or "stop requested")
+        return StopFlag(reason, value.get("by"), value.get("at"))
+    return StopFlag("stop requested" if value is True else str(value))
+
+
+def stop_study(sweep: SweepStudy, reason: str, *, by: str | None = None) -> StopFlag:
+    """Set the stop flag: every worker finishes its current trial and exits, and new workers
+    refuse to start until :func:`resume_study`."""
+    from datetime import UTC
+
+    flag = StopFlag(
+        reason, by or current_actor(), datetime.now(UTC).isoformat(timespec="seconds")
+    )
+    sweep.study.set_user_attr(ATTR_STOP, {"reason": flag.reason, "by": flag.by, "at": flag.at})
+    return flag
+
+
+def resume_study(sweep: SweepStudy) -> StopFlag | None:
+    """Clear the stop flag; returns the flag that was set (None if there was none)."""
+    flag = stop_flag(sweep.study.user_attrs)
+    if flag is not None:
+        sweep.study.set_user_attr(ATTR_STOP, None)
+    return flag
+
+
+def require_running(sweep: SweepStudy) -> None:
+    """Raise :class:`StudyStopped` when the study's stop flag is set."""
+    flag = stop_flag(sweep.study.user_attrs)
+    if flag is not None:
+        raise StudyStopped(flag.line(sweep.name))
+
+
+def current_actor() -> str:
+    """``user@host`` of this process, for the records of who stopped or changed a study."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container user without a passwd entry
+        import os
+
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+def set_budget(sweep: SweepStudy, n_trials: int) -> tuple[int, int]:
+    """Change the study-wide budget (the one mutable setting of a running study); returns
+    (old, new). Refused below the trials already finished, which cannot be undone."""
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise StudyError(f"n_trials: must be a positive whole number, but got {n_trials!r}")
+    with sweep.handle.study_lock(sweep.name):
+        old = int(sweep.study.user_attrs.get(ATTR_N_TRIALS, sweep.spec.n_trials))
+        finished = len(
+            sweep.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        )
+        if n_trials < finished:
+            raise StudyError(
+                f"n_trials: study {sweep.name!r} has {finished} finished trials already, so its "
+                f"budget cannot go below {finished} (asked {n_trials})"
             )
-    return SweepStudy(study=study, loaded=loaded, handle=handle)
+        if n_trials != old:
+            sweep.study.set_user_attr(ATTR_N_TRIALS, n_trials)
+            _log.info("study %s: budget %d -> %d", sweep.name, old, n_trials)
+    return old, n_trials
 
 
 def load_study(study_name: str, handle: StorageHandle) -> SweepStudy:

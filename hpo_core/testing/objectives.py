@@ -13,7 +13,14 @@ from typing import Any
 
 from hpo_core.objectives import TrialContext
 
-__all__ = ["PLANTED_SPACE", "fails_when", "planted", "slow", "touch_and_sleep"]
+__all__ = [
+    "PLANTED_SPACE",
+    "dump_environment",
+    "fails_when",
+    "planted",
+    "slow",
+    "touch_and_sleep",
+]
 
 # The search space of `planted`; the truth behind each parameter is in its docstring.
 PLANTED_SPACE = {
@@ -118,3 +125,13 @@ def out_of_memory_when(ctx: TrialContext) -> float:
 
         np.empty(1 << 62, dtype=np.uint8)  # 4 EiB: refused at once, nothing is touched
     return float(ctx.params["x"])
+
+
+def dump_environment(ctx: TrialContext) -> float:
+    """Writes the worker process's environment to ``<data.out_dir>/env-<trial>.json`` (tests of
+    what a worker inherits from the process that starts it)."""
+    import json
+
+    out = Path(str(ctx.data["out_dir"])) / f"env-{ctx.number}.json"
+    out.write_text(json.dumps(dict(os.environ), sort_keys=True))
+    return float(ctx.number)

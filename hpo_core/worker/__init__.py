@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from hpo_core.worker.cleanup import CleanedTrial, cleanup_stale_trials
 from hpo_core.worker.smoke import SmokeResult, run_smoke_trials, smoke_spec
-from hpo_core.worker.sweep import SweepResult, run_sweep, sweep_paths, worker_command
+from hpo_core.worker.sweep import (
+    ENV_WORKER_PASSTHROUGH,
+    WORKER_ENV_KEEP,
+    SweepResult,
+    run_sweep,
+    sweep_paths,
+    worker_command,
+    worker_environment,
+)
 from hpo_core.worker.worker import WorkerReport, run_worker
 
 __all__ = [
+    "ENV_WORKER_PASSTHROUGH",
+    "WORKER_ENV_KEEP",
     "CleanedTrial",
     "SmokeResult",
     "SweepResult",
@@ -19,4 +29,5 @@ __all__ = [
     "smoke_spec",
     "sweep_paths",
     "worker_command",
+    "worker_environment",
 ]

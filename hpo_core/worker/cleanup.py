@@ -6,7 +6,9 @@ A RUNNING trial is stale when
   or it started more than the grace period ago and never sent one (an orphan of a lost connection);
 - its worker ran on this host and that process is gone (the journal has no heartbeats);
 - or, with ``older_than``, it started more than that many seconds ago (a worker on another host,
-  or a storage without heartbeats: the caller knows how long a trial can take).
+  or a storage without heartbeats: the caller knows how long a trial can take), unless its owner
+  is known to be alive: a live process on this host with the same start time, or a heartbeat
+  within the grace period. A long trial of a live worker is not stale, however old.
 
 Live trials are never touched, so running it during a sweep is safe; running it twice changes
 nothing the second time. Workers already fail (and retry once) the trials of dead peers as they
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from hpo_core.storage.resilient import retry_storage, stale_trial_ids
+from hpo_core.storage.resilient import retry_storage, running_trial_ages
 from hpo_core.worker.worker import ATTR_WORKER, _alive, fail_trial
 
 if TYPE_CHECKING:
@@ -48,27 +50,29 @@ def cleanup_stale_trials(
     running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
     if not running:
         return []
-    stale_ids: set[int] = set()
+    ages: dict[int, tuple[float | None, float | None]] = {}
+    grace = None
     if isinstance(storage, RDBStorage):
         # The heartbeat settings the workers ran with (the study's spec), however this storage
         # was opened: `hpo cleanup` opens it without heartbeats of its own.
         worker = sweep.spec.worker
         grace = worker.grace_period or 2 * worker.heartbeat_interval
-        stale_ids = set(retry_storage(lambda: stale_trial_ids(storage, study_id, grace), "cleanup"))
+        ages = retry_storage(lambda: running_trial_ages(storage, study_id), "cleanup")
     host = socket.gethostname()
     now = datetime.now()
     cleaned = []
     for trial in running:
-        reason = None
+        beat, started = ages.get(trial._trial_id, (None, None))
         owner = trial.user_attrs.get(ATTR_WORKER) or {}
-        if trial._trial_id in stale_ids:
-            reason = "no heartbeat within the grace period"
-        elif (
-            owner.get("host") == host
-            and owner.get("pid") is not None
-            and not _alive(int(owner["pid"]), owner.get("pid_start"))
-        ):
+        reason = None
+        if owner.get("host") == host and owner.get("pid") is not None:
+            if _alive(int(owner["pid"]), owner.get("pid_start")):
+                continue  # its process runs on this host: alive, however long the trial takes
             reason = f"its worker process {owner['pid']} on {host} is gone"
+        elif grace is not None and beat is not None and beat <= grace:
+            continue  # a fresh heartbeat: its worker is alive, wherever it runs
+        elif grace is not None and (beat is not None or (started is not None and started > grace)):
+            reason = "no heartbeat within the grace period"
         if reason is None and older_than is not None and trial.datetime_start is not None:
             age = (now - trial.datetime_start).total_seconds()
             if age > older_than:

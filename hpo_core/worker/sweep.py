@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -22,27 +23,40 @@ from hpo_core.errors import HpoError
 from hpo_core.objectives import require_objective_spec
 from hpo_core.spec import LoadedSpec
 from hpo_core.storage import ENV_HOME, ENV_STORAGE, open_storage
-from hpo_core.study import StudyProgress, create_study, study_progress
+from hpo_core.study import StudyProgress, create_study, require_running, study_progress
 
-__all__ = ["SweepResult", "run_sweep", "sweep_paths", "worker_command"]
+__all__ = [
+    "ENV_WORKER_PASSTHROUGH",
+    "WORKER_ENV_KEEP",
+    "SweepResult",
+    "run_sweep",
+    "sweep_paths",
+    "worker_command",
+    "worker_environment",
+]
 
 _log = logging.getLogger(__name__)
 
 
 def worker_command(
-    config: str | Path,
+    config: str | Path | None = None,
     *,
+    study: str | None = None,
     stop_file: str | Path | None = None,
     timeout: float | None = None,
     worker_id: str | None = None,
     until: int | None = None,
     executable: str = "hpo",
 ) -> list[str]:
-    """The worker command line, the same for a local process and a Kubernetes pod.
+    """The worker command line, the same for a local process and a Kubernetes pod: from a spec
+    file (``config``), or joining an existing study by name (``study``: it runs the stored spec).
 
     It carries no credential: the storage URL comes from ``HPO_STORAGE_URL``.
     """
-    command = [executable, "worker", "--config", str(config)]
+    if (config is None) == (study is None):
+        raise ValueError("worker_command: give a config or a study name")
+    source = ["--config", str(config)] if config is not None else ["--study", str(study)]
+    command = [executable, "worker", *source]
     if stop_file is not None:
         command += ["--stop-file", str(stop_file)]
     if timeout is not None:
@@ -52,6 +66,77 @@ def worker_command(
     if until is not None:
         command += ["--until", str(until)]
     return command
+
+
+# What a worker process started by an orchestrator inherits: what `hpo worker` and the
+# objective's libraries need, not the orchestrator's own secrets (Airflow's metadata database
+# URL, Fernet key, JWT secret, other connections). Names, or prefixes ending in "_".
+WORKER_ENV_KEEP = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_",
+    "TZ",
+    "TMPDIR",
+    "PYTHONPATH",
+    "PYTHONHASHSEED",
+    "VIRTUAL_ENV",
+    "HPO_",
+    "SWEEPFLOW_CONFIG_DIR",
+    "MLFLOW_",  # tracking URI and credentials, telemetry switch, logging level
+    "CUDA_",
+    "NVIDIA_",
+    "NCCL_",
+    "CUBLAS_",
+    "CUDNN_",
+    "TORCH_",
+    "PYTORCH_",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "LD_LIBRARY_PATH",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+)
+# A deployment names extra variables its objectives need (e.g. "AWS_,GOOGLE_APPLICATION_CREDENTIALS"
+# for an artifact store), comma-separated; only the deployment's own environment can set it.
+ENV_WORKER_PASSTHROUGH = "HPO_WORKER_ENV_PASSTHROUGH"
+
+
+def worker_environment(
+    base: Mapping[str, str] | None = None, **settings: str | None
+) -> dict[str, str]:
+    """The environment of a worker process: the variables of ``base`` (default: this process's)
+    that :data:`WORKER_ENV_KEEP` or ``$HPO_WORKER_ENV_PASSTHROUGH`` name, then ``settings``
+    (a None value removes the variable)."""
+    base = os.environ if base is None else base
+    extra = tuple(
+        name.strip() for name in base.get(ENV_WORKER_PASSTHROUGH, "").split(",") if name.strip()
+    )
+
+    def kept(name: str) -> bool:
+        return any(
+            name.startswith(k) if k.endswith("_") else name == k
+            for k in (*WORKER_ENV_KEEP, *extra)
+        )
+
+    env = {name: value for name, value in base.items() if kept(name)}
+    for name, value in settings.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
 
 
 def sweep_paths(study_name: str) -> tuple[Path, Path]:
@@ -107,6 +192,7 @@ def run_sweep(
     require_objective_spec(loaded.spec, source=loaded.source)
     handle = open_storage(storage_url)
     sweep = create_study(loaded, handle)  # once here, so spec and storage errors show once
+    require_running(sweep)
     if tracking:  # the parent run, once, before any worker starts
         from hpo_core.tracking import ATTR_TRACKING_URI, ENV_TRACKING, Tracker
 

@@ -40,7 +40,16 @@ from hpo_core.objectives import TrialContext, require_objective_spec, resolve_ob
 from hpo_core.spec import LoadedSpec
 from hpo_core.storage import StorageHandle, open_storage
 from hpo_core.storage.resilient import retry_storage
-from hpo_core.study import ATTR_N_TRIALS, ATTR_STOP, SweepStudy, create_study, suggest_params
+from hpo_core.study import (
+    ATTR_N_TRIALS,
+    ATTR_STOP,
+    SweepStudy,
+    create_study,
+    load_study,
+    require_running,
+    stop_flag,
+    suggest_params,
+)
 
 __all__ = ["WorkerReport", "run_worker"]
 
@@ -109,7 +118,7 @@ class _Signals:
 
 
 def run_worker(
-    loaded: LoadedSpec,
+    source: LoadedSpec | str,
     storage_url: str,
     *,
     timeout: float | None = None,
@@ -118,29 +127,52 @@ def run_worker(
     max_trials: int | None = None,
     until: int | None = None,
 ) -> WorkerReport:
-    """Run trials of ``loaded``'s study until the budget is used, ``timeout`` seconds pass,
-    ``stop_file`` appears, the study's stop flag is set, or a signal asks to stop.
+    """Run trials of a study until the budget is used, ``timeout`` seconds pass, ``stop_file``
+    appears, the study's stop flag is set, or a signal asks to stop.
+
+    ``source`` is a spec file's contents (the study is created from it if it does not exist, and
+    joined if its stored spec matches) or a study name (joined, with its stored spec). Either
+    way the worker runs the stored spec. A study whose stop flag is set is not joined:
+    :class:`StudyStopped` says who stopped it.
 
     ``max_trials`` caps this worker alone (for smoke runs); the study budget applies regardless.
     ``until`` stops the worker once the study has that many finished trials (a checkpoint of the
     mid-sweep gate: every worker stops there, the gate decides, workers are started again).
     """
+    if isinstance(source, str):
+        probe = open_storage(storage_url, create=False)
+        try:
+            loaded = load_study(source, probe).loaded
+        finally:
+            probe.dispose()
+    else:
+        loaded = source
     spec = loaded.spec
-    objective = resolve_objective(spec.objective)  # fail before touching the study
+    # fail before touching the study; the deployment's allowlist first, before any import
     require_objective_spec(spec, source=loaded.source)
+    resolve_objective(spec.objective)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(
             max_retry=spec.worker.stale_trial_retries
         )
+    # The heartbeat settings are the stored spec's: a file with others is refused on joining.
     handle = open_storage(
         storage_url,
         heartbeat_interval=spec.worker.heartbeat_interval,
         grace_period=spec.worker.grace_period,
         stale_trial_callback=retry,
     )
-    sweep = create_study(loaded, handle)
-    worker = _Worker(sweep, objective, retry, worker_id=worker_id, until=until)
+    try:
+        sweep = create_study(loaded, handle)
+        require_running(sweep)
+        objective = resolve_objective(sweep.spec.objective)
+        worker = _Worker(sweep, objective, retry, worker_id=worker_id, until=until)
+        if timeout is None:  # the spec's, unless the command line says otherwise
+            timeout = sweep.spec.worker.timeout
+    except BaseException:
+        handle.dispose()
+        raise
     signals = _Signals()
     signals.install()
     try:
@@ -263,8 +295,9 @@ class _Worker:
             self.sweep.name, self.sweep.study_id, (ATTR_N_TRIALS, ATTR_STOP)
         ) as snapshot:
             attrs, counts = snapshot.attrs, snapshot.counts
-            if attrs.get(ATTR_STOP):
-                return _Stop(f"study stop flag set: {attrs[ATTR_STOP]}", final=True)
+            flag = stop_flag(attrs)
+            if flag is not None:
+                return _Stop(f"study stop flag set: {flag.reason}", final=True)
             budget = int(attrs.get(ATTR_N_TRIALS, self.spec.n_trials))
             finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
             if finished >= budget:
@@ -335,6 +368,12 @@ class _Worker:
             self._record_failure(trial, "interrupted by a second stop signal", None)
             self._tell(trial, TrialState.FAIL, None)
             raise
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # The objective's report() found its trial finished by another process (a peer's
+            # dead-worker check, `hpo cleanup`): whatever it would return is lost.
+            self._discarded(trial, "the run was cut short")
+            report.failed += 1
+            return
         except Exception as exc:  # an objective may raise anything; the worker must go on
             detail = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
             self._record_failure(trial, detail, traceback.format_exc())
@@ -362,9 +401,25 @@ class _Worker:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if state == TrialState.COMPLETE:
-                self.study.tell(trial, value, skip_if_finished=True)
+                stored = self.study.tell(trial, value, skip_if_finished=True)
             else:
-                self.study.tell(trial, state=state, skip_if_finished=True)
+                stored = self.study.tell(trial, state=state, skip_if_finished=True)
+        if stored.state != state:
+            # Another process failed this trial meanwhile (a dead-worker check, `hpo cleanup`):
+            # Optuna keeps the first outcome, so this one is lost; say so, with the value.
+            self._discarded(
+                trial, f"value={value:.6g}" if value is not None else f"state {state.name}"
+            )
+
+    def _discarded(self, trial: optuna.Trial, result: str) -> None:
+        stored = self.study._storage.get_trial(trial._trial_id)
+        _log.warning(
+            "trial %d: result discarded (%s): the trial was already %s by another process (%s)",
+            trial.number,
+            result,
+            stored.state.name,
+            stored.user_attrs.get(ATTR_FAIL_REASON) or "no reason recorded",
+        )
 
     def _record_failure(self, trial: optuna.Trial, reason: str, trace: str | None) -> None:
         with contextlib.suppress(Exception):  # recording the reason must not mask the failure

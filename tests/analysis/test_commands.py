@@ -91,15 +91,13 @@ def test_decide_stores_the_decision_and_apply_sets_the_stop_flag(journal_url: st
     sweep = load_study("planted_d", open_storage(journal_url))
     assert sweep.study.user_attrs["sweepflow.decision"]["rule"] == "budget"
     # raise the budget: the checkpoint rule (best < 5.0 at 10 trials) now says stop
-    spec = yaml.safe_load(sweep.loaded.text)
-    spec["n_trials"] = 30
-    from hpo_core.study import create_study
-
-    create_study(parse_spec(yaml.safe_dump(spec)), open_storage(journal_url))
+    budget = run_hpo("budget", "planted_d", "30", env=env)
+    assert budget.returncode == 0 and "budget 12 -> 30 trials" in budget.stdout, budget.stderr
     result = run_hpo("decide", "planted_d", "--apply", env=env)
     decision = json.loads(result.stdout)
     assert decision["action"] == "stop" and decision["rule"] == "stop_if_best_worse_than"
-    assert load_study("planted_d", open_storage(journal_url)).study.user_attrs[ATTR_STOP] is True
+    flag = load_study("planted_d", open_storage(journal_url)).study.user_attrs[ATTR_STOP]
+    assert flag["reason"].startswith("hpo decide --apply: stop_if_best_worse_than") and flag["by"]
 
 
 def test_refine_compare_top_enqueue_stop(journal_url: str, tmp_path: Path) -> None:
@@ -145,7 +143,7 @@ def test_refine_compare_top_enqueue_stop(journal_url: str, tmp_path: Path) -> No
 
     stop = run_hpo("stop", "planted_r", env=env)
     assert stop.returncode == 0, stop.stderr
-    assert load_study("planted_r", open_storage(journal_url)).study.user_attrs[ATTR_STOP] is True
+    assert load_study("planted_r", open_storage(journal_url)).study.user_attrs[ATTR_STOP]["reason"] == "hpo stop"
 
 
 def test_analysis_commands_on_a_missing_study_say_so(journal_url: str, tmp_path: Path) -> None:

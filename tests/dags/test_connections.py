@@ -29,3 +29,21 @@ def test_a_storage_connection_keeps_an_odd_password(monkeypatch: pytest.MonkeyPa
         "optuna",
         {"sslmode": "require"},
     )
+
+
+def test_a_tracking_servers_login_goes_to_the_environment_not_the_uri(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MLflow's basic-auth server: the account reaches MLflow (and the workers a task starts)
+    as MLFLOW_TRACKING_USERNAME/PASSWORD; the URI, which is stored with the study and shown,
+    carries none."""
+    import os
+
+    from sweepflow_airflow import tracking_uri
+
+    monkeypatch.setenv("AIRFLOW_CONN_HPO_TRACKING", "http://sweepflow:Kw1%40Vb2@mlflow:5000")
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    assert tracking_uri() == "http://mlflow:5000"
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "sweepflow"
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "Kw1@Vb2"

@@ -18,8 +18,9 @@ import yaml
 
 from hpo_core.errors import HpoError
 from hpo_core.pipeline import RunPlan, plan_run, pod_arguments, pod_settings, worker_slots
+from hpo_core.spec import load_spec
 from hpo_core.storage import open_storage
-from hpo_core.study import load_study
+from hpo_core.study import create_study, load_study
 from hpo_core.testing import restricted_violations
 from tests.conftest import HPO
 from tests.dags.conftest import REPO
@@ -92,7 +93,8 @@ def test_worker_pods_are_valid_restricted_kubernetes_from_the_deployment_setting
     assert pod["metadata"]["namespace"] == "research-hpo"
     assert container["image"] == DEPLOYMENT["image"]  # pinned by digest
     assert container["command"] == ["hpo"]
-    assert container["args"][:3] == ["worker", "--config", "/app/configs/hpo/demo_synthetic.yaml"]
+    # joins the study by name: it runs the spec stored with the study, not a copy in the image
+    assert container["args"][:3] == ["worker", "--study", "demo_synthetic_v1"]
     # the spec's worker.timeout; the first segment runs to its first checkpoint (20)
     assert container["args"][3:] == [
         "--timeout", "7200", "--worker-id", "demo_synthetic_v1-s0-w0", "--until", "20"
@@ -110,6 +112,13 @@ def test_worker_pods_are_valid_restricted_kubernetes_from_the_deployment_setting
         "key": "storage-url",
     }
     assert env["MLFLOW_TRACKING_URI"]["valueFrom"]["secretKeyRef"]["key"] == "tracking-uri"
+    # a tracking server with login: the workers' account, from optional keys of the Secret
+    assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "hpo-storage",
+        "key": "tracking-password",
+        "optional": True,
+    }
+    assert env["MLFLOW_TRACKING_USERNAME"]["valueFrom"]["secretKeyRef"]["optional"] is True
     assert all("value" not in e or "://" not in e["value"] for e in container["env"])
     assert spec["nodeSelector"] == {"gpu": "a100"}
     assert spec["tolerations"] == [
@@ -354,14 +363,14 @@ def test_quantities_compare_by_value_with_or_without_the_kubernetes_client() -> 
 def test_the_pods_command_runs_locally(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, timed_configs: Path
 ) -> None:
-    """The exact arguments of a segment's pod (with the spec's timeout), run here with the config
-    at its local path."""
+    """The exact arguments of a segment's pod (with the spec's timeout), run here against the
+    study `prepare` created."""
     plan = _plan(monkeypatch, configs=timed_configs)
     (slot, *_) = worker_slots(plan, 0)
     args = pod_arguments(plan, {**slot, "until": 4})
     assert args[args.index("--timeout") + 1] == "7200"
-    args[args.index("--config") + 1] = str(timed_configs / "demo_synthetic.yaml")
     storage = f"journal://{tmp_path / 'studies.journal'}"
+    create_study(load_spec(timed_configs / "demo_synthetic.yaml"), open_storage(storage))
     env = {**os.environ, "HPO_STORAGE_URL": storage, "HPO_HOME": str(tmp_path)}
     done = subprocess.run([HPO, *args], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -8,7 +8,14 @@ import yaml
 from hpo_core.errors import StudyError
 from hpo_core.spec import parse_spec
 from hpo_core.storage import open_storage
-from hpo_core.study import ATTR_N_TRIALS, create_study, list_studies, load_study, study_progress
+from hpo_core.study import (
+    ATTR_N_TRIALS,
+    create_study,
+    list_studies,
+    load_study,
+    set_budget,
+    study_progress,
+)
 from tests.conftest import base_spec
 
 
@@ -39,16 +46,49 @@ def test_different_search_space_is_refused(storage_url: str) -> None:
     changed["param_ranges"]["x"]["high"] = 2.0
     with pytest.raises(StudyError) as info:
         create_study(parse_spec(yaml.safe_dump(changed)), handle)
-    assert "already exists" in str(info.value)
+    assert "created from a different spec" in str(info.value)
     assert "param_ranges.x" in str(info.value)
+    assert "hpo worker --study test_study" in str(info.value)
 
 
-def test_raising_the_budget_extends_the_study(storage_url: str) -> None:
+def test_heartbeat_settings_are_fixed_at_creation(storage_url: str) -> None:
     handle = open_storage(storage_url)
-    create_study(parse_spec(yaml.safe_dump(base_spec(n_trials=10))), handle)
-    sweep = create_study(parse_spec(yaml.safe_dump(base_spec(n_trials=25))), handle)
-    assert sweep.study.user_attrs[ATTR_N_TRIALS] == 25
-    assert study_progress(sweep).n_trials == 25
+    create_study(parse_spec(yaml.safe_dump(base_spec(worker={"heartbeat_interval": 5}))), handle)
+    other = base_spec(worker={"heartbeat_interval": 5, "grace_period": 6})
+    with pytest.raises(StudyError, match=r"worker.grace_period are fixed when the study is created"):
+        create_study(parse_spec(yaml.safe_dump(other)), handle)
+
+
+def test_a_joining_file_never_rewrites_the_stored_spec(
+    storage_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The budget and the sections read after the sweep may differ in a joining file: the study
+    keeps its stored spec and budget, and the log says which fields were not taken."""
+    handle = open_storage(storage_url)
+    text = yaml.safe_dump(base_spec(n_trials=10))
+    create_study(parse_spec(text), handle)
+    joining = base_spec(n_trials=25, analysis={"elite_quantile": 0.2}, description="edited")
+    sweep = create_study(parse_spec(yaml.safe_dump(joining)), handle)
+    assert sweep.loaded.text == text and sweep.spec.n_trials == 10
+    stored = load_study("test_study", handle)
+    assert stored.loaded.text == text
+    assert stored.study.user_attrs[ATTR_N_TRIALS] == 10
+    logged = caplog.text
+    assert "n_trials 25 differs from study test_study's budget of 10" in logged
+    assert "hpo budget test_study 25" in logged
+    assert "analysis.elite_quantile, description differ" in logged
+
+
+def test_budget_changes_through_set_budget_only(storage_url: str) -> None:
+    handle = open_storage(storage_url)
+    sweep = create_study(parse_spec(yaml.safe_dump(base_spec(n_trials=10))), handle)
+    assert set_budget(sweep, 25) == (10, 25)
+    assert study_progress(load_study("test_study", handle)).n_trials == 25
+    for _ in range(3):
+        sweep.study.tell(sweep.study.ask(), 0.5)
+    assert set_budget(sweep, 3) == (25, 3)  # down to what is finished, no further
+    with pytest.raises(StudyError, match=r"has 3 finished trials already.*asked 2"):
+        set_budget(sweep, 2)
 
 
 def test_unknown_study_suggests_close_name(journal_url: str) -> None:
