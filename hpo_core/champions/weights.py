@@ -162,21 +162,31 @@ def load_champion_weights(source: str | Path, *, tracking_uri: str | None = None
         return _load_folder(Path(source))
     import mlflow.artifacts
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri)
     name, sep, alias = text.removeprefix("models:/").partition("@")
-    if sep:
-        version = client.get_model_version_by_alias(name, alias)
-    else:
-        name, _, number = name.partition("/")
-        version = client.get_model_version(name, number)
+    try:
+        if sep:
+            version = client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, number = name.partition("/")
+            version = client.get_model_version(name, number)
+    except MlflowException as exc:
+        raise HpoError(f"weights: {text}: {exc.message.splitlines()[0][:200]}") from None
     with tempfile.TemporaryDirectory() as tmp:
-        folder = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id,
-            artifact_path=WEIGHTS_DIR,
-            dst_path=tmp,
-            tracking_uri=tracking_uri,
-        )
+        try:
+            folder = mlflow.artifacts.download_artifacts(
+                run_id=version.run_id,
+                artifact_path=WEIGHTS_DIR,
+                dst_path=tmp,
+                tracking_uri=tracking_uri,
+            )
+        except MlflowException:
+            raise HpoError(
+                f"weights: {text}: run {version.run_id} has no {WEIGHTS_DIR}/ folder (logged "
+                "before sweepflow wrote weights-only copies); retrain the champion to get one"
+            ) from None
         return _load_folder(Path(folder))
 
 
@@ -185,7 +195,10 @@ def _load_folder(folder: Path) -> nn.Module:
 
     for name in (MODEL_CONFIG, STATE_DICT):
         if not (folder / name).is_file():
-            raise HpoError(f"weights: {folder}: no {name}; log the champion again to write it")
+            raise HpoError(
+                f"weights: {folder}: no {name} (a model class load_champion_weights cannot "
+                "rebuild, or not a champion's weights folder)"
+            )
     try:
         description = json.loads((folder / MODEL_CONFIG).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -100,3 +100,31 @@ def test_an_unknown_model_class_has_weights_but_no_config(tmp_path: Path) -> Non
     assert save_champion_weights(model, tmp_path) == [tmp_path / "state_dict.pt"]
     with pytest.raises(HpoError, match=r"no model_config\.json"):
         load_champion_weights(tmp_path)
+
+
+def test_a_registered_model_without_weights_is_one_line(tmp_path: Path) -> None:
+    """A champion logged before the weights-only copy existed, a wrong alias or name."""
+    from mlflow import MlflowClient
+
+    from hpo_core.tracking import fluent_tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("old")
+    run_id = client.create_run(experiment_id).info.run_id
+    logged = client.create_logged_model(experiment_id, name="model", source_run_id=run_id)
+    client.create_registered_model("old")
+    with fluent_tracking(uri):
+        client.create_model_version(
+            "old", f"models:/{logged.model_id}", run_id=run_id, model_id=logged.model_id
+        )
+    client.set_registered_model_alias("old", "champion", "1")
+    for source, message in [
+        ("models:/old@champion", f"run {run_id} has no weights/ folder"),
+        ("models:/old/1", "has no weights/ folder"),
+        ("models:/old@nope", "alias nope not found"),
+        ("models:/nope@champion", "nope not found"),
+    ]:
+        with pytest.raises(HpoError, match=rf"^weights: {source}: .*{message}") as info:
+            load_champion_weights(source, tracking_uri=uri)
+        assert "\n" not in str(info.value)
