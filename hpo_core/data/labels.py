@@ -20,7 +20,6 @@ they say what a task *does* to its grids, not what a human would call its concep
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from hpo_core.data.arc import ArcTask, Grid
 from hpo_core.errors import DataError
+from hpo_core.userfiles import InputError, describe, read_json
 
 __all__ = [
     "RULE_CATEGORIES",
@@ -39,6 +39,9 @@ __all__ = [
     "make_centroids",
     "rule_labels",
 ]
+
+MAX_LABELS_BYTES = 16 << 20  # a label per task: ARC-AGI-1 and -2 together are ~100 KB
+_LABELS_FILE = "a labels file (JSON {task_id: category})"
 
 RULE_CATEGORIES: tuple[str, ...] = (
     "geometric",
@@ -165,22 +168,26 @@ def load_labels(path: str | Path, tasks: Sequence[ArcTask]) -> dict[str, str]:
     """
     file = Path(path)
     try:
-        raw = json.loads(file.read_bytes())
-    except FileNotFoundError:
-        raise DataError(
-            f"{file}: labels file not found (relative paths are read from {Path.cwd()}); "
-            "set labels to a JSON file {task_id: category}, or leave it out for rule labels"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{file}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
+        raw = read_json(file, max_bytes=MAX_LABELS_BYTES, what=_LABELS_FILE)
+    except InputError as exc:
+        if exc.reason == "missing":
+            raise DataError(
+                f"{file}: labels file not found (relative paths are read from {Path.cwd()}); "
+                "set labels to a JSON file {task_id: category}, or leave it out for rule labels"
+            ) from None
+        raise DataError(str(exc)) from None
     if not isinstance(raw, Mapping):
-        raise DataError(f"{file}: expected a JSON object {{task_id: category}}")
+        raise DataError(
+            f"{file}: expected a JSON object {{task_id: category}}, but the file holds "
+            f"{describe(raw)}; write one entry per task"
+        )
     labels: dict[str, str] = {}
     for task_id, category in raw.items():
         if isinstance(category, Mapping):  # {"category": ...} records, as some taxonomies write
             category = category.get("category")
         if not isinstance(category, str | int) or isinstance(category, bool) or category == "":
-            raise DataError(f"{file}: label of task {task_id!r} is {category!r}; use a name")
+            shown = describe(category) if isinstance(category, list | Mapping) else repr(category)
+            raise DataError(f"{file}: label of task {task_id!r} is {shown}; use a name")
         labels[task_id] = str(category)
     ids = {task.task_id for task in tasks}
     unknown = sorted(set(labels) - ids)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from hpo_core.objectives.context import TrialContext
 from hpo_core.objectives.registry import (
+    ENV_ALLOWED_OBJECTIVES,
     Objective,
     RegisteredObjective,
+    allowed_objectives,
+    check_objective_allowed,
     check_objective_spec,
     is_available,
     is_registered,
@@ -19,9 +22,12 @@ from hpo_core.objectives.registry import (
 )
 
 __all__ = [
+    "ENV_ALLOWED_OBJECTIVES",
     "Objective",
     "RegisteredObjective",
     "TrialContext",
+    "allowed_objectives",
+    "check_objective_allowed",
     "check_objective_spec",
     "is_available",
     "is_registered",

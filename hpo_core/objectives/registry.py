@@ -3,26 +3,36 @@
 An objective is a function ``fn(ctx: TrialContext) -> float``. Names map to import targets so
 that validating a spec never imports an objective's heavy dependencies (torch); the worker imports
 the target when it starts.
+
+A deployment may allow only some objectives: ``HPO_ALLOWED_OBJECTIVES`` lists registered names
+and ``package.module:function`` targets, comma-separated (unset or empty: every objective). A spec
+that names another one is refused before its code is imported (importing is running the spec
+author's code): by ``hpo validate``, by workers and sweeps before they touch the storage, and by
+the DAG's plan. A champion ``trainer`` the spec names is held to the same list.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from hpo_core.errors import ObjectiveError
+from hpo_core.errors import ObjectiveError, SpecError, SpecIssue
 
 if TYPE_CHECKING:
-    from hpo_core.errors import SpecIssue
     from hpo_core.objectives.context import TrialContext
     from hpo_core.spec import SweepSpec
 
 __all__ = [
+    "ENV_ALLOWED_OBJECTIVES",
     "Objective",
     "RegisteredObjective",
+    "allowed_objectives",
+    "check_objective_allowed",
     "check_objective_spec",
     "is_available",
     "is_registered",
@@ -97,6 +107,57 @@ _REGISTRY: dict[str, RegisteredObjective] = {
 }
 
 
+ENV_ALLOWED_OBJECTIVES = "HPO_ALLOWED_OBJECTIVES"
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # package.module:function
+
+
+def allowed_objectives(value: str | None = None) -> frozenset[str] | None:
+    """The deployment's allowed objectives from ``value`` (default: ``$HPO_ALLOWED_OBJECTIVES``),
+    or None when that is unset or empty: every objective is allowed then.
+
+    Raises :class:`ObjectiveError` for an entry that is neither a registered name nor
+    ``package.module:function``: a typo must not silently allow nothing (or everything).
+    """
+    raw = os.environ.get(ENV_ALLOWED_OBJECTIVES, "") if value is None else value
+    entries = frozenset(entry.strip() for entry in raw.split(",") if entry.strip())
+    if not entries:
+        return None
+    bad = sorted(e for e in entries if e not in _REGISTRY and not _TARGET.match(e))
+    if bad:
+        raise ObjectiveError(
+            f"{ENV_ALLOWED_OBJECTIVES}: {bad[0]!r} is neither a registered objective "
+            f"({', '.join(registered_names())}) nor `package.module:function`; fix the list"
+        )
+    return entries
+
+
+def check_objective_allowed(
+    name: str,
+    *,
+    field: str = "objective",
+    allowed: str | None = None,
+    origin: str = ENV_ALLOWED_OBJECTIVES,
+) -> None:
+    """Raise :class:`ObjectiveError` unless the deployment allows ``name`` (an objective, or a
+    trainer with ``field="champions.trainer"``). ``allowed`` and ``origin`` let a caller pass
+    the list from elsewhere (an Airflow connection's extra) and say where it came from.
+
+    A registered name also allows its own import target, so ``arc_classifier`` allows
+    ``hpo_core.objectives.arc_classifier:objective`` and that objective's champion trainer.
+    """
+    entries = allowed_objectives(allowed)
+    if entries is None or name in entries:
+        return
+    registered = [_REGISTRY[e] for e in entries if e in _REGISTRY]
+    if any(name in (r.target, r.champion) for r in registered):
+        return
+    raw = ",".join(sorted(entries))
+    raise ObjectiveError(
+        f"{field}: {name!r} is not allowed in this deployment ({origin}={raw}); "
+        f"allowed: {', '.join(sorted(entries))}"
+    )
+
+
 def registered_names() -> list[str]:
     return sorted(_REGISTRY)
 
@@ -121,7 +182,13 @@ def _target(name_or_path: str) -> str:
 
 
 def is_available(name_or_path: str) -> bool:
-    """Whether the objective's module can be found, without importing the module itself."""
+    """Whether the objective's module can be found, without importing the module itself.
+
+    Finding ``package.module`` imports ``package``: a user's target is checked against the
+    deployment's allowed objectives first (:class:`ObjectiveError` when it is not allowed).
+    """
+    if name_or_path not in _REGISTRY:
+        check_objective_allowed(name_or_path)
     module = _target(name_or_path).split(":", 1)[0]
     try:
         return importlib.util.find_spec(module) is not None
@@ -130,7 +197,9 @@ def is_available(name_or_path: str) -> bool:
 
 
 def resolve_objective(name_or_path: str) -> Objective:
-    """Import and return the objective function; raises :class:`ObjectiveError` with the fix."""
+    """Import and return the objective function; raises :class:`ObjectiveError` with the fix
+    (also when the deployment does not allow it: checked before anything is imported)."""
+    check_objective_allowed(name_or_path)
     target = _target(name_or_path)
     module_name, _, func_name = target.partition(":")
     try:
@@ -156,6 +225,9 @@ def resolve_objective(name_or_path: str) -> Objective:
 def resolve_champion_trainer(objective: str, trainer: str | None = None) -> Any:
     """The function that retrains one configuration for longer (``hpo champions``): the spec's
     ``champions.trainer`` if given, else the registered objective's own."""
+    check_objective_allowed(objective)
+    if trainer:
+        check_objective_allowed(trainer, field="champions.trainer")
     registered = _REGISTRY.get(objective)
     target = trainer or (registered.champion if registered is not None else None)
     if not target:
@@ -211,16 +283,35 @@ def objective_hard_limits(name: str) -> dict[str, tuple[float | None, float | No
 
 
 def require_objective_spec(spec: SweepSpec, *, source: str | None = None) -> None:
-    """Raise :class:`SpecError` with every problem :func:`check_objective_spec` finds."""
-    from hpo_core.errors import SpecError
+    """Raise :class:`SpecError` with every problem :func:`check_objective_spec` finds.
 
+    An objective (or trainer) the deployment does not allow raises :class:`ObjectiveError`
+    instead: the deployment's rule, not a mistake in the spec, so the DAG's plan fails on it
+    rather than planning a run whose checklist reports it.
+    """
+    try:
+        _check_spec_allowed(spec)
+    except ObjectiveError as exc:
+        raise ObjectiveError(f"{source}: {exc}" if source else str(exc)) from None
     issues = check_objective_spec(spec)
     if issues:
         raise SpecError(issues, source=source)
 
 
+def _check_spec_allowed(spec: SweepSpec) -> None:
+    check_objective_allowed(spec.objective)
+    if spec.champions.trainer:
+        check_objective_allowed(spec.champions.trainer, field="champions.trainer")
+
+
 def check_objective_spec(spec: SweepSpec) -> list[SpecIssue]:
-    """The registered objective's own checks of a spec (none for user objectives)."""
+    """Whether the deployment allows the spec's objective (and trainer), then the registered
+    objective's own checks of the spec (none for user objectives)."""
+    try:
+        _check_spec_allowed(spec)
+    except ObjectiveError as exc:
+        field, _, problem = str(exc).partition(": ")
+        return [SpecIssue(field, problem)]
     registered = _REGISTRY.get(spec.objective)
     if registered is None or registered.check is None or not is_available(spec.objective):
         return []

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from hpo_core.spec.loader import LoadedSpec, find_url_passwords, load_spec, parse_spec, spec_hash
+from hpo_core.spec.loader import (
+    MAX_SPEC_BYTES,
+    LoadedSpec,
+    find_url_passwords,
+    load_spec,
+    parse_spec,
+    spec_hash,
+)
 from hpo_core.spec.model import (
+    MAX_CHOICES,
+    MAX_TRIALS,
     AnalysisSpec,
     ChampionsSpec,
     DecisionSpec,
@@ -18,6 +27,7 @@ from hpo_core.spec.model import (
     WorkerSpec,
     condition_holds,
 )
+from hpo_core.spec.schedule import SCHEDULE_PRESETS, schedule_problem
 from hpo_core.spec.summary import (
     SpecSummary,
     count_discrete_combinations,
@@ -26,6 +36,10 @@ from hpo_core.spec.summary import (
 )
 
 __all__ = [
+    "MAX_CHOICES",
+    "MAX_SPEC_BYTES",
+    "MAX_TRIALS",
+    "SCHEDULE_PRESETS",
     "AnalysisSpec",
     "ChampionsSpec",
     "DecisionSpec",
@@ -46,6 +60,7 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "render_summary",
+    "schedule_problem",
     "spec_hash",
     "summarize_spec",
 ]

@@ -6,12 +6,10 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from hpo_core.errors import SpecError, SpecIssue
@@ -25,8 +23,18 @@ from hpo_core.spec.model import (
     WorkerSpec,
     cross_check,
 )
+from hpo_core.userfiles import InputError, parse_yaml, read_text
 
-__all__ = ["LoadedSpec", "find_url_passwords", "load_spec", "parse_spec", "spec_hash"]
+__all__ = [
+    "MAX_SPEC_BYTES",
+    "LoadedSpec",
+    "find_url_passwords",
+    "load_spec",
+    "parse_spec",
+    "spec_hash",
+]
+
+MAX_SPEC_BYTES = 1 << 20  # 1 MiB: a spec is a few KB; a bigger file is the wrong file
 
 # Which schema a nested mapping follows, by its location; `*` matches any key (a parameter name).
 _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
@@ -56,64 +64,30 @@ class LoadedSpec:
     source: str  # file path, or "<string>"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key written twice in one mapping (YAML keeps the last silently)."""
+def load_spec(path: str | Path, *, airflow: bool | None = None) -> LoadedSpec:
+    """Read and validate a sweep spec file; raises :class:`SpecError` listing every problem.
 
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if not isinstance(key, Hashable):  # `? [a, b]`: PyYAML's own check comes after ours
-            raise yaml.constructor.ConstructorError(
-                None, None, "a list or mapping as a key; keys are names", key_node.start_mark
-            )
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r} (first at line {seen[key] + 1}); keep one of them",
-                key_node.start_mark,
-            )
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
-
-
-def load_spec(path: str | Path) -> LoadedSpec:
-    """Read and validate a sweep spec file; raises :class:`SpecError` listing every problem."""
+    ``airflow=True`` checks a ``schedule:`` with Airflow's own timetable, importing Airflow if
+    it is installed (``hpo validate``); see :func:`~hpo_core.spec.schedule.schedule_problem`.
+    """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError([SpecIssue("", "file not found; check the path")], source=source) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([SpecIssue("", f"cannot be read ({exc})")], source=source) from None
-    return parse_spec(text, source=source)
+        text = read_text(path, max_bytes=MAX_SPEC_BYTES, what="a sweep spec (YAML)")
+    except InputError as exc:
+        raise SpecError([SpecIssue(exc.where, exc.problem)], source=source) from None
+    return parse_spec(text, source=source, airflow=airflow)
 
 
-def parse_spec(text: str, *, source: str = "<string>") -> LoadedSpec:
-    """Validate a sweep spec given as YAML text."""
+def parse_spec(text: str, *, source: str = "<string>", airflow: bool | None = None) -> LoadedSpec:
+    """Validate a sweep spec given as YAML text (``airflow``: as for :func:`load_spec`)."""
+    # the same limit as a file's: a stored spec or a test's text is refused before parsing too
+    if len(text) > MAX_SPEC_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
+        problem = "is larger than 1 MiB, the limit for a sweep spec (YAML); check that this is "
+        raise SpecError([SpecIssue("", problem + "the right file")], source=source)
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        raise SpecError(_masked([_yaml_issue(exc)]), source=source) from None
-    except (ValueError, RecursionError) as exc:  # a date like 2020-02-30; `[[[...` past the stack
-        problem = (
-            "is nested too deeply; flatten it"
-            if isinstance(exc, RecursionError)
-            else f"has a value that cannot be read ({exc}); quote it if it is text"
-        )
-        issue = SpecIssue("YAML", problem)
-        raise SpecError(_masked([issue]), source=source) from None
-    if _contains_itself(data):
-        issue = SpecIssue("YAML", "an alias refers to a value that contains it; write it out")
-        raise SpecError([issue], source=source)
+        data = parse_yaml(text)
+    except InputError as exc:
+        raise SpecError(_masked([SpecIssue(exc.where, exc.problem)]), source=source) from None
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise SpecError(
@@ -131,7 +105,7 @@ def parse_spec(text: str, *, source: str = "<string>") -> LoadedSpec:
         for path in find_url_passwords(data)
     ]
     try:
-        spec = SweepSpec.model_validate(data)
+        spec = SweepSpec.model_validate(data, context={"airflow": airflow})
     except ValidationError as exc:
         issues += _issues_from(exc, data)
         issues += _lenient_cross_check(data)
@@ -182,37 +156,12 @@ def _masked(issues: list[SpecIssue]) -> list[SpecIssue]:
     return [SpecIssue(mask_url(i.path), mask_url(i.message)) for i in issues]
 
 
-def _contains_itself(data: Any) -> bool:
-    """Whether a recursive alias (``a: &x [*x]``) makes ``data`` contain itself."""
-    on_path: set[int] = set()
-    done: set[int] = set()
-
-    def visit(value: Any) -> bool:
-        if not isinstance(value, dict | list) or id(value) in done:
-            return False
-        if id(value) in on_path:
-            return True
-        on_path.add(id(value))
-        found = any(visit(v) for v in (value.values() if isinstance(value, dict) else value))
-        on_path.discard(id(value))
-        done.add(id(value))
-        return found
-
-    return visit(data)
-
-
-def _yaml_issue(exc: yaml.YAMLError) -> SpecIssue:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "YAML"
-    fix = "" if "duplicate key" in problem else "; fix the indentation or quoting there"
-    return SpecIssue(where, f"YAML syntax error: {problem}{fix}")
-
-
 def _issues_from(exc: ValidationError, data: dict[str, Any]) -> list[SpecIssue]:
     issues: list[SpecIssue] = []
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
+        if loc[-1:] == ["[key]"]:  # a mapping's key: its path is the key itself
+            loc = loc[:-1]
         problem = (error.get("ctx") or {}).get("error")
         if isinstance(problem, FieldProblems):
             for field, message in problem.problems:

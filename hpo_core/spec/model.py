@@ -13,10 +13,20 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "MAX_CHOICES",
+    "MAX_TRIALS",
     "AnalysisSpec",
     "ChampionsSpec",
     "DecisionSpec",
@@ -38,6 +48,28 @@ Scalar = bool | int | float | str | None
 _SCALAR_TYPES = (bool, int, float, str, type(None))
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}$")
 _OBJECTIVE_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+# Parameter names become CSV columns, markdown cells and MLflow param keys: identifiers only.
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_TRIALS = 10**7  # n_trials; TPE alone would take weeks to propose that many
+MAX_CHOICES = 10_000  # values of one categorical parameter
+
+
+def _param_name(value: str) -> str:
+    if not _PARAM_NAME.match(value):
+        fixed = re.sub(r"[^A-Za-z0-9_]", "_", value)[:64] or "x"
+        fixed = fixed if re.match(r"[A-Za-z_]", fixed) else f"_{fixed}"[:64]
+        # no suggestion made from a URL: it would carry a password past the masking of URLs
+        example = ", e.g. {fixed}" if "://" not in value else ""
+        raise PydanticCustomError(
+            "param_name",
+            "is not a parameter name: use up to 64 letters, digits and '_', not starting with "
+            "a digit" + example,
+            {"fixed": fixed},
+        )
+    return value
+
+
+ParamName = Annotated[str, AfterValidator(_param_name)]
 
 
 class FieldProblems(ValueError):
@@ -335,6 +367,14 @@ class ParamSpec(_Section):
             return [("choices", "required for type categorical; add `choices: [a, b, ...]`")]
         if not self.choices:
             return [("choices", "is empty; list at least one value")]
+        if len(self.choices) > MAX_CHOICES:
+            return [
+                (
+                    "choices",
+                    f"lists {len(self.choices):,} values, more than the {MAX_CHOICES:,} allowed; "
+                    "search an int or float range instead",
+                )
+            ]
         problems: list[tuple[str, str]] = []
         bad = [c for c in self.choices if not isinstance(c, _SCALAR_TYPES)]
         if bad:
@@ -440,8 +480,8 @@ class SweepSpec(_Section):
     schedule: str | None = None  # Airflow schedule of this sweep's DAG: cron or @daily, @weekly...
     sampler: SamplerSpec = SamplerSpec()
     pruner: PrunerSpec = PrunerSpec()
-    fixed: dict[str, Any] = {}  # passed to every trial unchanged
-    param_ranges: dict[str, ParamSpec] = {}  # the search space
+    fixed: dict[ParamName, Any] = {}  # passed to every trial unchanged
+    param_ranges: dict[ParamName, ParamSpec] = {}  # the search space
     data: dict[str, Any] = {}  # passed to the objective (paths, dataset options)
     decision: DecisionSpec = DecisionSpec()
     analysis: AnalysisSpec = AnalysisSpec()
@@ -463,16 +503,26 @@ class SweepSpec(_Section):
 
     @field_validator("schedule")
     @classmethod
-    def _schedule(cls, value: str | None) -> str | None:
-        presets = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly")
-        if value is None or value in presets or len(value.split()) == 5:
-            return value
-        raise PydanticCustomError(
-            "schedule",
-            "must be a cron expression with 5 fields or one of {presets}, but got '{value}'; "
-            "e.g. '0 2 * * *' for 02:00 every night",
-            {"presets": ", ".join(presets), "value": value},
-        )
+    def _schedule(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from hpo_core.spec.schedule import schedule_problem
+
+        airflow = (info.context or {}).get("airflow")  # load_spec(..., airflow=True)
+        problem = schedule_problem(value, airflow=airflow) if value is not None else None
+        if problem:
+            raise PydanticCustomError("schedule", "{problem}", {"problem": problem})
+        return value
+
+    @field_validator("n_trials")
+    @classmethod
+    def _n_trials_bounded(cls, value: int) -> int:
+        if value > MAX_TRIALS:
+            raise PydanticCustomError(
+                "n_trials_too_large",
+                "must be at most {limit}, but got {value}; a study that size never finishes, "
+                "so run a smaller sweep and refine it",
+                {"limit": f"{MAX_TRIALS:,}", "value": f"{value:,}"},
+            )
+        return value
 
     @field_validator("study_name")
     @classmethod

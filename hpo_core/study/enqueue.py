@@ -6,13 +6,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hpo_core.errors import SpecError, SpecIssue
 from hpo_core.spec import SweepSpec, condition_holds
 from hpo_core.study.study import SweepStudy
+from hpo_core.userfiles import InputError, describe, parse_yaml, read_yaml
 
-__all__ = ["check_trial_params", "enqueue_trials", "parse_assignments", "read_trial_file"]
+__all__ = [
+    "MAX_TRIAL_FILE_BYTES",
+    "check_trial_params",
+    "enqueue_trials",
+    "parse_assignments",
+    "read_trial_file",
+]
+
+MAX_TRIAL_FILE_BYTES = 1 << 20  # `hpo top --out` of 1,000 trials is ~200 KB
 
 
 def parse_assignments(text: str) -> dict[str, Any]:
@@ -28,7 +35,12 @@ def parse_assignments(text: str) -> dict[str, Any]:
                     )
                 ]
             )
-        params[name.strip()] = yaml.safe_load(raw.strip()) if raw.strip() else None
+        try:
+            value = parse_yaml(raw.strip()) if raw.strip() else None
+        except InputError as exc:
+            issue = SpecIssue(f"--params {name.strip()}", f"{raw.strip()!r}: {exc.problem}")
+            raise SpecError([issue]) from None
+        params[name.strip()] = value
     if not params:
         raise SpecError([SpecIssue("--params", "no NAME=VALUE given")])
     return params
@@ -38,19 +50,30 @@ def read_trial_file(path: str | Path) -> list[dict[str, Any]]:
     """A YAML or JSON file with one mapping of parameters, or a list of them."""
     file = Path(path)
     try:
-        data = yaml.safe_load(file.read_text())
-    except FileNotFoundError:
-        raise SpecError([SpecIssue("--file", f"{file} not found")]) from None
-    except yaml.YAMLError as exc:
-        message = f"{file} is not YAML/JSON: {exc}".splitlines()[0]
-        raise SpecError([SpecIssue("--file", message)]) from None
+        data = read_yaml(file, max_bytes=MAX_TRIAL_FILE_BYTES, what="a trial file (YAML or JSON)")
+    except InputError as exc:
+        where = f"{file}: {exc.where}" if exc.where else str(file)
+        raise SpecError([SpecIssue("--file", f"{where}: {exc.problem}")]) from None
     items = data if isinstance(data, list) else [data]
     out = []
     for i, item in enumerate(items):
         if isinstance(item, Mapping) and isinstance(item.get("params"), Mapping):
             item = item["params"]  # `hpo top --out` entries
         if not isinstance(item, Mapping):
-            raise SpecError([SpecIssue(f"--file[{i}]", "expected a mapping of parameter values")])
+            raise SpecError(
+                [
+                    SpecIssue(
+                        f"--file {file}: entry {i}",
+                        f"expected a mapping of parameter values (name: value), but got "
+                        f"{describe(item)}",
+                    )
+                ]
+            )
+        keys = [k for k in item if not isinstance(k, str)]
+        if keys:
+            raise SpecError(
+                [SpecIssue(f"--file {file}: entry {i}", f"{keys[0]!r} is not a parameter name")]
+            )
         out.append(dict(item))
     return out
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -84,12 +85,16 @@ def storage(tmp_path: Path, journal_template: Path) -> Storage:
 
 
 def hpo(
-    *args: str, storage: Storage, cwd: Path | None = None, opened: bool = True
+    *args: str,
+    storage: Storage,
+    cwd: Path | None = None,
+    opened: bool = True,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`hpo ARGS` against the case's storage; the stored data must not change. With
     ``opened=False`` the storage must not even have been opened (no lock file either)."""
     before = storage.state()
-    result = run_hpo(*args, env=storage.env, cwd=cwd)
+    result = run_hpo(*args, env={**storage.env, **(env or {})}, cwd=cwd)
     after = storage.state()
     assert after[0] == before[0], f"`hpo {' '.join(args)}` changed the stored studies"
     if not opened:
@@ -167,6 +172,8 @@ def test_validate_refuses_bad_spec(name: str, storage: Storage) -> None:
         ("worker", "password_in_data_url"),
         ("worker", "binary_budget_too_small"),  # an objective's own check, before the storage
         ("sweep", "duplicate_key"),
+        ("worker", "alias_bomb"),
+        ("sweep", "date_in_when"),
     ],
 )
 def test_worker_and_sweep_refuse_bad_spec_before_touching_storage(
@@ -182,6 +189,111 @@ def test_worker_and_sweep_refuse_bad_spec_before_touching_storage(
 def test_a_missing_spec_file_is_refused_before_touching_storage(storage: Storage) -> None:
     result = hpo("sweep", "--config", "no/such/spec.yaml", storage=storage, opened=False)
     assert_refused(result, "no/such/spec.yaml: file not found; check the path")
+
+
+# --------------------------------------------------------------------------- spec files past a limit
+
+MiB = 1 << 20
+SPEC_TEXT = TINY_SWEEP.read_text()
+
+
+def _fifo(d: Path) -> str:
+    os.mkfifo(d / "spec.yaml")  # nobody writes to it: opening must not wait for a writer
+    return str(d / "spec.yaml")
+
+
+def _put(
+    path: Path, content: bytes | str | None, *, size: int | None = None, link: str = ""
+) -> str:
+    """A case's file: this content, a folder when None, or a link; ``size`` makes it sparse
+    (10 GB take no disk, and must take no time either)."""
+    if link:
+        path.symlink_to(link)
+    elif content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    if size is not None:
+        os.truncate(path, size)
+    return str(path)
+
+
+def _file(d: Path, content: bytes | str, *, size: int | None = None) -> str:
+    return _put(d / "spec.yaml", content, size=size)
+
+
+# each case: (file made in the case's folder -> path given to `hpo validate`, expected texts)
+SPEC_FILE_CASES: dict[str, tuple[Callable[[Path], str], tuple[str, ...]]] = {
+    "dev_zero": (
+        lambda d: "/dev/zero",
+        ("/dev/zero: is a character device, not a file; give the path of a sweep spec (YAML)",),
+    ),
+    "a_directory": (
+        lambda d: str(d),
+        ("is a directory, not a file; give the path of a sweep spec (YAML)",),
+    ),
+    "fifo_without_writer": (_fifo, ("is a pipe, not a file; give the path of a sweep spec",)),
+    "not_utf8": (
+        lambda d: _file(d, SPEC_TEXT.encode() + b"description: caf\xe9\n"),
+        (f"is not UTF-8 text (byte 0xe9 at offset {len(SPEC_TEXT) + 16}); save it as UTF-8",),
+    ),
+    "just_over_1_mib": (
+        lambda d: _file(d, SPEC_TEXT + "#" * (MiB - len(SPEC_TEXT) + 1)),
+        ("is larger than 1 MiB, the limit for a sweep spec (YAML); check that this is the right",),
+    ),
+    "sparse_10_gb": (
+        lambda d: _file(d, SPEC_TEXT, size=10 * 1024**3),
+        ("is larger than 1 MiB, the limit for a sweep spec (YAML)",),
+    ),
+    "nested_100k_deep": (
+        lambda d: _file(d, SPEC_TEXT + "extra: " + "[" * 100_000),
+        ("line 16, column 39: nested deeper than 32 levels; flatten it",),
+    ),
+    "choices_10001": (
+        lambda d: _file(
+            d,
+            SPEC_TEXT.replace("[cnn, context]", "[" + ", ".join(map(str, range(10_001))) + "]"),
+        ),
+        ("param_ranges.enc.choices: lists 10,001 values, more than the 10,000 allowed; search",),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPEC_FILE_CASES))
+def test_validate_refuses_spec_files_past_a_limit(
+    name: str, storage: Storage, tmp_path: Path
+) -> None:
+    make, expects = SPEC_FILE_CASES[name]
+    folder = tmp_path / "case"
+    folder.mkdir()
+    path = make(folder)
+    result = hpo("validate", path, storage=storage, opened=False)
+    lines = assert_clean(result, 1)
+    assert len(lines) == 2 and lines[1] == f"{path}: 1 problem(s)", result.stderr
+    assert lines[0].startswith(f"error: {path}: "), result.stderr
+    for expect in expects:
+        assert expect in lines[0], (expect, result.stderr)
+
+
+# --------------------------------------------------------------------------- objective allowlist
+
+
+@pytest.mark.parametrize("command", ["validate", "worker", "sweep"])
+def test_an_objective_the_deployment_does_not_allow_is_refused_before_the_storage(
+    command: str, storage: Storage
+) -> None:
+    env = {"HPO_ALLOWED_OBJECTIVES": "arc_classifier,binary_classifier"}
+    args = [str(TINY_SWEEP)] if command == "validate" else ["--config", str(TINY_SWEEP)]
+    extra = ["--no-tracking"] if command == "sweep" else []
+    result = hpo(command, *args, *extra, storage=storage, opened=False, env=env)
+    lines = assert_clean(result, 1)
+    expect = (
+        f"error: {TINY_SWEEP}: objective: 'synthetic' is not allowed in this deployment "
+        "(HPO_ALLOWED_OBJECTIVES=arc_classifier,binary_classifier); "
+        "allowed: arc_classifier, binary_classifier"
+    )
+    assert lines[0] == expect, result.stderr
+    assert lines[1:] == ([f"{TINY_SWEEP}: 1 problem(s)"] if command == "validate" else [])
 
 
 # --------------------------------------------------------------------------- bad data
@@ -393,11 +505,189 @@ def test_hpo_data_refuses_bad_arc_data(
     name: str, arc_tasks: Path, tmp_path: Path, storage: Storage
 ) -> None:
     make, expects = ARC_CASES[name]
-    spec = json.loads(json.dumps(ARC_SPEC))
-    spec["data"].update(make(arc_tasks, tmp_path))
-    path = tmp_path / "arc.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    path = _arc_spec(make(arc_tasks, tmp_path), tmp_path)
     assert_refused(hpo("data", str(path), storage=storage, opened=False), *expects)
+
+
+def _arc_spec(data: dict[str, Any], folder: Path) -> Path:
+    spec = json.loads(json.dumps(ARC_SPEC))
+    spec["data"].update(data)
+    path = folder / "arc.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+# --------------------------------------------------------------------------- label, task and trial
+# files past a limit: the same `hpo` commands, run in this process (each reading stops at the
+# file, so a subprocess would spend its time importing torch and optuna, not on the case)
+
+
+def hpo_here(
+    *args: str, storage: Storage, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> subprocess.CompletedProcess[str]:
+    """`hpo ARGS` through the command's own entry point; nothing stored may change, and the
+    storage must not even be opened: every case fails while reading its file."""
+    from hpo_core.cli import main
+
+    monkeypatch.setenv("HPO_STORAGE_URL", storage.env["HPO_STORAGE_URL"])
+    before = storage.state()
+    capsys.readouterr()
+    code = main(list(args))  # an exception escaping here is the traceback a user would see
+    out = capsys.readouterr()
+    assert storage.state() == before, f"`hpo {' '.join(args)}` opened the storage"
+    return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+
+def _labels(content: bytes | str | None = None, *, size: int | None = None) -> Any:
+    """A case writing labels.json (content, or a folder when None) beside the good tasks."""
+
+    def make(root: Path, d: Path) -> dict[str, Any]:
+        return {
+            "data_dir": str(root / "tasks"),
+            "labels": _put(d / "labels.json", content, size=size),
+        }
+
+    return make
+
+
+def _task(content: bytes | str | None = None, *, size: int | None = None, link: str = "") -> Any:
+    """A case adding tasks/zzzzzzzz.json (content, a folder when None, or a link) to the tasks."""
+
+    def make(root: Path, d: Path) -> dict[str, Any]:
+        shutil.copytree(root / "tasks", d / "tasks")
+        _put(d / "tasks" / "zzzzzzzz.json", content, size=size, link=link)
+        return {"data_dir": str(d / "tasks")}
+
+    return make
+
+
+ARC_FILE_CASES: dict[str, tuple[Callable[[Path, Path], dict[str, Any]], tuple[str, ...]]] = {
+    "labels_not_utf8": (
+        _labels(b'{"007bbfb7": "caf\xe9"}'),
+        ("labels.json: is not UTF-8 text (byte 0xe9 at offset 17); save it as UTF-8",),
+    ),
+    "labels_a_directory": (
+        _labels(None),
+        ("labels.json: is a directory, not a file; give the path of a labels file (JSON",),
+    ),
+    "labels_nested_100k_deep": (
+        _labels('{"007bbfb7": ' + "[" * 100_000),
+        ("labels.json: nested deeper than 32 levels; flatten it",),
+    ),
+    "labels_a_list": (
+        _labels('["crop", "tiling"]'),
+        ("labels.json: expected a JSON object {task_id: category}, but the file holds a list of",),
+    ),
+    "labels_duplicate_task": (
+        _labels('{"007bbfb7": "crop", "007bbfb7": "tiling"}'),
+        ("labels.json: duplicate key '007bbfb7'; keep one of them",),
+    ),
+    "labels_over_16_mib": (
+        _labels("{}", size=16 * MiB + 1),
+        ("labels.json: is larger than 16 MiB, the limit for a labels file (JSON",),
+    ),
+    "task_not_utf8": (
+        _task(b'{"train": "\xff"}'),
+        ("zzzzzzzz.json: is not UTF-8 text (byte 0xff at offset 11); save it as UTF-8",),
+    ),
+    "task_a_directory": (
+        _task(None),
+        ("zzzzzzzz.json: is a directory, not a file; give the path of an ARC task file (JSON)",),
+    ),
+    "task_link_to_dev_zero": (
+        _task(link="/dev/zero"),
+        ("zzzzzzzz.json: is a character device, not a file; give the path of an ARC task",),
+    ),
+    "task_nested_100k_deep": (
+        _task('{"train": ' + "[" * 100_000),
+        ("zzzzzzzz.json: nested deeper than 32 levels; flatten it",),
+    ),
+    "task_train_not_a_list": (
+        _task('{"train": {"input": [[1]]}}'),
+        ("zzzzzzzz.json: train: expected a non-empty list of {input, output} pairs",),
+    ),
+    "task_over_4_mib": (
+        _task("{}", size=4 * MiB + 1),
+        ("zzzzzzzz.json: is larger than 4 MiB, the limit for an ARC task file (JSON)",),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARC_FILE_CASES))
+def test_hpo_data_refuses_arc_files_past_a_limit(
+    name: str,
+    arc_tasks: Path,
+    tmp_path: Path,
+    storage: Storage,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    make, expects = ARC_FILE_CASES[name]
+    path = _arc_spec(make(arc_tasks, tmp_path), tmp_path)
+    result = hpo_here("data", str(path), storage=storage, monkeypatch=monkeypatch, capsys=capsys)
+    assert_refused(result, *expects)
+
+
+def _trials(content: bytes | str | None, *, size: int | None = None) -> Callable[[Path], str]:
+    def make(d: Path) -> str:
+        return _put(d / "trials.yaml", content, size=size)
+
+    return make
+
+
+# (trial file made in the case's folder -> its path, expected texts)
+TRIAL_FILE_CASES: dict[str, tuple[Callable[[Path], str], tuple[str, ...]]] = {
+    "not_utf8": (
+        _trials(b"x: 0.5\nenc: caf\xe9\n"),
+        ("error: --file: ", "trials.yaml: is not UTF-8 text (byte 0xe9 at offset 15)"),
+    ),
+    "a_directory": (
+        _trials(None),
+        ("trials.yaml: is a directory, not a file; give the path of a trial file (YAML or JSON)",),
+    ),
+    "nested_100k_deep": (
+        _trials("- x: " + "[" * 100_000),
+        ("trials.yaml: line 1, column 36: nested deeper than 32 levels; flatten it",),
+    ),
+    "a_list_of_numbers": (
+        _trials("[0.5, 0.7]"),
+        ("entry 0: expected a mapping of parameter values (name: value), but got a float (",),
+    ),
+    "a_date": (
+        _trials("- {x: 0.5, depth: 3, enc: 2026-01-01}\n"),
+        ("trials.yaml: 0.enc: 2026-01-01 is a date to YAML; quote it ('2026-01-01')",),
+    ),
+    "an_alias": (
+        _trials("- &t {x: 0.5, depth: 3, enc: cnn}\n- *t\n"),
+        ("trials.yaml: line 1, column 3: YAML anchors and aliases (&name, *name) are not allow",),
+    ),
+    "over_1_mib": (
+        _trials("- {x: 0.5}\n", size=MiB + 1),
+        ("trials.yaml: is larger than 1 MiB, the limit for a trial file (YAML or JSON)",),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRIAL_FILE_CASES))
+def test_hpo_enqueue_refuses_trial_files_past_a_limit(
+    name: str,
+    tmp_path: Path,
+    storage: Storage,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    make, expects = TRIAL_FILE_CASES[name]
+    args = ("enqueue", STUDY, "--file", make(tmp_path))
+    result = hpo_here(*args, storage=storage, monkeypatch=monkeypatch, capsys=capsys)
+    assert_refused(result, *expects)
+
+
+def test_hpo_enqueue_refuses_a_date_in_params(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    args = ("enqueue", STUDY, "--params", "x=0.5,enc=2026-01-01")
+    result = hpo_here(*args, storage=storage, monkeypatch=monkeypatch, capsys=capsys)
+    assert_refused(result, "error: --params enc: '2026-01-01': 2026-01-01 is a date to YAML")
 
 
 # --------------------------------------------------------------------------- bad arguments

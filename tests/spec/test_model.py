@@ -280,7 +280,7 @@ def test_every_problem_is_reported_at_once() -> None:
     [
         (
             "study_name: [a,\nn_trials: 3\n",
-            "line 3, column 1: YAML syntax error: expected ',' or ']'",
+            "line 3, column 1: YAML syntax error: did not find expected ',' or ']'",
         ),
         ("study_name: a\n  n_trials: 3\n", "line 2, column"),
         (

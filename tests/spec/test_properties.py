@@ -12,6 +12,7 @@ import math
 import os
 import random
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -430,7 +431,13 @@ def _check_spec_error(exc: SpecError, data: Any = None) -> None:
             ), (issue.path, str(issue))
         else:
             assert issue.path or issue.message.startswith(
-                ("must be a YAML mapping", "cannot be read", "file not found")
+                (
+                    "must be a YAML mapping",
+                    "cannot be read",
+                    "file not found",
+                    "is not UTF-8 text",
+                    "is larger than",
+                )
             ), str(issue)
 
 
@@ -520,6 +527,92 @@ def test_random_files_give_spec_errors(raw: bytes) -> None:
         except SpecError as exc:
             _check_spec_error(exc)
             assert str(exc).startswith(str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# limits: aliases, size, depth — refused with one SpecError, at once, whatever the document
+
+
+def _refused_fast(text: str, expect: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    assert time.perf_counter() - started < 0.5, "a limit must hold before the work, not after"
+    _check_spec_error(info.value)
+    assert any(expect in str(issue) for issue in info.value.issues), str(info.value)
+
+
+@st.composite
+def specs_with_aliases(draw: st.DrawFn) -> str:
+    """A valid spec in which some value appears twice, so the YAML dumper writes it once with an
+    anchor (&id001) and then as an alias (*id001); or a bomb of aliases nested ``depth`` deep."""
+    spec = draw(valid_spec_dicts())
+    kind = draw(st.sampled_from(["shared", "bomb", "anchor_only"]))
+    if kind == "shared":
+        shared: Any = draw(
+            st.sampled_from([spec["sampler"], spec["decision"], spec["analysis"]])
+            | st.lists(SCALARS, min_size=1, max_size=4)
+        )
+        spec["data"] = {"first": shared, "again": shared}
+        return _dump(spec)
+    text = _dump(spec)
+    if kind == "anchor_only":  # an anchor nobody refers to is refused as well
+        return text.replace("n_trials: ", "n_trials: &n ", 1)
+    width, depth = draw(st.integers(2, 10)), draw(st.integers(2, 12))
+    bomb = ["l0: &l0 [" + ", ".join(["lol"] * width) + "]"]
+    bomb += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]" for i in range(1, depth)]
+    return text + "data:\n" + "".join(f"  {line}\n" for line in bomb)
+
+
+@ci(40)
+@given(specs_with_aliases())
+@example(  # the classic: 9 aliases, 9 deep, a billion strings once expanded
+    "data:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(
+        f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n"
+        for i in range(8)
+    )
+)
+def test_anchors_and_aliases_are_refused_at_once(text: str) -> None:
+    _refused_fast(text, "YAML anchors and aliases (&name, *name) are not allowed")
+
+
+@st.composite
+def oversized_specs(draw: st.DrawFn) -> str:
+    """A valid spec padded just past 1 MiB: a comment, a long text, many keys or many choices."""
+    text = _dump(draw(valid_spec_dicts()))
+    missing = (1 << 20) - len(text.encode()) + draw(st.integers(1, 4096))
+    pad = draw(st.sampled_from(["comment", "text", "keys", "choices", "multibyte"]))
+    if pad == "comment":
+        return text + "#" * missing
+    if pad == "text":
+        return text + "notes: " + "x" * missing + "\n"
+    if pad == "multibyte":  # fewer characters than bytes: the limit is on bytes
+        return text + "notes: " + "é" * (missing // 2 + 1) + "\n"
+    if pad == "keys":
+        rows = "".join(f"  k{i}: {i}\n" for i in range(missing // 8 + 1))
+        return text + "more:\n" + rows
+    return text + "extra: [" + ", ".join(str(i) for i in range(missing // 7 + 1)) + "]\n"
+
+
+@ci(20)
+@given(oversized_specs())
+def test_oversized_specs_are_refused_before_parsing(text: str) -> None:
+    assert len(text.encode()) > 1 << 20
+    _refused_fast(text, "is larger than 1 MiB, the limit for a sweep spec (YAML)")
+
+
+@ci(30)
+@given(st.integers(33, 100_000), st.sampled_from(["[", "{a: ", "- "]))
+@example(100_000, "[")
+def test_nesting_past_the_limit_is_refused_without_recursion(depth: int, opener: str) -> None:
+    if opener == "- ":  # block style: each level one line deeper (and two columns, so fewer)
+        depth = min(depth, 300)
+        text = "data:\n" + "".join("  " * (i + 1) + "-\n" for i in range(depth))
+        text += "  " * (depth + 1) + "x\n"
+    else:
+        text = "data: " + opener * depth
+    _refused_fast(text, "nested deeper than 32 levels; flatten it")
 
 
 def test_condition_on_a_wide_int_range_is_checked_without_listing_it() -> None:
