@@ -198,9 +198,13 @@ class SweepWorkerPodOperator(BaseOperator):
 
     def pod_operator(self) -> Any:
         """The KubernetesPodOperator that creates and follows the pod."""
+        import os
+
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
         from airflow.providers.cncf.kubernetes.secret import Secret
         from kubernetes.client import models as k8s
+
+        from hpo_core.objectives import ENV_ALLOWED_OBJECTIVES
 
         s = self.pod_settings
         runtime_default = k8s.V1SeccompProfile(type="RuntimeDefault")
@@ -226,6 +230,12 @@ class SweepWorkerPodOperator(BaseOperator):
             env_vars=[
                 k8s.V1EnvVar(name="HPO_HOME", value="/tmp/hpo"),
                 k8s.V1EnvVar(name="MLFLOW_DISABLE_TELEMETRY", value="true"),
+                # the deployment's objective allowlist holds in the pods too
+                *(
+                    [k8s.V1EnvVar(name=ENV_ALLOWED_OBJECTIVES, value=allowed)]
+                    if (allowed := os.environ.get(ENV_ALLOWED_OBJECTIVES))
+                    else []
+                ),
                 # a tracking server with login (MLflow's basic-auth app): the account of the
                 # workers, from optional keys of the same Secret
                 *(

@@ -80,6 +80,8 @@ def test_worker_pods_are_valid_restricted_kubernetes_from_the_deployment_setting
 ) -> None:
     import kubernetes_validate
 
+    monkeypatch.setenv("HPO_ALLOWED_OBJECTIVES", "synthetic")
+
     plan = _plan(monkeypatch, configs=timed_configs, connection=DEPLOYMENT, gpus=2)
     slots = worker_slots(plan, 0)
     assert len(slots) == 3
@@ -119,6 +121,7 @@ def test_worker_pods_are_valid_restricted_kubernetes_from_the_deployment_setting
         "optional": True,
     }
     assert env["MLFLOW_TRACKING_USERNAME"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert env["HPO_ALLOWED_OBJECTIVES"]["value"] == "synthetic"  # the deployment's allowlist
     assert all("value" not in e or "://" not in e["value"] for e in container["env"])
     assert spec["nodeSelector"] == {"gpu": "a100"}
     assert spec["tolerations"] == [
