@@ -42,18 +42,30 @@ def _slow(seconds: float, **overrides: Any) -> dict[str, Any]:
     return base_spec(**(settings | overrides))
 
 
-def _running(url: str, name: str = "test_study", timeout: float = 60) -> list[Any]:
+def _running(
+    url: str, worker: subprocess.Popen[str], name: str = "test_study", timeout: float = 60
+) -> list[Any]:
+    """The study's RUNNING trials once the worker has started one (one storage handle for the
+    whole wait: a handle per poll would pile up database connections)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            study = load_study(name, open_storage(url, create=False)).study
-        except HpoError:  # the worker has not created the journal or the study yet
+    handle = None
+    try:
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                pytest.fail(f"the worker exited ({worker.returncode}): {worker.communicate()[1]}")
+            try:
+                handle = handle or open_storage(url, create=False)
+                study = load_study(name, handle).study
+            except HpoError:  # the worker has not created the journal or the study yet
+                time.sleep(0.2)
+                continue
+            trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if trials:
+                return trials
             time.sleep(0.2)
-            continue
-        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if trials:
-            return trials
-        time.sleep(0.2)
+    finally:
+        if handle is not None:
+            handle.dispose()
     pytest.fail("no trial started")
 
 
@@ -130,7 +142,7 @@ def test_cleanup_never_fails_a_live_workers_trial(
     owner is made to look remote, so only its fresh heartbeat speaks for it."""
     config = write_spec(_slow(4.0, n_trials=1))
     worker = _worker(config, storage_url)
-    [trial] = _running(storage_url)
+    [trial] = _running(storage_url, worker)
     sweep = load_study("test_study", open_storage(storage_url))
     if sweep.handle.kind == "postgresql":
         owner = {**trial.user_attrs["worker"], "host": "another-node", "pid": 1}
@@ -151,7 +163,7 @@ def test_a_result_told_after_someone_failed_the_trial_is_reported_as_discarded(
     spec = _slow(2.0, n_trials=1, objective=f"hpo_core.testing.objectives:{objective}")
     spec["data"]["marker_dir"] = str(tmp_path)
     worker = _worker(write_spec(spec), journal_url)
-    [trial] = _running(journal_url)
+    [trial] = _running(journal_url, worker)
     sweep = load_study("test_study", open_storage(journal_url))
     assert fail_trial(sweep.handle.storage, trial._trial_id, "judged dead by a test")
     _, err = worker.communicate(timeout=120)
