@@ -422,6 +422,28 @@ def _refuse_inline_passwords(args: argparse.Namespace) -> None:
             )
 
 
+def _out_folder(value: str, option: str = "--out") -> Path:
+    """An output folder, created if missing; checked before any work, so a bad path costs one
+    line, not an analysis run and a traceback."""
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise HpoError(f"{option}: {path} exists and is not a folder; give a folder for the files")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HpoError(f"{option}: cannot create the folder {path} ({exc.strerror})") from None
+    return path
+
+
+def _out_file(value: str, option: str = "--out") -> Path:
+    """An output file: its folder is created if missing; a folder at the path is refused."""
+    path = Path(value)
+    if path.is_dir():
+        raise HpoError(f"{option}: {path} is a folder; give a file name, e.g. {path / 'out.yaml'}")
+    _out_folder(str(path.parent or Path(".")), option)
+    return path
+
+
 def _storage_url(args: argparse.Namespace) -> str:
     from hpo_core.storage import resolve_storage_url
 
@@ -484,6 +506,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from hpo_core.storage import ENV_HOME
     from hpo_core.tracking import resolve_tracking_uri
 
+    if args.out:
+        _out_folder(args.out)
     home = Path(os.environ.get(ENV_HOME) or ".hpo")
     checklist = run_checks(
         args.config,
@@ -607,6 +631,8 @@ def _cmd_top(args: argparse.Namespace) -> int:
 
     handle = open_storage(_storage_url(args), create=False)
     sweep = load_study(args.study, handle)
+    if args.out:
+        _out_file(args.out)
     top = top_trials(sweep, args.top)
     if args.out:
         from hpo_core.analysis.report import write_atomic
@@ -702,6 +728,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from hpo_core.analysis.report import report_study
 
     sweep = _open_sweep(args, args.study)
+    _out_folder(args.out)
     done = report_study(
         sweep,
         args.out,
@@ -790,6 +817,7 @@ def _cmd_refine(args: argparse.Namespace) -> int:
     from hpo_core.refine import refine_spec
 
     sweep = _open_sweep(args, args.study)
+    _out_file(args.out)
     analysis = _analysis(sweep)
     if not analysis.summary.complete:
         raise HpoError(f"{args.study}: no completed trials yet; nothing to refine from")
@@ -928,6 +956,8 @@ def _cmd_champions(args: argparse.Namespace) -> int:
 def _cmd_compare_runs(args: argparse.Namespace) -> int:
     from hpo_core.champions import compare_champions, format_table, write_comparison
 
+    if args.out:
+        _out_folder(args.out)
     comparison = compare_champions(
         args.tracking_uri, studies=args.studies, model_name=args.model_name
     )
@@ -1079,6 +1109,8 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
     )
 
     sweep = _open_sweep(args, args.study)
+    if args.out:
+        _out_folder(args.out)
     report = threshold_report(
         sweep,
         top=args.top,

@@ -761,6 +761,45 @@ CLI_CASES: dict[str, tuple[tuple[str, ...], int, tuple[str, ...]]] = {
         1,
         ("storage ftp://files.internal/studies: unsupported URL scheme 'ftp'", "use postgresql"),
     ),
+    "analyze_out_is_a_file": (
+        ("analyze", STUDY, "--out", str(TINY_SWEEP)),
+        1,
+        ("error: --out: ", "tiny_sweep.yaml exists and is not a folder; give a folder"),
+    ),
+    "analyze_out_cannot_be_created": (
+        ("analyze", STUDY, "--out", "/proc/sweepflow/report"),
+        1,
+        ("error: --out: cannot create the folder /proc/sweepflow/report",),
+    ),
+    "refine_out_is_a_folder": (
+        ("refine", STUDY, "--out", str(CASES)),
+        1,
+        ("error: --out: ", "cases is a folder; give a file name"),
+    ),
+    "top_out_is_a_folder": (
+        ("top", STUDY, "--out", str(CASES)),
+        1,
+        ("error: --out: ", "cases is a folder; give a file name"),
+    ),
+    "budget_below_finished_trials": (
+        ("budget", STUDY, "2"),
+        1,
+        (f"error: n_trials: study '{STUDY}' has 6 finished trials already", "(asked 2)"),
+    ),
+    "budget_zero": (("budget", STUDY, "0"), 2, ("argument N: must be at least 1, but got 0",)),
+    "budget_unknown_study": (("budget", "nope", "10"), 1, (NO_STUDY, LIST_THEM)),
+    "resume_unknown_study": (("resume", "nope"), 1, (NO_STUDY, LIST_THEM)),
+    "worker_unknown_study": (("worker", "--study", "nope"), 1, (NO_STUDY, LIST_THEM)),
+    "worker_study_and_config": (
+        ("worker", "--study", STUDY, "--config", str(TINY_SWEEP)),
+        2,
+        ("argument --config: not allowed with argument --study",),
+    ),
+    "configs_dir_missing": (
+        ("configs", "--dir", "/nonexistent/configs"),
+        1,
+        ("error: --dir: /nonexistent/configs is not a folder; give the config folder",),
+    ),
 }
 
 
