@@ -91,6 +91,22 @@ def _params(default_config: str | None, catalog: list[Any]) -> dict[str, Param]:
             title="Trial budget",
             description="Overrides the spec's n_trials (empty: the spec's).",
         ),
+        "gpus": Param(
+            None,
+            type=["null", "string"],
+            maxLength=4096,
+            pattern=r"^[A-Za-z0-9/, -]*$",
+            title="GPUs (local mode)",
+            description="GPUs to place local workers on, round robin: e.g. 0,1 or GPU-/MIG- "
+            "UUIDs (empty: CUDA_VISIBLE_DEVICES, else what nvidia-smi -L lists).",
+        ),
+        "workers_per_gpu": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Workers per GPU (local mode)",
+            description="Put this many local workers on each GPU in turn (empty: round robin).",
+        ),
         "allow_cpu": Param(False, type="boolean", title="Allow CPU (no GPU check failure)"),
         "dry_run": Param(False, type="boolean", title="Dry run: checks only"),
         "min_free_gb": Param(10, type="number", minimum=0, title="Minimum free disk (GB)"),
@@ -199,7 +215,13 @@ def build_sweep_dag(
                     "data": lambda: checks.check_data(
                         config, manifest=params.get("manifest"), confine_manifest=True
                     ),
-                    "gpu": lambda: checks.check_gpu(allow_cpu=plan["allow_cpu"]),
+                    # local mode: what each worker process will get; pods get theirs from Kubernetes
+                    "gpu": lambda: checks.check_gpu(
+                        allow_cpu=plan["allow_cpu"],
+                        workers=plan["workers"] if plan["mode"] == "local" else None,
+                        gpus=plan.get("gpus"),
+                        per_gpu=plan.get("workers_per_gpu"),
+                    ),
                     "disk": lambda: checks.check_disk(
                         Path(plan["run_dir"]), min_free_gb=float(params.get("min_free_gb", 10))
                     ),

@@ -102,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-free-gb", type=_positive_float, default=10.0, help="default: 10")
     p.add_argument("--manifest", help="sha256sum listing of the data files to verify")
     p.add_argument("--no-smoke", action="store_true", help="skip the smoke trial")
+    p.add_argument(
+        "--workers", type=_positive_int, default=1, help="list each worker's GPU (default 1)"
+    )
+    _gpu_args(p)
     p.add_argument("--out", help="write checklist.md and checklist.json here")
     p.add_argument("--json", action="store_true", help="print the checklist as JSON")
     p.set_defaults(handler=_cmd_check)
@@ -131,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     _tracking_args(p)
     p.add_argument("--workers", type=_positive_int, default=1)
+    _gpu_args(p)
     _storage_arg(p)
     p.add_argument("--timeout", type=_positive_float, help="workers stop starting trials after S s")
     p.add_argument(
@@ -344,6 +349,21 @@ def _tracking_args(p: argparse.ArgumentParser, *, optional: bool = True) -> None
         p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
 
 
+def _gpu_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--gpus",
+        metavar="IDS",
+        help="GPUs for the workers, round robin: 0,1,2,3 or GPU-/MIG- UUIDs (default: "
+        "$CUDA_VISIBLE_DEVICES, else what nvidia-smi -L lists, else the CPU)",
+    )
+    p.add_argument(
+        "--workers-per-gpu",
+        type=_positive_int,
+        metavar="K",
+        help="put K workers on each GPU in turn (--workers must be at most K x GPUs)",
+    )
+
+
 def _storage_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
@@ -518,6 +538,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         disk_path=home,
         manifest=args.manifest,
         smoke=not args.no_smoke,
+        workers=args.workers,
+        gpus=args.gpus,
+        per_gpu=args.workers_per_gpu,
         on_result=None if args.json else lambda r: print(r.line, flush=True),
     )
     if args.out:
@@ -538,10 +561,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from hpo_core.objectives import require_objective_spec
     from hpo_core.spec import load_spec
     from hpo_core.storage import mask_url
-    from hpo_core.worker import run_sweep, sweep_paths
+    from hpo_core.worker import assign_gpus, run_sweep, sweep_paths
 
     loaded = load_spec(args.config)
     require_objective_spec(loaded.spec, source=loaded.source)  # refused before saying "sweep"
+    gpus = assign_gpus(args.workers, gpus=args.gpus, per_gpu=args.workers_per_gpu)
     url = _storage_url(args)
     log_dir, stop_file = sweep_paths(loaded.spec.study_name)
     print(
@@ -552,6 +576,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         f"  worker logs in {log_dir}; stop gracefully with Ctrl-C or `touch {stop_file}`",
         file=sys.stderr,
     )
+    print(f"  {gpus.line()}", file=sys.stderr)
     result = run_sweep(
         loaded,
         args.config,
@@ -563,6 +588,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         status_interval=args.status_interval,
         tracking=not args.no_tracking,
         tracking_uri=args.tracking_uri,
+        gpus=gpus,
     )
     print(result.progress.line())
     if result.failed_workers:

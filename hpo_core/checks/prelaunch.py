@@ -301,22 +301,62 @@ def check_data(
     return _timed("data", body)
 
 
-def check_gpu(*, allow_cpu: bool = False) -> CheckResult:
-    """A CUDA device is visible to torch, or the run explicitly allows the CPU."""
+def check_gpu(
+    *,
+    allow_cpu: bool = False,
+    workers: int | None = None,
+    gpus: str | Sequence[str] | None = None,
+    per_gpu: int | None = None,
+) -> CheckResult:
+    """A CUDA device is visible to torch, or the run explicitly allows the CPU. With
+    ``workers`` (local workers on this machine), it also lists the GPU each worker will get
+    (:func:`hpo_core.worker.assign_gpus` with ``gpus`` and ``per_gpu``) and warns when workers
+    share a GPU."""
 
     def body() -> tuple[Status, str, dict[str, Any]]:
+        placement = None
+        if workers is not None:
+            from hpo_core.worker.gpus import assign_gpus
+
+            placement = assign_gpus(workers, gpus=gpus, per_gpu=per_gpu)
         if importlib.util.find_spec("torch") is None:
             return "fail", "torch is not installed; install sweepflow[arc] in the worker image", {}
         import torch
 
         if torch.cuda.is_available():
             names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-            return "pass", f"{len(names)} GPU(s): {', '.join(names)}", {"gpus": names}
+            reason = f"{len(names)} GPU(s): {', '.join(names)}"
+            if placement is None:
+                return "pass", reason, {"gpus": names}
+            details = {"gpus": names, "workers": placement.devices, "source": placement.source}
+            shared = placement.sharing()
+            if placement.on_cpu:  # torch sees GPUs that no --gpus, variable or nvidia-smi named
+                if len(placement.devices) == 1:
+                    return "pass", reason, details
+                return (
+                    "warn",
+                    f"{reason}, but no GPU list to place workers on ({placement.source}): all "
+                    f"{len(placement.devices)} workers share the first GPU; name them with --gpus",
+                    details,
+                )
+            return (
+                "warn" if shared else "pass",
+                f"{reason}; {placement.listing()}"
+                + (f"; {shared}: they split its memory and compute" if shared else ""),
+                details,
+            )
+        found = "no GPU visible to torch"
+        if placement is not None:
+            n = len(placement.devices)
+            if not placement.on_cpu:  # a CPU-only torch build, or a driver torch cannot use
+                found += f" though {placement.source} names {', '.join(placement.gpus)}"
+            found += f": {n} worker{'s' if n != 1 else ''} on the CPU"
         if allow_cpu:
-            return "warn", "no GPU visible; running on the CPU because allow_cpu is set", {}
+            return "warn", f"{found}; running on the CPU because allow_cpu is set", {}
         return (
             "fail",
-            "no GPU visible to torch; run on a GPU node, or set allow_cpu to run on the CPU",
+            f"{found}; run on a GPU node with a CUDA build of torch, or set allow_cpu to run on "
+            "the CPU",
             {},
         )
 
@@ -439,9 +479,13 @@ def run_checks(
     disk_path: str | Path = ".",
     manifest: str | Path | None = None,
     smoke: bool = True,
+    workers: int | None = None,
+    gpus: str | Sequence[str] | None = None,
+    per_gpu: int | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> Checklist:
-    """Every check in seed 003's order. A bad spec stops the rest (they all read it)."""
+    """Every check in seed 003's order. A bad spec stops the rest (they all read it). With
+    ``workers``, the GPU check lists each local worker's GPU (``gpus``, ``per_gpu``)."""
     results: list[CheckResult] = []
 
     def add(result: CheckResult) -> None:
@@ -455,7 +499,7 @@ def run_checks(
         return Checklist(str(config), study_name, results)
     add(check_storage(storage_url))
     add(check_data(config, manifest=manifest))
-    add(check_gpu(allow_cpu=allow_cpu))
+    add(check_gpu(allow_cpu=allow_cpu, workers=workers, gpus=gpus, per_gpu=per_gpu))
     add(check_disk(disk_path, min_free_gb=min_free_gb))
     add(check_dependencies(config, tracking=tracking_uri is not None))
     add(check_tracking(tracking_uri))

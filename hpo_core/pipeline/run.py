@@ -65,6 +65,8 @@ class RunPlan:
     pod: dict[str, Any] = field(default_factory=dict)  # worker pod settings (kubernetes mode)
     spec_error: str | None = None  # the spec does not validate: the `spec` check fails on it
     budget_override: bool = False  # n_trials is the run's override: prepare sets the budget
+    gpus: list[str] | None = None  # local mode: the GPUs to place workers on (None: visible ones)
+    workers_per_gpu: int | None = None  # local mode: workers per GPU, packed (None: round robin)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,6 +112,7 @@ def plan_run(
     ):
         raise HpoError(f"params.n_trials: must be a positive integer or empty, got {override!r}")
     asked = pod_request(params.get("pod"))  # refused in either mode: a run sets no more than this
+    gpus, per_gpu = _gpu_params(params, workers=workers, mode=mode)
     spec_error = None
     try:
         loaded = load_spec(config)
@@ -149,7 +152,40 @@ def plan_run(
         ),
         spec_error=spec_error,
         budget_override=override is not None,
+        gpus=gpus,
+        workers_per_gpu=per_gpu,
     )
+
+
+def _gpu_params(
+    params: dict[str, Any], *, workers: int, mode: str
+) -> tuple[list[str] | None, int | None]:
+    """The run's ``gpus`` ("0,1") and ``workers_per_gpu``, checked: well formed, only in local
+    mode (pods get GPUs from ``pod.gpus``), and the workers fitting on this machine's GPUs."""
+    from hpo_core.worker import DAG_NAMES, assign_gpus, parse_gpus
+
+    text, per_gpu = params.get("gpus"), params.get("workers_per_gpu")
+    if text is not None and (not isinstance(text, str) or len(text) > 4096):
+        raise HpoError(f"params.gpus: must be text such as \"0,1\" or empty, got {text!r:.60}")
+    # bool is an int to Python, not to the form's schema
+    if per_gpu is not None and (
+        isinstance(per_gpu, bool) or not isinstance(per_gpu, int) or per_gpu < 1
+    ):
+        raise HpoError(
+            f"params.workers_per_gpu: must be a positive integer or empty, got {per_gpu!r:.60}"
+        )
+    gpus = parse_gpus(text, name=DAG_NAMES.gpus) if text is not None and text.strip() else None
+    if mode != "local":
+        if gpus is not None or per_gpu is not None:
+            name = DAG_NAMES.gpus if gpus is not None else DAG_NAMES.per_gpu
+            raise HpoError(
+                f"{name}: places local workers only; in kubernetes mode each pod gets the GPUs "
+                "of pod.gpus, so leave it empty"
+            )
+        return None, None
+    if gpus is not None or per_gpu is not None:  # round robin over what is found cannot fail
+        assign_gpus(workers, gpus=gpus, per_gpu=per_gpu, names=DAG_NAMES)
+    return gpus, per_gpu
 
 
 def path_part(value: str, name: str) -> str:
@@ -225,10 +261,19 @@ def worker_slots(plan: RunPlan, segment: int) -> list[dict[str, Any]]:
         return []
     until = plan.segments[segment]
     final = segment == len(plan.segments) - 1
-    return [
+    slots: list[dict[str, Any]] = [
         {"worker_id": f"{plan.study_name}-s{segment}-w{i}", "until": None if final else until}
         for i in range(plan.workers)
     ]
+    if plan.mode == "local":  # each local worker its own GPU(s); a pod gets its from Kubernetes
+        from hpo_core.worker import DAG_NAMES, assign_gpus
+
+        placed = assign_gpus(
+            plan.workers, gpus=plan.gpus, per_gpu=plan.workers_per_gpu, names=DAG_NAMES
+        )
+        for slot, device in zip(slots, placed.devices, strict=True):
+            slot["gpus"] = None if device is None else [device]
+    return slots
 
 
 def run_local_worker(
@@ -255,6 +300,8 @@ def run_local_worker(
         HPO_STORAGE_URL=storage_url,
         MLFLOW_TRACKING_URI=tracking_uri if tracking_uri and plan.tracking else None,
     )
+    if slot.get("gpus"):  # None (no GPU found, or a slot from before placement): inherited
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(slot["gpus"])
     env.setdefault("HPO_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // plan.workers)))
     log_dir = Path(plan.run_dir) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

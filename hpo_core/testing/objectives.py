@@ -129,9 +129,17 @@ def out_of_memory_when(ctx: TrialContext) -> float:
 
 def dump_environment(ctx: TrialContext) -> float:
     """Writes the worker process's environment to ``<data.out_dir>/env-<trial>.json`` (tests of
-    what a worker inherits from the process that starts it)."""
+    what a worker inherits from the process that starts it). With ``data.barrier`` N, the trial
+    then waits (up to 60 s) until N such files exist: N workers each run one of N trials, since
+    a worker runs one trial at a time, so every worker's environment is read."""
     import json
 
-    out = Path(str(ctx.data["out_dir"])) / f"env-{ctx.number}.json"
+    folder = Path(str(ctx.data["out_dir"]))
+    out = folder / f"env-{ctx.number}.json"
     out.write_text(json.dumps(dict(os.environ), sort_keys=True))
+    deadline = time.monotonic() + 60.0
+    while len(list(folder.glob("env-*.json"))) < int(ctx.data.get("barrier", 0)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"dump_environment: fewer than {ctx.data['barrier']} workers came")
+        time.sleep(0.05)
     return float(ctx.number)

@@ -24,6 +24,7 @@ from hpo_core.objectives import require_objective_spec
 from hpo_core.spec import LoadedSpec
 from hpo_core.storage import ENV_HOME, ENV_STORAGE, open_storage
 from hpo_core.study import StudyProgress, create_study, require_running, study_progress
+from hpo_core.worker.gpus import ENV_CUDA_DEVICES, GpuAssignment, assign_gpus
 
 __all__ = [
     "ENV_WORKER_PASSTHROUGH",
@@ -185,10 +186,17 @@ def run_sweep(
     show_bar: bool | None = None,
     tracking: bool = True,
     tracking_uri: str | None = None,
+    gpus: GpuAssignment | None = None,
 ) -> SweepResult:
-    """Launch ``workers`` local worker processes and follow the study until they exit."""
+    """Launch ``workers`` local worker processes and follow the study until they exit. Each
+    gets its own ``CUDA_VISIBLE_DEVICES`` from ``gpus`` (default: round robin over the visible
+    GPUs, see :func:`hpo_core.worker.assign_gpus`)."""
     if workers < 1:
         raise HpoError(f"--workers: must be at least 1, but got {workers}")
+    if gpus is None:
+        gpus = assign_gpus(workers)
+    elif len(gpus.devices) != workers:
+        raise ValueError(f"run_sweep: GPUs for {len(gpus.devices)} workers, not {workers}")
     require_objective_spec(loaded.spec, source=loaded.source)
     handle = open_storage(storage_url)
     sweep = create_study(loaded, handle)  # once here, so spec and storage errors show once
@@ -225,10 +233,16 @@ def run_sweep(
             worker_id=f"local-{i}",
             executable=exe,
         )
+        device = gpus.devices[i]  # None: no GPU found, the worker keeps the inherited value
+        worker_env = env if device is None else {**env, ENV_CUDA_DEVICES: device}
         # Own session: a terminal Ctrl-C reaches the launcher only, which stops workers in order.
         procs.append(
             subprocess.Popen(
-                command, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                env=worker_env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         )
     _log.info("started %d workers for %s; logs in %s", workers, sweep.name, log_dir)

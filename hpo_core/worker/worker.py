@@ -207,11 +207,16 @@ class _Worker:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.worker_id = worker_id or f"{self.host}:{self.pid}"
+        from hpo_core.worker.gpus import visible_gpus
+
         self.identity = {
             "id": self.worker_id,
             "host": self.host,
             "pid": self.pid,
             "pid_start": _process_start(self.pid),
+            # the devices this worker trains on (its CUDA_VISIBLE_DEVICES, else nvidia-smi's
+            # list; [] on the CPU): GPU-hours of a trial are its duration x len(gpus)
+            "gpus": visible_gpus(),
         }
         self.max_failed = self.spec.worker.max_failed_trials or max(self.spec.n_trials, 10)
         self._last_stale_check = -math.inf

@@ -703,6 +703,34 @@ CLI_CASES: dict[str, tuple[tuple[str, ...], int, tuple[str, ...]]] = {
         2,
         ("argument --workers: must be at least 1, but got 0",),
     ),
+    "sweep_gpus_not_an_id": (
+        ("sweep", "--config", str(TINY_SWEEP), "--gpus", "0,cuda:1"),
+        1,
+        ("error: --gpus: 'cuda:1' is not a GPU id", "GPU-<uuid> or MIG-<uuid>"),
+    ),
+    "sweep_gpus_listed_twice": (
+        ("sweep", "--config", str(TINY_SWEEP), "--gpus", "0,1,0"),
+        1,
+        ("error: --gpus: GPU 0 is listed twice; list each GPU once",),
+    ),
+    "sweep_more_workers_than_gpus_hold": (
+        (
+            "sweep",
+            "--config",
+            str(TINY_SWEEP),
+            "--workers",
+            "5",
+            "--gpus",
+            "0,1",
+            "--workers-per-gpu",
+            "2",
+        ),
+        1,
+        (
+            "error: --workers-per-gpu: 5 workers do not fit on 2 GPU(s) at 2 per GPU (at most 4)",
+            "lower --workers, raise --workers-per-gpu, or name more GPUs with --gpus",
+        ),
+    ),
     "storage_with_password": (
         ("status", STUDY, "--storage", "postgresql://u:hunter2@127.0.0.1:1/db"),
         1,

@@ -115,6 +115,17 @@ def test_the_plan_accepts_a_config_in_the_folder(config_dir: Path, tmp_path: Pat
         ({"config": GOOD, "workers": 65}, "params.workers: must be an integer from 1 to 64"),
         ({"config": GOOD, "mode": "ssh"}, "params.mode: must be 'local' or 'kubernetes'"),
         ({"config": GOOD, "n_trials": True}, "params.n_trials: must be a positive integer"),
+        ({"config": GOOD, "gpus": "0;1"}, "params.gpus: '0;1' is not a GPU id"),
+        ({"config": GOOD, "gpus": "1,1"}, "params.gpus: GPU 1 is listed twice"),
+        (
+            {"config": GOOD, "workers": 3, "gpus": "0", "workers_per_gpu": 2},
+            "params.workers_per_gpu: 3 workers do not fit on 1 GPU(s) at 2 per GPU",
+        ),
+        (
+            {"config": GOOD, "mode": "kubernetes", "gpus": "0,1"},
+            "params.gpus: places local workers only; in kubernetes mode each pod gets the GPUs "
+            "of pod.gpus",
+        ),
     ],
     ids=[
         "parent_dir",
@@ -127,6 +138,10 @@ def test_the_plan_accepts_a_config_in_the_folder(config_dir: Path, tmp_path: Pat
         "workers_65",
         "unknown_mode",
         "n_trials_true",
+        "gpus_not_an_id",
+        "gpus_listed_twice",
+        "more_workers_than_gpus_hold",
+        "gpus_in_kubernetes_mode",
     ],
 )
 def test_the_plan_refuses_bad_params_in_one_line(

@@ -179,6 +179,8 @@ def test_the_prelaunch_dag_checks_and_touches_no_study(tmp_path: Path) -> None:
     }
     checklist = json.loads(next((tmp_path / "home").rglob("checklist.json")).read_text())
     assert checklist["ok"] and checklist["study_name"] == "checked_v1"
+    (gpu,) = [c["reason"] for c in checklist["checks"] if c["name"] == "gpu"]
+    assert "2 workers on the CPU" in gpu or "worker 1: GPU" in gpu, gpu  # local mode: per worker
     import optuna
 
     assert optuna.get_all_study_summaries(open_storage(f"journal://{storage}").storage) == []
