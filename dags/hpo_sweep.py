@@ -367,7 +367,7 @@ def build_sweep_dag(
         def finish(plan: dict[str, Any]) -> dict[str, Any]:
             from sweepflow_airflow import alert, storage_url, tracking_uri
 
-            from hpo_core.pipeline import RunPlan, finish_sweep
+            from hpo_core.pipeline import RunPlan, finish_alerts, finish_sweep
 
             run = RunPlan.from_dict(plan)
             ti = get_current_context()["ti"]
@@ -381,14 +381,8 @@ def build_sweep_dag(
                 tracking_uri=tracking_uri() if run.tracking else None,
                 decision=decision,
             )
-            limit = summary.get("max_failure_rate")
-            if limit is not None and summary["failure_rate"] > limit:
-                alert(
-                    f"sweep {run.study_name}: failed-trial rate {summary['failure_rate']:.1%}",
-                    f"above the spec's limit of {limit:.1%}: {summary['failed']} failed, "
-                    f"{summary['complete']} completed. Report: {summary['report']}",
-                    run_dir=run.run_dir,
-                )
+            for subject, text in finish_alerts(summary):
+                alert(subject, text, run_dir=run.run_dir)
             print(Path(run.run_dir, "summary.md").read_text())
             return {k: summary[k] for k in ("study", "best_value", "champion", "report")}
 

@@ -137,7 +137,7 @@ def test_sweep_runs_workers_shows_progress_and_stops_on_ctrl_c(
     status_lines = [ln for ln in out.splitlines() if ln.startswith("test_study: ")]
     assert len(status_lines) >= 2  # periodic lines, then the final one
     final = status_lines[-1]
-    assert "0 failed, 0 running" in final
+    assert "0 failed, 0 lost, 0 running" in final
     logs = sorted((tmp_path / "home" / "logs" / "test_study").glob("*/worker-*.log"))
     assert len(logs) == 2
     assert all("stop file" in log.read_text() for log in logs)

@@ -4,13 +4,17 @@ Rules, in order, from the spec's ``decision:`` section (``best`` is the best com
 "worse"/"better" follow the study's direction):
 
 1. ``failure_rate``: failed / ended trials above ``max_failure_rate``, once at least
-   ``min_trials_for_failure_rate`` trials ended: stop
-2. ``target``: best reached ``target``: done
-3. ``budget``: finished trials reached ``n_trials``: done
-4. ``stop_if_best_worse_than``: at or past a checkpoint, best still worse than it: stop
-5. ``plateau``: no new best in the last ``plateau_trials`` completed trials: stop
-6. ``on_track``: best better than ``on_track_if_best_better_than``: continue
-7. otherwise: continue
+   ``min_trials_for_failure_rate`` trials ended: stop. Trials lost to the infrastructure (a dead,
+   preempted or cut-off worker: ``lost_cause``) are neither failed nor ended here.
+2. ``lost_rate``: lost / (ended + lost) above ``max_lost_rate``, once at least
+   ``min_trials_for_failure_rate`` trials ended or were lost: stop (the cluster keeps killing
+   workers)
+3. ``target``: best reached ``target``: done
+4. ``budget``: finished trials reached ``n_trials``: done
+5. ``stop_if_best_worse_than``: at or past a checkpoint, best still worse than it: stop
+6. ``plateau``: no new best in the last ``plateau_trials`` completed trials: stop
+7. ``on_track``: best better than ``on_track_if_best_better_than``: continue
+8. otherwise: continue
 
 The decision depends only on the trials in the storage, so the same study gives the same answer
 every time (the Airflow gate branches on it).
@@ -46,7 +50,7 @@ def decide(table: TrialsTable) -> Decision:
     spec, s = table.spec, table.summary
     rules = spec.decision
     finished = s.complete + s.pruned
-    ended = finished + s.failed
+    ended = s.ended
     maximize = spec.direction == "maximize"
     best = s.best_value
     reached = [c for c in rules.checkpoints if finished >= c]
@@ -59,6 +63,8 @@ def decide(table: TrialsTable) -> Decision:
         "pruned": s.pruned,
         "failed": s.failed,
         "failure_rate": round(s.failure_rate, 4),
+        "lost": s.lost,
+        "lost_rate": round(s.lost_rate, 4),
         "best": best,
         "best_trial": s.best_trial,
         "completed_since_best": since_best,
@@ -77,6 +83,21 @@ def decide(table: TrialsTable) -> Decision:
             "failure_rate",
             f"{s.failed} of {ended} trials failed ({s.failure_rate:.0%}), above the limit "
             f"of {rules.max_failure_rate:.0%}",
+        )
+    limit = rules.max_lost_rate
+    if (
+        limit is not None
+        and ended + s.lost >= rules.min_trials_for_failure_rate
+        and s.lost_rate > limit
+    ):
+        causes = ", ".join(f"{kind} {n}" for kind, n in s.lost_causes.items())
+        return made(
+            "stop",
+            "lost_rate",
+            f"{s.lost} of {ended + s.lost} trials were lost to the infrastructure "
+            f"({s.lost_rate:.0%}; {causes}), above the limit of {limit:.0%}: the cluster keeps "
+            "killing workers (preemptions, evictions, dead nodes or connections); fix its "
+            "capacity or raise decision.max_lost_rate",
         )
     if rules.target is not None and best is not None and not better(rules.target, best):
         return made("done", "target", f"best {best:.4g} reached the target {rules.target:.4g}")

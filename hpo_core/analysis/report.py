@@ -186,6 +186,26 @@ def _group_lines(a: SweepAnalysis) -> list[str]:
     return lines
 
 
+def _lost_lines(a: SweepAnalysis) -> list[str]:
+    s = a.summary
+    if not s.lost:
+        return []
+    limit = a.spec.decision.max_lost_rate
+    return [
+        "## Lost to the infrastructure",
+        "",
+        f"{s.lost} trial(s) ({s.lost_rate:.0%} of those that ended) were cut short by their "
+        "worker going away, not by their parameters: re-queued with their parameters (up to "
+        "worker.stale_trial_retries times; resumed from their last checkpoint, if any) and not "
+        "counted in the failure rate"
+        + (f" (limit on lost trials: {limit:.0%})" if limit is not None else "")
+        + f". Run time lost: {s.hours_lost:.3g} h, {s.gpu_hours_lost:.3g} GPU-hours.",
+        "",
+        *_md_table(["cause", "trials"], [[kind, n] for kind, n in s.lost_causes.items()]),
+        "",
+    ]
+
+
 def _effect_rows(a: SweepAnalysis, kinds: tuple[str, ...]) -> list[ParamEffect]:
     return [e for e in a.effects if e.kind in kinds]
 
@@ -200,13 +220,15 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
         "storage.",
         "",
         f"**Trials:** {s.complete} completed, {s.pruned} pruned, {s.failed} failed, "
-        f"{s.running} running (budget {s.n_trials}) | **Best {metric}:** {_num(s.best_value)} "
+        f"{s.lost} lost, {s.running} running (budget {s.n_trials}) | "
+        f"**Best {metric}:** {_num(s.best_value)} "
         f"(trial #{s.best_trial}) | **Mean:** {_num(s.mean_value)}"
         + (f" | **Chance level:** {_num(s.chance_level)}" if s.chance_level is not None else "")
         + (f" | **Pace:** {s.trials_per_hour:.1f} trials/h" if s.trials_per_hour else ""),
         "",
         f"**Decision:** {a.decision.action.upper()} ({a.decision.rule}): {a.decision.message}",
         "",
+        *_lost_lines(a),
         "## Critical findings",
         "",
     ]

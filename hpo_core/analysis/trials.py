@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -17,6 +18,10 @@ __all__ = ["SweepSummary", "TrialsTable", "build_trials_table", "coerce_value"]
 
 PARAM = "param."  # column prefix of parameters
 ATTR = "attr."  # column prefix of user attributes
+# Trial attributes the worker writes (hpo_core.worker.lost): why a trial was lost to the
+# infrastructure, and the worker that ran it ({"gpus": [...], ...}).
+LOST_CAUSE = "lost_cause"
+WORKER = "worker"
 
 
 @dataclass(frozen=True)
@@ -28,16 +33,27 @@ class SweepSummary:
     total: int  # trials in the study, any state
     complete: int
     pruned: int
-    failed: int
+    failed: int  # FAIL trials that failed for their own reasons (not lost)
     running: int
     waiting: int
-    failure_rate: float  # failed / (complete + pruned + failed)
+    failure_rate: float  # failed / (complete + pruned + failed); lost trials are not in it
     best_value: float | None
     best_trial: int | None
     mean_value: float | None  # over completed trials
     median_value: float | None
     trials_per_hour: float | None
     chance_level: float | None  # what the objective recorded (median over trials), if anything
+    # FAIL trials ended by the infrastructure (a dead, preempted or cut-off worker), re-queued
+    lost: int = 0
+    lost_rate: float = 0.0  # lost / (complete + pruned + failed + lost)
+    hours_lost: float = 0.0  # the lost trials' run time
+    gpu_hours_lost: float = 0.0  # each lost trial's run time x the GPUs its worker had
+    lost_causes: dict[str, int] = field(default_factory=dict)  # kind of cause -> trials, most first
+
+    @property
+    def ended(self) -> int:
+        """Trials that ended for their own reasons: what the failure rate is taken over."""
+        return self.complete + self.pruned + self.failed
 
 
 @dataclass
@@ -150,8 +166,11 @@ def _summary(frame: pd.DataFrame, spec: SweepSpec, n_trials: int | None) -> Swee
         )
         best_value = float(complete.at[idx, "value"])
         best_trial = int(complete.at[idx, "number"])
+    lost = _lost_trials(frame)
+    failed = counts.get("FAIL", 0) - len(lost)
     finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
-    ended = finished + counts.get("FAIL", 0)
+    ended = finished + failed
+    lost_hours = lost["duration_s"].fillna(0.0) / 3600
     pace = None
     if finished and frame["started"].notna().any() and frame["completed"].notna().any():
         hours = (frame["completed"].max() - frame["started"].min()).total_seconds() / 3600
@@ -168,14 +187,44 @@ def _summary(frame: pd.DataFrame, spec: SweepSpec, n_trials: int | None) -> Swee
         total=len(frame),
         complete=counts.get("COMPLETE", 0),
         pruned=counts.get("PRUNED", 0),
-        failed=counts.get("FAIL", 0),
+        failed=failed,
         running=counts.get("RUNNING", 0),
         waiting=counts.get("WAITING", 0),
-        failure_rate=counts.get("FAIL", 0) / ended if ended else 0.0,
+        failure_rate=failed / ended if ended else 0.0,
         best_value=best_value,
         best_trial=best_trial,
         mean_value=float(complete["value"].mean()) if len(complete) else None,
         median_value=float(complete["value"].median()) if len(complete) else None,
         trials_per_hour=pace,
         chance_level=chance,
+        lost=len(lost),
+        lost_rate=len(lost) / (ended + len(lost)) if len(lost) else 0.0,
+        hours_lost=float(lost_hours.sum()),
+        gpu_hours_lost=float((lost_hours * lost[ATTR + WORKER].map(_gpus)).sum()),
+        lost_causes=dict(Counter(lost[ATTR + LOST_CAUSE].map(cause_kind)).most_common()),
     )
+
+
+def _lost_trials(frame: pd.DataFrame) -> pd.DataFrame:
+    if ATTR + LOST_CAUSE not in frame:
+        return frame.iloc[0:0].assign(**{ATTR + LOST_CAUSE: None, ATTR + WORKER: None})
+    lost = frame[(frame["state"] == "FAIL") & frame[ATTR + LOST_CAUSE].notna()]
+    return lost if ATTR + WORKER in lost else lost.assign(**{ATTR + WORKER: None})
+
+
+def cause_kind(cause: Any) -> str:
+    """The kind of a ``lost_cause``: its text before the first colon ("heartbeat", "orphan",
+    "dead worker", "preempted", "cleaned up by hpo cleanup")."""
+    return str(cause).split(":", 1)[0].strip() or "unknown"
+
+
+def _gpus(worker: Any) -> int:
+    """GPUs of the worker recorded as a trial's ``worker`` attribute (a JSON string in the
+    table): ``gpus`` is the list of its devices (a count is taken as is); none recorded: 0."""
+    try:
+        gpus = json.loads(worker).get("gpus") if isinstance(worker, str) else None
+    except (ValueError, AttributeError):
+        return 0
+    if isinstance(gpus, list):
+        return len(gpus)
+    return gpus if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus > 0 else 0

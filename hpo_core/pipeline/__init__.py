@@ -27,6 +27,7 @@ from hpo_core.pipeline.pods import (
 from hpo_core.pipeline.run import (
     MAX_GATES,
     RunPlan,
+    finish_alerts,
     finish_sweep,
     gate,
     plan_run,
@@ -47,6 +48,7 @@ __all__ = [
     "ScheduledConfig",
     "config_catalog",
     "config_dir",
+    "finish_alerts",
     "finish_sweep",
     "gate",
     "list_configs",

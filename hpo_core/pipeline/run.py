@@ -436,6 +436,11 @@ def finish_sweep(
             "best_trial": progress.best_trial,
             "failure_rate": round(analysis.summary.failure_rate, 4),
             "max_failure_rate": sweep.spec.decision.max_failure_rate,
+            "lost": analysis.summary.lost,
+            "lost_rate": round(analysis.summary.lost_rate, 4),
+            "max_lost_rate": sweep.spec.decision.max_lost_rate,
+            "gpu_hours_lost": round(analysis.summary.gpu_hours_lost, 3),
+            "lost_causes": analysis.summary.lost_causes,
             "decision": decision,
             "report": str(run_dir / "report" / "report.md"),
             "next_spec": str(run_dir / "report" / "next_spec.yaml") if refinement else None,
@@ -453,6 +458,35 @@ def finish_sweep(
         return summary
     finally:
         handle.dispose()
+
+
+def finish_alerts(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The alerts a finished sweep's summary calls for (subject, text): a failed-trial rate
+    above ``decision.max_failure_rate``, a lost-trial rate above ``decision.max_lost_rate``."""
+    study, report = summary["study"], summary["report"]
+    alerts = []
+    limit = summary.get("max_failure_rate")
+    if limit is not None and summary["failure_rate"] > limit:
+        alerts.append(
+            (
+                f"sweep {study}: failed-trial rate {summary['failure_rate']:.1%}",
+                f"above the spec's limit of {limit:.1%}: {summary['failed']} failed, "
+                f"{summary['complete']} completed. Report: {report}",
+            )
+        )
+    limit = summary.get("max_lost_rate")
+    if limit is not None and summary.get("lost_rate", 0.0) > limit:
+        causes = ", ".join(f"{kind} {n}" for kind, n in summary["lost_causes"].items())
+        alerts.append(
+            (
+                f"sweep {study}: lost-trial rate {summary['lost_rate']:.1%}",
+                f"above the spec's limit of {limit:.1%}: the cluster keeps killing workers "
+                f"(preemptions, evictions, dead nodes). {summary['lost']} trials lost "
+                f"({causes}; re-queued, not counted as failed), "
+                f"{summary['gpu_hours_lost']:.3g} GPU-hours lost. Report: {report}",
+            )
+        )
+    return alerts
 
 
 def _threshold_step(sweep: Any, out: Path) -> dict[str, Any] | None:
@@ -495,6 +529,10 @@ def _summary_markdown(s: dict[str, Any]) -> str:
         f"- config `{s['config']}`, {s['workers']} {s['mode']} worker(s)",
         f"- trials: {s['complete']} completed, {s['pruned']} pruned, {s['failed']} failed of a "
         f"budget of {s['n_trials']} (failure rate {s['failure_rate']:.1%})",
+        f"- lost to the infrastructure: {s['lost']} trial(s), re-queued ({s['lost_rate']:.1%}; "
+        f"{s['gpu_hours_lost']:.3g} GPU-hours"
+        + "".join(f", {kind} {n}" for kind, n in s["lost_causes"].items())
+        + ")",
         f"- best: {s['best_value']} (trial {s['best_trial']})",
         "- last decision: "
         + (

@@ -133,6 +133,10 @@ class DecisionSpec(_Section):
     on_track_if_best_better_than: float | None = None  # report "on track" above this
     max_failure_rate: Annotated[float, Field(gt=0, le=1)] = 0.2  # alert and stop above this
     min_trials_for_failure_rate: Annotated[int, Field(ge=1)] = 10  # don't judge a rate on fewer
+    # alert and stop when more than this share of ended trials were lost to the infrastructure
+    # (dead, preempted or evicted workers; they are re-queued, and not in the failure rate);
+    # None: never
+    max_lost_rate: Annotated[float, Field(gt=0, le=1)] | None = 0.5
     target: float | None = None  # the sweep is done once the best reaches this
     plateau_trials: Annotated[int, Field(ge=1)] | None = None  # stop: no new best in this many
 

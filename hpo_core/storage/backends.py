@@ -30,10 +30,24 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
-__all__ = ["Snapshot", "StorageHandle", "file_lock", "open_storage"]
+__all__ = [
+    "ATTR_LOST_TRIALS",
+    "Snapshot",
+    "StorageHandle",
+    "file_lock",
+    "open_storage",
+    "study_lock_of",
+]
 
 _log = logging.getLogger(__name__)
 
+# The trial attribute of a lost trial (hpo_core.worker.lost.ATTR_LOST_CAUSE; storage sits below it)
+_LOST_CAUSE = "lost_cause"
+# On an RDB, the study's count of lost trials, raised in the transaction that loses one: the
+# reservation reads it with the budget instead of joining trials with their attributes (which
+# cost a second pass over the study's trials, and a scan of every attribute when the planner
+# misjudged, on every trial).
+ATTR_LOST_TRIALS = "sweepflow.lost_trials"
 # Postgres advisory locks take a bigint; namespace ours so they cannot collide with an app's.
 _LOCK_NAMESPACE = "sweepflow-study-lock"
 
@@ -105,10 +119,13 @@ class StorageHandle:
         if self.kind not in ("postgresql", "sqlite"):
             with self.study_lock(study_name):
                 counts: dict[str, int] = {}
+                lost = 0
                 for trial in self.storage.get_all_trials(study_id, deepcopy=False):
                     counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+                    lost += trial.state.name == "FAIL" and _LOST_CAUSE in trial.user_attrs
                 attrs = self.storage.get_study_user_attrs(study_id)
-                yield Snapshot(counts, {k: attrs[k] for k in attr_keys if k in attrs}, None, self)
+                kept = {k: attrs[k] for k in attr_keys if k in attrs}
+                yield Snapshot(counts, kept, None, self, lost=lost)
             return
         import sqlalchemy
 
@@ -121,10 +138,12 @@ class StorageHandle:
             if self.kind == "postgresql":
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
             try:
-                rows = conn.execute(_snapshot_sql(), {"s": study_id, "keys": list(attr_keys)}).all()
+                keys = [*attr_keys, ATTR_LOST_TRIALS]
+                rows = conn.execute(_snapshot_sql(), {"s": study_id, "keys": keys}).all()
                 counts = {name: int(value) for kind, name, value in rows if kind == "state"}
                 attrs = {name: json.loads(value) for kind, name, value in rows if kind == "attr"}
-                yield Snapshot(counts, attrs, conn, self)
+                lost = int(attrs.pop(ATTR_LOST_TRIALS, 0))
+                yield Snapshot(counts, attrs, conn, self, lost=lost)
                 conn.commit()
             except BaseException:
                 conn.rollback()  # an aborted transaction refuses even the unlock below
@@ -161,6 +180,7 @@ class Snapshot:
     attrs: dict[str, Any]
     _conn: Any
     _handle: StorageHandle
+    lost: int = 0  # FAIL trials lost to the infrastructure (also counted in counts["FAIL"])
 
     def tag_trial(self, trial_id: int, key: str, value: Any) -> None:
         """Set a trial user attribute inside the locked section (same connection on an RDB)."""
@@ -178,6 +198,22 @@ class Snapshot:
             ),
             {"t": trial_id, "k": key, "v": json.dumps(value)},
         )
+
+
+def study_lock_of(storage: BaseStorage, study_name: str) -> contextlib.AbstractContextManager[None]:
+    """:meth:`StorageHandle.study_lock` for a storage known only as opened (e.g. a study's own
+    ``_storage``, which Optuna may wrap in a cache). Not re-entrant: a process that holds the
+    lock (a reservation) must not take it again."""
+    # Optuna's cache wraps an RDBStorage, a JournalStorage its file backend, both as _backend
+    backend: Any = getattr(storage, "_backend", storage)
+    engine = getattr(backend, "engine", None)
+    if engine is not None:
+        kind = engine.dialect.name
+        url = f"sqlite:///{engine.url.database}" if kind == "sqlite" else ""
+        return StorageHandle(url=url, storage=backend, kind=kind).study_lock(study_name)
+    # not resolved: the handle that opened it named the lock file by the path as given
+    url = f"journal://{os.path.abspath(backend._file_path)}"
+    return StorageHandle(url=url, storage=storage, kind="journal").study_lock(study_name)
 
 
 def _lock_key(study_name: str) -> int:

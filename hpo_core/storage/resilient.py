@@ -15,10 +15,10 @@ connection before tagging it, leaves a RUNNING trial that no worker runs and tha
 heartbeat. Optuna's stale check skips trials without a heartbeat, so such an orphan held its slot
 for ever and the last workers waited on it (found by CI: a sweep hung after a restart). Here a
 RUNNING trial with no heartbeat that started more than the grace period ago is stale too: it is
-failed and retried like the trial of a dead worker. A live worker records its first heartbeat as
-its trial starts, so this never takes a live trial (the age is read on the checking worker's
-clock against the creating worker's, so hosts' clocks must agree to well within the grace period,
-as NTP keeps them).
+lost and re-queued like the trial of a dead worker (``hpo_core.worker.lost``), each with its
+cause. A live worker records its first heartbeat as its trial starts, so this never takes a live
+trial (the age is read on the checking worker's clock against the creating worker's, so hosts'
+clocks must agree to well within the grace period, as NTP keeps them).
 """
 
 from __future__ import annotations
@@ -31,10 +31,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import TrialState
 
-__all__ = ["ResilientRDBStorage", "is_disconnect", "retry_storage", "stale_trial_ids"]
+__all__ = [
+    "ResilientRDBStorage",
+    "fail_running_trial",
+    "is_disconnect",
+    "retry_storage",
+    "stale_trials",
+]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -164,15 +170,118 @@ def running_trial_ages(
     }
 
 
-def stale_trial_ids(storage: RDBStorage, study_id: int, grace: float) -> list[int]:
+def stale_trials(storage: RDBStorage, study_id: int, grace: float) -> dict[int, str]:
     """RUNNING trials of ``study_id`` whose last heartbeat is older than ``grace`` seconds, or
-    that never sent one and started more than ``grace`` seconds ago (see the module doc)."""
-    return [
-        trial_id
-        for trial_id, (beat, started) in running_trial_ages(storage, study_id).items()
-        if (beat is not None and beat > grace)
-        or (beat is None and started is not None and started > grace)
-    ]
+    that never sent one and started more than ``grace`` seconds ago (see the module doc):
+    trial id -> why (the trial's ``lost_cause``)."""
+    stale = {}
+    for trial_id, (beat, started) in running_trial_ages(storage, study_id).items():
+        if beat is not None and beat > grace:
+            stale[trial_id] = (
+                f"heartbeat: none for {beat:.0f}s (grace period {grace:g}s); its worker died, "
+                "was evicted or lost its connection"
+            )
+        elif beat is None and started is not None and started > grace:
+            stale[trial_id] = (
+                f"orphan: never sent a heartbeat in the {started:.0f}s since it started (grace "
+                f"period {grace:g}s); its reservation lost the connection"
+            )
+    return stale
+
+
+def fail_running_trial(
+    storage: BaseStorage,
+    trial_id: int,
+    user_attrs: dict[str, Any],
+    *,
+    count_key: str | None = None,
+) -> bool:
+    """Set ``user_attrs`` on a RUNNING trial and mark it FAIL; False (and nothing changed) if
+    it had finished already. On an RDB, ``count_key`` names a study user attribute counting the
+    trials failed this way, raised in the same transaction (the reservation reads it rather than
+    joining the trials with their attributes on every trial); the journal's reservation counts
+    from the trials, which it reads anyway.
+
+    On an RDB both happen in one transaction: the row update waits for, and then loses to, an
+    owner telling its result at the same moment (or wins, and the owner's tell is refused), so a
+    trial never ends up FAIL without these attributes, nor finished by its owner with them. A
+    retry after a lost connection whose commit had landed finds its own attributes and counts
+    as done. Elsewhere (the journal) they are two writes; there the only caller that could race
+    an owner is a check that found the owner's process gone.
+    """
+    backend = getattr(storage, "_backend", storage)  # Optuna wraps an RDBStorage in a cache
+    if not isinstance(backend, RDBStorage):
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            for key, value in user_attrs.items():
+                storage.set_trial_user_attr(trial_id, key, value)
+            return bool(storage.set_trial_state_values(trial_id, state=TrialState.FAIL))
+        except UpdateFinishedTrialError:
+            return False
+    tries = 0
+
+    def once() -> bool:
+        nonlocal tries
+        tries += 1
+        return _fail_running_rdb(backend, trial_id, user_attrs, count_key, retried=tries > 1)
+
+    return retry_storage(once, f"marking trial id {trial_id} failed")
+
+
+def _fail_running_rdb(
+    storage: RDBStorage,
+    trial_id: int,
+    user_attrs: dict[str, Any],
+    count_key: str | None,
+    *,
+    retried: bool,
+) -> bool:
+    import json
+
+    import sqlalchemy
+
+    with storage.engine.begin() as conn:
+        study_id = conn.execute(
+            sqlalchemy.text(
+                "UPDATE trials SET state = 'FAIL', datetime_complete = :now "
+                "WHERE trial_id = :t AND state = 'RUNNING' RETURNING study_id"
+            ),
+            # naive local time, as Optuna's own set_trial_state_values writes it
+            {"t": trial_id, "now": datetime.now()},
+        ).scalar()
+        if study_id is not None:
+            conn.execute(
+                sqlalchemy.text(
+                    "INSERT INTO trial_user_attributes (trial_id, key, value_json) "
+                    "VALUES (:t, :k, :v) ON CONFLICT (trial_id, key) "
+                    "DO UPDATE SET value_json = excluded.value_json"
+                ),
+                [{"t": trial_id, "k": k, "v": json.dumps(v)} for k, v in user_attrs.items()],
+            )
+            if count_key is not None:
+                conn.execute(
+                    sqlalchemy.text(
+                        "INSERT INTO study_user_attributes (study_id, key, value_json) "
+                        "VALUES (:s, :k, '1') ON CONFLICT (study_id, key) DO UPDATE SET "
+                        "value_json = CAST(CAST(study_user_attributes.value_json AS INTEGER) + 1 "
+                        "AS TEXT)"
+                    ),
+                    {"s": study_id, "k": count_key},
+                )
+            return True
+        if not retried:
+            return False
+        stored: dict[str, str] = dict(
+            conn.execute(
+                sqlalchemy.text(
+                    "SELECT key, value_json FROM trial_user_attributes "
+                    "WHERE trial_id = :t AND key IN :keys"
+                ).bindparams(sqlalchemy.bindparam("keys", expanding=True)),
+                {"t": trial_id, "keys": list(user_attrs)},
+            ).all()
+        )
+    return {k: json.loads(v) for k, v in stored.items()} == user_attrs
 
 
 class ResilientRDBStorage(RDBStorage):
@@ -180,8 +289,12 @@ class ResilientRDBStorage(RDBStorage):
     also finds RUNNING trials that never sent a heartbeat (see the module doc)."""
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        return list(self.stale_trials(study_id))
+
+    def stale_trials(self, study_id: int) -> dict[int, str]:
+        """:func:`stale_trials` with this storage's grace period."""
         assert self.heartbeat_interval is not None
-        return stale_trial_ids(self, study_id, self.grace_period or 2 * self.heartbeat_interval)
+        return stale_trials(self, study_id, self.grace_period or 2 * self.heartbeat_interval)
 
 
 for _name in _METHODS:

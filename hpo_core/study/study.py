@@ -45,6 +45,8 @@ ATTR_SPEC_HASH = "sweepflow.spec_hash"
 ATTR_N_TRIALS = "sweepflow.n_trials"  # the live budget; raising n_trials extends a sweep
 ATTR_STOP = "sweepflow.stop"  # {reason, by, at}: every worker stops after its trial
 ATTR_VERSION = "sweepflow.version"
+# The trial attribute of a lost trial (hpo_core.worker.lost.ATTR_LOST_CAUSE; studies sit below it)
+_LOST_CAUSE = "lost_cause"
 
 # A worker runs the spec stored with its study, never the file it was started with. A file that
 # differs only in these fields is joined with a warning (they do not change what a trial does;
@@ -298,13 +300,14 @@ class StudyProgress:
     n_trials: int  # the study-wide budget of finished trials
     complete: int
     pruned: int
-    failed: int
+    failed: int  # failed for their own reasons
     running: int
     waiting: int
     best_value: float | None
     best_trial: int | None
     started_at: datetime | None
     trials_per_hour: float | None
+    lost: int = 0  # FAIL trials lost to the infrastructure (dead or preempted workers), re-queued
 
     @property
     def finished(self) -> int:
@@ -326,15 +329,17 @@ class StudyProgress:
         return (
             f"{self.study_name}: {self.finished}/{self.n_trials} finished | "
             f"{self.complete} complete, {self.pruned} pruned, {self.failed} failed, "
-            f"{self.running} running | best {best} | {pace}"
+            f"{self.lost} lost, {self.running} running | best {best} | {pace}"
         )
 
 
 def study_progress(sweep: SweepStudy) -> StudyProgress:
     trials = sweep.study.get_trials(deepcopy=False)
     counts = {state: 0 for state in TrialState}
+    lost = 0
     for trial in trials:
         counts[trial.state] += 1
+        lost += trial.state == TrialState.FAIL and _LOST_CAUSE in trial.user_attrs
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     best = None
     if complete:
@@ -353,7 +358,8 @@ def study_progress(sweep: SweepStudy) -> StudyProgress:
         n_trials=int(budget),
         complete=counts[TrialState.COMPLETE],
         pruned=counts[TrialState.PRUNED],
-        failed=counts[TrialState.FAIL],
+        failed=counts[TrialState.FAIL] - lost,
+        lost=lost,
         running=counts[TrialState.RUNNING],
         waiting=counts[TrialState.WAITING],
         best_value=best.value if best else None,

@@ -1,5 +1,5 @@
-"""``hpo cleanup``: mark trials left RUNNING by workers that are gone as failed (seed 003's
-"clean up incomplete trials", which the user's inspect tool did by hand).
+"""``hpo cleanup``: mark trials left RUNNING by workers that are gone as lost, and re-queue them
+(seed 003's "clean up incomplete trials", which the user's inspect tool did by hand).
 
 A RUNNING trial is stale when
 - the storage records heartbeats (PostgreSQL) and its last one is older than the grace period,
@@ -11,8 +11,10 @@ A RUNNING trial is stale when
   within the grace period. A long trial of a live worker is not stale, however old.
 
 Live trials are never touched, so running it during a sweep is safe; running it twice changes
-nothing the second time. Workers already fail (and retry once) the trials of dead peers as they
-go; this is for sweeps whose workers are all gone.
+nothing the second time. A stale trial is lost, not failed (``hpo_core.worker.lost``): its cause
+is "cleaned up by hpo cleanup: <why it was stale>", it does not count in the failure rate, and its
+copy waits for the next worker, up to ``worker.stale_trial_retries`` times. Workers already lose
+the trials of dead peers as they go; this is for sweeps whose workers are all gone.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from hpo_core.storage.resilient import retry_storage, running_trial_ages
-from hpo_core.worker.worker import ATTR_WORKER, _alive, fail_trial
+from hpo_core.worker.lost import ATTR_WORKER, lose_trial
+from hpo_core.worker.worker import _alive
 
 if TYPE_CHECKING:
     from hpo_core.study import SweepStudy
@@ -44,7 +47,8 @@ class CleanedTrial:
 def cleanup_stale_trials(
     sweep: SweepStudy, *, older_than: float | None = None, dry_run: bool = False
 ) -> list[CleanedTrial]:
-    """Fail the stale RUNNING trials of ``sweep``; returns what was (or, dry, would be) changed."""
+    """Lose (and re-queue) the stale RUNNING trials of ``sweep``; returns what was (or, dry,
+    would be) changed."""
     storage = sweep.handle.storage
     study_id = sweep.study._study_id
     running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
@@ -79,8 +83,11 @@ def cleanup_stale_trials(
                 reason = f"running for {age:.0f}s, more than --older-than {older_than:g}s"
         if reason is None:
             continue
-        if not dry_run and not fail_trial(
-            storage, trial._trial_id, f"cleaned up by hpo cleanup: {reason}"
+        if not dry_run and not lose_trial(
+            sweep.study,
+            trial._trial_id,
+            f"cleaned up by hpo cleanup: {reason}",
+            max_retry=sweep.spec.worker.stale_trial_retries,
         ):
             continue  # it finished meanwhile: not stale after all
         cleaned.append(CleanedTrial(trial.number, reason, trial.datetime_start))

@@ -8,11 +8,12 @@ finished and running trials and creates its own trial only if that count is belo
 A failed trial gives its slot back, so failures are retried as new trials; a worker that finds
 every slot taken by running trials waits, because one of them may still fail.
 
-Dead workers: on PostgreSQL each trial sends heartbeats, and Optuna fails a trial whose
-heartbeat is older than the grace period. The embedded journal storage has no heartbeat; there a
-trial records its worker's host, pid and process start time, and a worker on the same host fails
-a RUNNING trial whose process is gone. The journal is a local file, so every worker sharing it is
-on the same host and this check is complete.
+Dead workers: on PostgreSQL each trial sends heartbeats, and a trial whose heartbeat is older
+than the grace period (or that never sent one) is lost. The embedded journal storage has no
+heartbeat; there a trial records its worker's host, pid and process start time, and a worker on
+the same host loses a RUNNING trial whose process is gone. The journal is a local file, so every
+worker sharing it is on the same host and this check is complete. A lost trial is FAIL with its
+``lost_cause``, re-queued, and not counted as failed (``hpo_core.worker.lost``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from optuna.trial import TrialState
 from hpo_core.objectives import TrialContext, require_objective_spec, resolve_objective
 from hpo_core.spec import LoadedSpec
 from hpo_core.storage import StorageHandle, open_storage
-from hpo_core.storage.resilient import retry_storage
+from hpo_core.storage.resilient import ResilientRDBStorage, retry_storage
 from hpo_core.study import (
     ATTR_N_TRIALS,
     ATTR_STOP,
@@ -50,14 +51,12 @@ from hpo_core.study import (
     stop_flag,
     suggest_params,
 )
+from hpo_core.worker.lost import ATTR_FAIL_REASON, ATTR_WORKER, lose_trial
 
 __all__ = ["WorkerReport", "run_worker"]
 
 _log = logging.getLogger(__name__)
 
-# One user attribute per trial, {id, host, pid, pid_start}: one write instead of four per trial.
-ATTR_WORKER = "worker"
-ATTR_FAIL_REASON = "fail_reason"
 ATTR_PRUNE_REASON = "prune_reason"  # why a trial was pruned: the pruner's step, or a NaN loss
 ATTR_FAIL_TRACEBACK = "fail_traceback"
 
@@ -151,23 +150,19 @@ def run_worker(
     # fail before touching the study; the deployment's allowlist first, before any import
     require_objective_spec(spec, source=loaded.source)
     resolve_objective(spec.objective)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(
-            max_retry=spec.worker.stale_trial_retries
-        )
     # The heartbeat settings are the stored spec's: a file with others is refused on joining.
+    # No stale-trial callback: Optuna runs it only from optimize(); workers lose stale trials
+    # themselves (_lose_dead_trials), recording why.
     handle = open_storage(
         storage_url,
         heartbeat_interval=spec.worker.heartbeat_interval,
         grace_period=spec.worker.grace_period,
-        stale_trial_callback=retry,
     )
     try:
         sweep = create_study(loaded, handle)
         require_running(sweep)
         objective = resolve_objective(sweep.spec.objective)
-        worker = _Worker(sweep, objective, retry, worker_id=worker_id, until=until)
+        worker = _Worker(sweep, objective, worker_id=worker_id, until=until)
         if timeout is None:  # the spec's, unless the command line says otherwise
             timeout = sweep.spec.worker.timeout
     except BaseException:
@@ -192,7 +187,6 @@ class _Worker:
         self,
         sweep: SweepStudy,
         objective: Any,
-        retry: optuna.storages.RetryHeartbeatStaleTrialCallback,
         *,
         worker_id: str | None,
         until: int | None = None,
@@ -203,7 +197,6 @@ class _Worker:
         self.handle: StorageHandle = sweep.handle
         self.spec = sweep.spec
         self.objective = objective
-        self.retry = retry
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.worker_id = worker_id or f"{self.host}:{self.pid}"
@@ -250,7 +243,7 @@ class _Worker:
             if reason:
                 report.stop_reason = reason
                 break
-            retry_storage(self._fail_dead_trials, "checking for dead workers")
+            retry_storage(self._lose_dead_trials, "checking for dead workers")
             slot = retry_storage(self._reserve, "reserving a trial")
             if isinstance(slot, _Stop):
                 if slot.final:
@@ -311,10 +304,13 @@ class _Worker:
                 return _Stop(f"checkpoint of {self.until} finished trials reached", final=True)
             if self.until is not None:
                 budget = min(budget, self.until)
-            if counts.get("FAIL", 0) >= self.max_failed:
+            # a trial lost to the infrastructure says nothing about the objective
+            failed = counts.get("FAIL", 0) - snapshot.lost
+            if failed >= self.max_failed:
+                lost = f", not counting {snapshot.lost} lost" if snapshot.lost else ""
                 return _Stop(
-                    f"{counts['FAIL']} failed trials (limit {self.max_failed}); "
-                    "fix the cause, then restart the workers",
+                    f"{failed} failed trials (limit {self.max_failed}){lost}; fix the cause, "
+                    "then restart the workers",
                     final=True,
                 )
             if finished + counts.get("RUNNING", 0) >= budget:
@@ -458,21 +454,21 @@ class _Worker:
 
     # -- dead workers --------------------------------------------------------------------------
 
-    def _fail_dead_trials(self) -> None:
+    def _lose_dead_trials(self) -> None:
         # A dead worker is only noticed after a grace period anyway; checking more often than
         # once a heartbeat interval costs a query per trial and finds nothing sooner.
         now = time.monotonic()
         if now - self._last_stale_check < self.spec.worker.heartbeat_interval:
             return
         self._last_stale_check = now
-        if self.handle.has_heartbeat:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(self.study)
+        retries = self.spec.worker.stale_trial_retries
+        storage = self.handle.storage
+        if isinstance(storage, ResilientRDBStorage) and self.handle.has_heartbeat:
+            for trial_id, cause in storage.stale_trials(self.sweep.study_id).items():
+                lose_trial(self.study, trial_id, cause, max_retry=retries)
             return
         if self.handle.kind != "journal":
             return
-        storage = self.handle.storage
         for trial in storage.get_all_trials(
             self.sweep.study_id, deepcopy=False, states=(TrialState.RUNNING,)
         ):
@@ -482,22 +478,8 @@ class _Worker:
             pid = int(owner["pid"])
             if _alive(pid, owner.get("pid_start")):
                 continue
-            if not fail_trial(storage, trial._trial_id, f"worker process {pid} died"):
-                continue
-            _log.warning("trial %d failed: its worker (pid %d) is gone", trial.number, pid)
-            dead = storage.get_trial(trial._trial_id)
-            # The retry copies user attributes; the failure reason belongs to the dead trial only.
-            dead.user_attrs = {k: v for k, v in dead.user_attrs.items() if k != ATTR_FAIL_REASON}
-            self.retry(self.study, dead)
-
-
-def fail_trial(storage: Any, trial_id: int, reason: str) -> bool:
-    """Mark a RUNNING trial failed with ``reason``; False if it finished meanwhile."""
-    try:
-        storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
-        return bool(storage.set_trial_state_values(trial_id, state=TrialState.FAIL))
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return False
+            cause = f"dead worker: its process {pid} on {self.host} is gone"
+            lose_trial(self.study, trial._trial_id, cause, max_retry=retries)
 
 
 def _as_value(result: Any) -> float | None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import optuna
@@ -20,6 +21,7 @@ def _table(
     n_trials: int = 20,
     direction: str = "maximize",
     failed: int = 0,
+    lost: int = 0,
 ):  # type: ignore[no-untyped-def]
     spec = parse_spec(
         yaml.safe_dump(base_spec(n_trials=n_trials, direction=direction, decision=decision))
@@ -33,6 +35,17 @@ def _table(
         create_trial(params={"x": 0.5}, distributions=dist, state=TrialState.FAIL)
         for _ in range(failed)
     ]
+    trials += [  # lost to a dead worker: an hour on its 2 GPUs
+        create_trial(
+            params={"x": 0.5},
+            distributions=dist,
+            state=TrialState.FAIL,
+            user_attrs={"lost_cause": "heartbeat: none for 90s", "worker": {"gpus": ["0", "1"]}},
+        )
+        for _ in range(lost)
+    ]
+    for t in trials[len(trials) - lost :]:
+        t.datetime_complete = t.datetime_start + timedelta(hours=1)  # type: ignore[operator]
     for number, t in enumerate(trials):
         t.number = number
     return build_trials_table(trials, spec)
@@ -55,6 +68,34 @@ def _table(
             "continue",
             "default",
         ),  # too few trials to judge a rate
+        (
+            [0.5] * 8,
+            {"max_failure_rate": 0.2, "min_trials_for_failure_rate": 10},
+            {"lost": 4},
+            "continue",
+            "default",
+        ),  # lost to the infrastructure is not failed
+        (
+            [0.5] * 8,
+            {"max_lost_rate": 0.3, "min_trials_for_failure_rate": 10},
+            {"lost": 4},
+            "stop",
+            "lost_rate",
+        ),
+        (
+            [0.5] * 8,
+            {"max_lost_rate": 0.3, "min_trials_for_failure_rate": 13},
+            {"lost": 4},
+            "continue",
+            "default",
+        ),  # too few trials to judge a rate
+        (
+            [0.5] * 8,
+            {"max_lost_rate": 0.4, "min_trials_for_failure_rate": 10},
+            {"lost": 4},
+            "continue",
+            "default",
+        ),  # 4 of 12 lost: under the limit
         ([0.2, 0.31], {"target": 0.3}, {}, "done", "target"),
         ([0.2] * 20, {}, {}, "done", "budget"),
         (
@@ -100,6 +141,16 @@ def test_each_rule(values, decision, kwargs, action: str, rule: str) -> None:  #
     assert (result.action, result.rule) == (action, rule), result.message
     again = decide(_table(values, decision, **kwargs))
     assert (again.action, again.rule, again.message) == (result.action, result.rule, result.message)
+
+
+def test_lost_trials_are_counted_apart_with_their_gpu_hours() -> None:
+    s = _table([0.5] * 6, {}, failed=1, lost=3).summary
+    assert (s.failed, s.lost, s.failure_rate, s.lost_rate) == (1, 3, 1 / 7, 0.3)
+    assert (s.hours_lost, s.gpu_hours_lost, s.lost_causes) == (3.0, 6.0, {"heartbeat": 3})
+    result = decide(_table([0.5] * 8, {"max_lost_rate": 0.3}, lost=4))
+    assert result.message.startswith("4 of 12 trials were lost to the infrastructure (33%;")
+    assert "heartbeat 4" in result.message and "keeps killing workers" in result.message
+    assert (result.figures["lost"], result.figures["lost_rate"]) == (4, 0.3333)
 
 
 def test_decision_figures() -> None:

@@ -97,6 +97,7 @@ def test_a_running_trial_that_never_sent_a_heartbeat_is_failed_and_retried(
     assert _states(trials) == {TrialState.COMPLETE: 4, TrialState.FAIL: 1}, log[-2000:]
     (failed,) = [t for t in trials if t.state == TrialState.FAIL]
     assert failed._trial_id == orphan
+    assert failed.user_attrs["lost_cause"].startswith("orphan: never sent a heartbeat")
     cleanup = run_hpo("cleanup", "test_study", env={"HPO_STORAGE_URL": pg_url})
     assert cleanup.returncode == 0 and "no stale trials" in cleanup.stdout, cleanup.stdout
 
@@ -142,7 +143,7 @@ def test_an_out_of_memory_trial_fails_with_its_reason_and_the_worker_goes_on(
     )
 
 
-def test_cleanup_fails_trials_of_killed_workers_once_and_says_so(
+def test_cleanup_loses_and_requeues_trials_of_killed_workers_once_and_says_so(
     journal_url: str, write_spec: Callable[..., Path], tmp_path: Path
 ) -> None:
     markers = tmp_path / "markers"
@@ -161,8 +162,9 @@ def test_cleanup_fails_trials_of_killed_workers_once_and_says_so(
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("RUNNING -> FAIL (its worker process") == 2
     trials = _trials(journal_url)
-    assert _states(trials) == {TrialState.FAIL: 2}
-    assert all(t.user_attrs["fail_reason"].startswith("cleaned up by hpo cleanup") for t in trials)
+    assert _states(trials) == {TrialState.FAIL: 2, TrialState.WAITING: 2}  # lost, and re-queued
+    lost = [t for t in trials if t.state == TrialState.FAIL]
+    assert all(t.user_attrs["lost_cause"].startswith("cleaned up by hpo cleanup: ") for t in lost)
     again = run_hpo("cleanup", "test_study", env=env)
     assert again.returncode == 0 and "no stale trials; 0 running" in again.stdout
 
@@ -211,7 +213,11 @@ def test_cleanup_on_postgres_judges_heartbeats_by_the_spec_of_the_study(
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("RUNNING -> FAIL (no heartbeat within the grace period)") == 2
     assert "failed 2 stale trial(s); 1 still running" in result.stdout, result.stdout
-    states = {t._trial_id: t.state for t in _trials(pg_url)}
+    trials = _trials(pg_url)
+    states = {t._trial_id: t.state for t in trials if t.state != TrialState.WAITING}
     assert states == {silent: TrialState.FAIL, orphan: TrialState.FAIL, live: TrialState.RUNNING}
+    lost = [t for t in trials if t.state == TrialState.FAIL]
+    assert all(t.user_attrs["lost_cause"].startswith("cleaned up by hpo cleanup: ") for t in lost)
+    assert _states(trials)[TrialState.WAITING] == 2
     again = run_hpo("cleanup", "test_study", env=env)
     assert "no stale trials; 1 running" in again.stdout, again.stdout

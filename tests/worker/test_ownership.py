@@ -22,7 +22,7 @@ from hpo_core.spec import load_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import ATTR_SPEC_YAML, create_study, load_study
 from hpo_core.worker import cleanup_stale_trials
-from hpo_core.worker.worker import fail_trial
+from hpo_core.worker.lost import lose_trial
 from tests.conftest import HPO, base_spec, run_hpo
 
 pytestmark = pytest.mark.slow
@@ -165,7 +165,7 @@ def test_a_result_told_after_someone_failed_the_trial_is_reported_as_discarded(
     worker = _worker(write_spec(spec), journal_url)
     [trial] = _running(journal_url, worker)
     sweep = load_study("test_study", open_storage(journal_url))
-    assert fail_trial(sweep.handle.storage, trial._trial_id, "judged dead by a test")
+    assert lose_trial(sweep.study, trial._trial_id, "judged dead by a test", max_retry=0)
     _, err = worker.communicate(timeout=120)
     assert worker.returncode == 0, err[-2000:]
     result = r"value=0" if objective == "touch_and_sleep" else r"the run was cut short"

@@ -208,6 +208,8 @@ def test_killed_worker_trial_is_failed_and_retried(
     assert states == {TrialState.COMPLETE: 6, TrialState.FAIL: 1}, states
     dead = next(t for t in trials if t.state == TrialState.FAIL)
     assert dead.user_attrs["worker"]["pid"] == killed
+    cause = "dead worker: its process" if kind == "journal" else "heartbeat: none for"
+    assert dead.user_attrs["lost_cause"].startswith(cause)
     # the dead trial's parameters were queued again and run by a surviving worker
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
