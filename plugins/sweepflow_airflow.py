@@ -8,7 +8,9 @@
 - :class:`SweepWorkerPodOperator` runs one worker pod through KubernetesPodOperator, with the pod's
   settings given as one JSON-safe mapping, so a task can compute them from the run's parameters and
   the mapped pods receive them through XCom. The Kubernetes provider (about 1.4 s to import) loads
-  only when a pod is built, never while the scheduler parses the DAG file.
+  only when a pod is built, never while the scheduler parses the DAG file. The pod runs deferrable
+  by default: the task creates it and the triggerer watches it, so no worker slot is held while it
+  trains.
 """
 
 from __future__ import annotations
@@ -62,7 +64,14 @@ def storage_url() -> str:
 
     conn = _connection(CONN_STORAGE)
     if conn is not None:
-        return _sqlalchemy_url(conn.get_uri())
+        uri = conn.get_uri()
+        if uri.startswith("journal://"):
+            # Airflow keeps a URI's path as the connection's schema and quotes it back ('/' as
+            # %2F): unquoted, the journal is the file the URI named, not one in / named with %2F
+            from urllib.parse import unquote
+
+            return unquote(uri)
+        return _sqlalchemy_url(uri)
     return resolve_storage_url(None)
 
 
@@ -178,7 +187,15 @@ class SweepWorkerPodOperator(BaseOperator):
     is an emptyDir with a size limit, and a spec with ``worker.timeout`` gives the pod an
     activeDeadlineSeconds. ``pod_settings`` comes from ``hpo_core.pipeline.pod_settings`` (the
     deployment's connection and the run's checked request). Runs a KubernetesPodOperator built
-    at execution time (:meth:`pod_operator`)."""
+    at execution time (:meth:`pod_operator`).
+
+    GPUs are counted in the deployment's ``gpu_resource`` (``nvidia.com/gpu`` or a MIG profile),
+    and terminationGracePeriodSeconds (the spec's, within the deployment's maximum) gives a
+    SIGTERMed worker the time to save its trial's checkpoint; a killed task deletes its pod with
+    the same grace. Deferrable (unless the deployment sets ``deferrable: false``): the pod is
+    created, the task defers to a KubernetesPodTrigger that copies the pod's new log lines to
+    the task log every ``log_seconds``, and Airflow resumes *this* task in
+    :meth:`trigger_reentry` when the pod ends."""
 
     template_fields = ("arguments",)
 
@@ -205,12 +222,15 @@ class SweepWorkerPodOperator(BaseOperator):
         from kubernetes.client import models as k8s
 
         from hpo_core.objectives import ENV_ALLOWED_OBJECTIVES
+        from hpo_core.pipeline import POD_DEFAULTS
 
-        s = self.pod_settings
+        # a plan made before a setting existed gets its default
+        s = {**POD_DEFAULTS, **self.pod_settings}
         runtime_default = k8s.V1SeccompProfile(type="RuntimeDefault")
         limits = {"cpu": s["cpu"], "memory": s["memory"]}
         if s["gpus"]:
-            limits["nvidia.com/gpu"] = str(s["gpus"])
+            # extended resources are limits only: Kubernetes sets the request to the limit
+            limits[s["gpu_resource"]] = str(s["gpus"])
         return KubernetesPodOperator(
             task_id=self.task_id,
             name=self.pod_name,
@@ -223,6 +243,7 @@ class SweepWorkerPodOperator(BaseOperator):
             automount_service_account_token=False,
             priority_class_name=s.get("priority_class"),
             active_deadline_seconds=s.get("active_deadline_seconds"),
+            termination_grace_period=s["termination_grace_seconds"],
             secrets=[
                 Secret("env", "HPO_STORAGE_URL", s["secret"], "storage-url"),
                 Secret("env", "MLFLOW_TRACKING_URI", s["secret"], "tracking-uri"),
@@ -280,11 +301,29 @@ class SweepWorkerPodOperator(BaseOperator):
             volume_mounts=[k8s.V1VolumeMount(name="tmp", mount_path="/tmp")],
             get_logs=True,
             on_finish_action="delete_succeeded_pod",
+            schedule_timeout_seconds=s["schedule_timeout_seconds"],
+            startup_timeout_seconds=s["startup_timeout_seconds"],
+            deferrable=s["deferrable"],
+            poll_interval=s["poll_seconds"],
+            # without it the deferred task's log shows nothing until the pod ends (hours)
+            logging_interval=s["log_seconds"],
+            # the KPO turns it into the trigger's deadline; the task's own only covers execute
+            execution_timeout=self.execution_timeout,
         )
 
     def execute(self, context: Any) -> Any:
         self._pod = self.pod_operator()
         return self._pod.execute(context)
+
+    def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
+        """Where a deferred pod's task resumes. The KubernetesPodOperator defers with
+        ``method_name="trigger_reentry"``, but the task Airflow resumes is this operator, not the
+        KubernetesPodOperator that :meth:`execute` built: so the method is here, and hands the
+        trigger's event to a KubernetesPodOperator built again from the same settings (the event
+        names the pod). It writes the pod's last log lines, deletes a succeeded pod, and fails the
+        task when the pod failed; it may defer again."""
+        self._pod = self.pod_operator()
+        return self._pod.trigger_reentry(context, event)
 
     def on_kill(self) -> None:
         if self._pod is not None:  # a killed task deletes its pod

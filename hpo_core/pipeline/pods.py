@@ -3,8 +3,9 @@
 Airflow's security model trusts DAG authors and deployment managers, and gives a person who may
 only trigger a DAG validated parameters, nothing more. So everything that decides what a worker
 pod is and what it can reach (image, namespace, service account, Secret, node selector,
-tolerations, priority class, the /tmp size, the deadline's drain allowance) comes from the
-``hpo_kubernetes`` connection's extra, over :data:`POD_DEFAULTS`. A run's ``pod`` parameter may
+tolerations, priority class, the GPU resource name, the /tmp size, the deadline's drain allowance,
+the termination grace period's maximum, deferral) comes from the ``hpo_kubernetes`` connection's
+extra, over :data:`POD_DEFAULTS`. A run's ``pod`` parameter may
 set ``gpus``, ``cpu`` and ``memory`` only, each at most the connection's ``max_gpus``,
 ``max_cpu``, ``max_memory`` (by default, the deployment's own values). Both are checked at the
 run's ``plan`` task, before any pod exists; the DAG's form says the same in its JSON schema
@@ -65,6 +66,8 @@ _IMAGE = re.compile(
 _SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# the name part of a qualified name (apimachinery validation.IsQualifiedName)
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 
 
 def parse_quantity(text: str) -> Decimal:
@@ -122,6 +125,31 @@ def _image(value: str) -> str:
     return value
 
 
+def _extended_resource(value: str) -> str:
+    """Kubernetes' rule for an extended resource name (apimachinery IsExtendedResourceName): a
+    ``domain/name`` outside ``kubernetes.io`` whose quota name ``requests.<domain>/<name>`` is a
+    qualified name. The API server refuses a pod whose limits break it; here it fails ``plan``."""
+    domain, _, name = value.partition("/")
+    quota_domain = f"requests.{domain}"
+    if (
+        not name
+        or "/" in name
+        or "kubernetes.io/" in value
+        or value.startswith("requests.")
+        or len(quota_domain) > 253
+        or _DNS_SUBDOMAIN.fullmatch(quota_domain) is None
+        or len(name) > 63
+        or _QUALIFIED_NAME.fullmatch(name) is None
+    ):
+        raise PydanticCustomError(
+            "extended_resource",
+            "{value} is not an extended resource name; write <domain>/<name> outside "
+            "kubernetes.io, such as 'nvidia.com/gpu' or a MIG profile 'nvidia.com/mig-1g.10gb'",
+            {"value": repr(value)},
+        )
+    return value
+
+
 def _name(pattern: re.Pattern[str], what: str, longest: int) -> Any:
     def check(value: str) -> str:
         if len(value) > longest or pattern.fullmatch(value) is None:
@@ -141,6 +169,8 @@ Gpus = Annotated[int, Field(ge=0, strict=True)]
 Image = Annotated[str, Field(strict=True), AfterValidator(_image)]
 DnsLabel = Annotated[str, Field(strict=True), _name(_DNS_LABEL, "RFC 1123 label", 63)]
 DnsSubdomain = Annotated[str, Field(strict=True), _name(_DNS_SUBDOMAIN, "RFC 1123 subdomain", 253)]
+ExtendedResource = Annotated[str, Field(strict=True), AfterValidator(_extended_resource)]
+Seconds = Annotated[int, Field(ge=1, strict=True)]
 
 
 class Toleration(BaseModel):
@@ -170,7 +200,10 @@ class PodDeployment(BaseModel):
         Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
     ]
     priority_class: DnsSubdomain | None = None  # a PriorityClass the cluster defines
-    gpus: Gpus = 1  # nvidia.com/gpu per worker, unless the run asks for another count
+    # the extended resource a worker's GPUs are counted in: whole GPUs, or a MIG profile the
+    # device plugin advertises (`kubectl describe node`), e.g. nvidia.com/mig-1g.10gb
+    gpu_resource: ExtendedResource = "nvidia.com/gpu"
+    gpus: Gpus = 1  # `gpu_resource` per worker, unless the run asks for another count
     cpu: Quantity = "4"  # requested and limit, unless the run asks
     memory: Quantity = "16Gi"  # requested and limit, unless the run asks
     max_gpus: Gpus | None = None  # the most a run may ask for; None: `gpus`
@@ -181,11 +214,34 @@ class PodDeployment(BaseModel):
     # its timeout, and this is the time its last trial (and the image pull, which the deadline
     # counts from the pod's start) gets before Kubernetes kills the pod
     drain_seconds: Annotated[int, Field(ge=0, strict=True)] = 3600
+    # terminationGracePeriodSeconds: between SIGTERM (eviction, preemption, a killed task, the
+    # deadline) and SIGKILL the worker finishes its batch and saves the trial's checkpoint. 120 s
+    # covers the batch plus writing a few GB of model and optimizer state at ~100 MB/s, and is
+    # the notice AWS gives before reclaiming a spot node. A spec's worker.termination_grace_seconds
+    # wins, up to `max_termination_grace_seconds` (None: this value)
+    termination_grace_seconds: Seconds = 120
+    max_termination_grace_seconds: Seconds | None = None
+    # Deferrable pods: the task creates its pod and hands the wait to the triggerer, so a pod
+    # holds no Airflow worker slot while it trains; false for a deployment without a triggerer
+    deferrable: Annotated[bool, Field(strict=True)] = True
+    poll_seconds: Seconds = 10  # how often the triggerer reads each pod's state
+    log_seconds: Seconds = 60  # how often the triggerer copies new pod log lines to the task log
+    # a pod waiting this long for a node (GPUs busy) or this long to start on one (pulling the
+    # worker image) fails its task; the provider's 120 s suits neither a shared GPU cluster nor
+    # a multi-GB CUDA image
+    schedule_timeout_seconds: Seconds = 3600
+    startup_timeout_seconds: Seconds = 900
 
     def maximum(self, key: str) -> Any:
         """The most a run may ask for of ``key`` (one of :data:`RUN_POD_SETTINGS`)."""
         found = getattr(self, f"max_{key}")
         return getattr(self, key) if found is None else found
+
+    @property
+    def grace_maximum(self) -> int:
+        """The longest termination grace period a spec may ask for."""
+        most = self.max_termination_grace_seconds
+        return self.termination_grace_seconds if most is None else most
 
 
 POD_DEFAULTS: dict[str, Any] = PodDeployment().model_dump()
@@ -248,6 +304,12 @@ def pod_deployment(extra: str | dict[str, Any] | None) -> PodDeployment:
                 f"{where}.{key}: {value!r} is above extra.max_{key} {most!r}; lower {key} or "
                 f"raise max_{key}"
             )
+    if deployment.termination_grace_seconds > deployment.grace_maximum:
+        raise HpoError(
+            f"{where}.termination_grace_seconds: {deployment.termination_grace_seconds} is above "
+            f"extra.max_termination_grace_seconds {deployment.grace_maximum}; lower "
+            "termination_grace_seconds or raise max_termination_grace_seconds"
+        )
     return deployment
 
 
@@ -280,11 +342,14 @@ def pod_settings(
     *,
     connection: str | dict[str, Any] | None = None,
     timeout: float | None = None,
+    grace: int | None = None,
 ) -> dict[str, Any]:
     """The worker pods' settings (JSON-safe, for the run plan): the deployment's (``connection``,
     the ``hpo_kubernetes`` extra) with the run's ``request`` of gpus, cpu, memory within its
     maxima; ``timeout`` is the spec's ``worker.timeout`` (``hpo worker --timeout``), and the
-    pod's ``active_deadline_seconds`` is that plus the deployment's drain allowance."""
+    pod's ``active_deadline_seconds`` is that plus the deployment's drain allowance. ``grace`` is
+    the spec's ``worker.termination_grace_seconds``: the pod's termination grace period, at most
+    the deployment's maximum (the deployment's own value without it)."""
     deployment = pod_deployment(connection)
     asked = pod_request(request)
     for key, value in asked.items():
@@ -294,7 +359,23 @@ def pod_settings(
                 f"params.pod.{key}: {value!r} is above the deployment's maximum of {most!r} "
                 f"(connection {CONN_KUBERNETES}, extra.max_{key}); ask for at most {most!r}"
             )
-    settings = deployment.model_dump(exclude={"max_gpus", "max_cpu", "max_memory", "drain_seconds"})
+    if grace is not None and grace > deployment.grace_maximum:
+        raise HpoError(
+            f"worker.termination_grace_seconds: {grace} is above the deployment's maximum of "
+            f"{deployment.grace_maximum} (connection {CONN_KUBERNETES}, "
+            f"extra.max_termination_grace_seconds); ask for at most {deployment.grace_maximum}"
+        )
+    settings = deployment.model_dump(
+        exclude={
+            "max_gpus",
+            "max_cpu",
+            "max_memory",
+            "drain_seconds",
+            "max_termination_grace_seconds",
+        }
+    )
+    if grace is not None:
+        settings["termination_grace_seconds"] = grace
     settings["tolerations"] = [t.model_dump(exclude_none=True) for t in deployment.tolerations]
     settings.update(asked)
     settings["worker_timeout"] = timeout

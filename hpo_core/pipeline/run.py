@@ -120,10 +120,11 @@ def plan_run(
         study_name, n_trials = loaded.spec.study_name, override or loaded.spec.n_trials
         checkpoints = loaded.spec.decision.checkpoints
         worker_timeout = loaded.spec.worker.timeout
+        worker_grace = loaded.spec.worker.termination_grace_seconds
     except SpecError as exc:
         spec_error = str(exc).splitlines()[0]
         study_name, n_trials, checkpoints = config.stem, override or 1, []
-        worker_timeout = None
+        worker_timeout = worker_grace = None
     dry_run = bool(params.get("dry_run", False))
     if storage_url is not None and spec_error is None and not dry_run:
         budget = _live_budget(study_name, storage_url)
@@ -146,7 +147,9 @@ def plan_run(
         run_dir=str(root / "runs" / study_name / safe_run),
         champions=bool(params.get("champions", True)),
         pod=(
-            pod_settings(asked, connection=pod_connection, timeout=worker_timeout)
+            pod_settings(
+                asked, connection=pod_connection, timeout=worker_timeout, grace=worker_grace
+            )
             if mode == "kubernetes"
             else {}
         ),

@@ -234,6 +234,10 @@ class WorkerSpec(_Section):
     # seconds after which a worker starts no new trial (None: no limit); a worker pod also gets
     # an activeDeadlineSeconds of this plus the deployment's drain allowance
     timeout: Annotated[float, Field(gt=0)] | None = None
+    # a worker pod's terminationGracePeriodSeconds: the time between SIGTERM and SIGKILL in which
+    # the running trial saves its checkpoint (None: the deployment's default, 120 s; at most the
+    # hpo_kubernetes connection's max_termination_grace_seconds)
+    termination_grace_seconds: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
     def _grace_covers_heartbeat(self) -> WorkerSpec:

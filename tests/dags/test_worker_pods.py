@@ -1,15 +1,20 @@
 """Kubernetes mode without a cluster: the worker pods KubernetesPodOperator would create, rendered
 by the operator itself, validated against the Kubernetes schema and the Pod Security "restricted"
 profile, and their command run locally. The deployment's settings (the `hpo_kubernetes`
-connection's extra) are checked themselves. No cluster ran here: scheduling, GPU drivers,
-admission and the Secret's mount are not exercised."""
+connection's extra) are checked themselves. Deferral runs for real against a loopback Kubernetes
+API (tests/kube_api.py) whose "kubelet" runs the pod's command as a local process: the operator
+creates the pod and defers, the KubernetesPodTrigger watches it and copies its log, and the task
+resumes in our operator. No cluster ran here: scheduling, GPU drivers and MIG devices, admission,
+a real triggerer process and the Secret's mount are not exercised."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,8 @@ from hpo_core.storage import open_storage
 from hpo_core.study import create_study, load_study
 from hpo_core.testing import restricted_violations
 from tests.conftest import HPO
-from tests.dags.conftest import REPO
+from tests.dags.conftest import REPO, run_dag
+from tests.kube_api import FakeKubernetes
 
 CONFIGS = REPO / "configs" / "hpo"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -37,6 +43,8 @@ DEPLOYMENT = {
     "max_gpus": 4,
     "tmp_size": "4Gi",
     "drain_seconds": 1800,
+    "gpu_resource": "nvidia.com/mig-1g.10gb",
+    "max_termination_grace_seconds": 600,
 }
 
 
@@ -45,7 +53,7 @@ def timed_configs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo spec with `worker.timeout: 7200` (two hours, then no new trial)."""
     folder = tmp_path_factory.mktemp("pod_configs")
     spec = yaml.safe_load((CONFIGS / "demo_synthetic.yaml").read_text())
-    spec["worker"] = {"timeout": 7200}
+    spec["worker"] = {"timeout": 7200, "termination_grace_seconds": 300}
     (folder / "demo_synthetic.yaml").write_text(yaml.safe_dump(spec))
     return folder
 
@@ -106,7 +114,10 @@ def test_worker_pods_are_valid_restricted_kubernetes_from_the_deployment_setting
     assert spec["serviceAccountName"] == "sweepflow-worker"
     assert spec["automountServiceAccountToken"] is False
     limits = container["resources"]["limits"]
-    assert limits == {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "2"}
+    # GPUs counted in the deployment's resource, here a MIG profile
+    assert limits == {"cpu": "4", "memory": "16Gi", "nvidia.com/mig-1g.10gb": "2"}
+    # the spec's grace for a checkpoint save, within the deployment's maximum
+    assert spec["terminationGracePeriodSeconds"] == 300
     assert container["resources"]["requests"] == {"cpu": "4", "memory": "16Gi"}
     env = {e["name"]: e for e in container["env"]}
     assert env["HPO_STORAGE_URL"]["valueFrom"]["secretKeyRef"] == {
@@ -153,6 +164,8 @@ def test_default_pods_have_a_tmp_limit_and_no_deadline_without_a_timeout(
     assert spec["containers"][0]["image"] == "sweepflow-worker:0.1.0"
     assert "--timeout" not in spec["containers"][0]["args"]
     assert "activeDeadlineSeconds" not in spec and "priorityClassName" not in spec
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert spec["terminationGracePeriodSeconds"] == 120  # the deployment's default
     assert spec["automountServiceAccountToken"] is False
     assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}]
 
@@ -333,6 +346,18 @@ def test_image_references_by_tag_or_digest_are_accepted(image: str) -> None:
         pytest.param({"gpus": 8, "max_gpus": 4}, "extra.gpus: 8 is above extra.max_gpus 4; lower gpus or raise max_gpus", id='gpus_above_max'),
         pytest.param({"memory": "65Gi", "max_memory": "64Gi"}, "extra.memory: '65Gi' is above extra.max_memory '64Gi'", id='memory_above_max'),
         pytest.param({"imgae": "x"}, "extra.imgae: unknown setting; known: image, namespace, secret", id='unknown_key'),
+        pytest.param({"gpu_resource": "gpu"}, "extra.gpu_resource: 'gpu' is not an extended resource name; write <domain>/<name> outside kubernetes.io", id='gpu_resource_no_domain'),
+        pytest.param({"gpu_resource": "kubernetes.io/gpu"}, "extra.gpu_resource: 'kubernetes.io/gpu' is not an extended resource name", id='gpu_resource_native'),
+        pytest.param({"gpu_resource": "requests.nvidia.com/gpu"}, "extra.gpu_resource: 'requests.nvidia.com/gpu' is not an", id='gpu_resource_quota_prefix'),
+        pytest.param({"gpu_resource": "nvidia.com/mig 1g"}, "extra.gpu_resource: 'nvidia.com/mig 1g' is not an", id='gpu_resource_space'),
+        pytest.param({"gpu_resource": "nvidia.com/a/b"}, "extra.gpu_resource: 'nvidia.com/a/b' is not an", id='gpu_resource_two_slashes'),
+        pytest.param({"gpu_resource": "Nvidia_com/gpu"}, "extra.gpu_resource: 'Nvidia_com/gpu' is not an", id='gpu_resource_bad_domain'),
+        pytest.param({"gpu_resource": "nvidia.com/" + "g" * 64}, "is not an extended resource name", id='gpu_resource_long_name'),
+        pytest.param({"termination_grace_seconds": 0}, "extra.termination_grace_seconds: Input should be greater than or equal to 1, got 0", id='grace_zero'),
+        pytest.param({"termination_grace_seconds": 900, "max_termination_grace_seconds": 600}, "extra.termination_grace_seconds: 900 is above extra.max_termination_grace_seconds 600; lower termination_grace_seconds or raise max_termination_grace_seconds", id='grace_above_max'),
+        pytest.param({"deferrable": "yes"}, "extra.deferrable: Input should be a valid boolean, got 'yes'", id='deferrable_not_bool'),
+        pytest.param({"poll_seconds": 0}, "extra.poll_seconds: Input should be greater than or equal to 1, got 0", id='poll_zero'),
+        pytest.param({"schedule_timeout_seconds": "1h"}, "extra.schedule_timeout_seconds: Input should be a valid integer, got '1h'", id='schedule_timeout_text'),
         pytest.param("{not json", "connection hpo_kubernetes: extra: not valid JSON", id='not_json'),
         pytest.param('["image"]', "connection hpo_kubernetes: extra: must be a JSON object of pod settings, not a list", id='not_an_object'),
     ],
@@ -346,6 +371,19 @@ def test_the_deployment_settings_are_checked(extra: Any, message: str | None) ->
     text = str(caught.value)
     assert "\n" not in text and text.startswith("connection hpo_kubernetes: extra")
     assert message in text, text
+
+
+def test_a_spec_grace_above_the_deployments_maximum_fails_the_plan(
+    monkeypatch: pytest.MonkeyPatch, timed_configs: Path
+) -> None:
+    """The spec's 300 s wins over the deployment's 120 s only up to its maximum (by default the
+    deployment's own value)."""
+    with pytest.raises(HpoError) as caught:
+        _plan(monkeypatch, configs=timed_configs)
+    assert str(caught.value) == (
+        "worker.termination_grace_seconds: 300 is above the deployment's maximum of 120 "
+        "(connection hpo_kubernetes, extra.max_termination_grace_seconds); ask for at most 120"
+    )
 
 
 def test_quantities_compare_by_value_with_or_without_the_kubernetes_client() -> None:
@@ -368,7 +406,7 @@ def test_the_pods_command_runs_locally(
 ) -> None:
     """The exact arguments of a segment's pod (with the spec's timeout), run here against the
     study `prepare` created."""
-    plan = _plan(monkeypatch, configs=timed_configs)
+    plan = _plan(monkeypatch, configs=timed_configs, connection=DEPLOYMENT)
     (slot, *_) = worker_slots(plan, 0)
     args = pod_arguments(plan, {**slot, "until": 4})
     assert args[args.index("--timeout") + 1] == "7200"
@@ -380,3 +418,185 @@ def test_the_pods_command_runs_locally(
     trials = load_study("demo_synthetic_v1", open_storage(storage)).study.get_trials()
     assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 4
     assert "checkpoint of 4 finished trials reached" in done.stderr
+
+
+# --- deferrable pods, against a loopback Kubernetes API ------------------------------------------
+
+
+@pytest.fixture
+def kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKubernetes]:
+    """The API server the operator, its trigger and their hooks reach through the connection
+    `kubernetes_default`; the pods' Secret holds a journal storage in tmp_path."""
+    secret = {"storage-url": f"journal://{tmp_path / 'studies.journal'}", "tracking-uri": ""}
+    fake = FakeKubernetes(
+        tmp_path / "kube", secrets={"sweepflow-storage": secret}, bin_dir=str(Path(HPO).parent)
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", fake.connection)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def task_log() -> Iterator[Callable[[], str]]:
+    """The lines Airflow's loggers emitted, INFO and up, since the last call (the tests' Airflow
+    logs WARNING and up only, and an operator's execute configures logging again: so each call
+    also starts capturing anew)."""
+    import logging
+
+    import structlog
+    from structlog.testing import LogCapture
+
+    before = structlog.get_config()
+    capture = LogCapture()
+
+    def read() -> str:
+        text = "\n".join(str(e["event"]) for e in capture.entries)
+        capture.entries.clear()
+        structlog.configure(
+            processors=[structlog.stdlib.PositionalArgumentsFormatter(), capture],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        )
+        return text
+
+    try:
+        yield read
+    finally:
+        structlog.configure(**before)
+
+
+class _TaskInstance:
+    dag_id, task_id, run_id, map_index, try_number = "hpo_sweep", "worker_pods", "r1", 0, 1
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        pass
+
+
+def _task_context() -> dict[str, Any]:
+    return {"ti": _TaskInstance(), "run_id": "r1", "dag": None}
+
+
+def _deferred_worker(
+    monkeypatch: pytest.MonkeyPatch, kube: FakeKubernetes, study: str, until: int
+) -> tuple[Any, Any]:
+    """A worker pod created and deferred: (our operator, the TaskDeferred it raised)."""
+    from airflow.sdk.exceptions import TaskDeferred
+    from sweepflow_airflow import SweepWorkerPodOperator
+
+    plan = _plan(monkeypatch, connection={"poll_seconds": 1, "log_seconds": 1})
+    slot = {**worker_slots(plan, 0)[0], "until": until}
+    arguments = pod_arguments(plan, slot)
+    arguments[arguments.index("--study") + 1] = study
+    operator = SweepWorkerPodOperator(
+        task_id="worker_pods", arguments=arguments, pod_settings=plan.pod
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(_task_context())
+    return operator, deferred.value
+
+
+def test_a_deferred_pod_trains_while_the_triggerer_waits_and_the_task_resumes_in_our_operator(
+    monkeypatch: pytest.MonkeyPatch, kube: FakeKubernetes, task_log: Callable[[], str]
+) -> None:
+    from airflow.providers.cncf.kubernetes.triggers.pod import KubernetesPodTrigger
+
+    storage = kube.secrets["sweepflow-storage"]["storage-url"]
+    create_study(load_spec(CONFIGS / "demo_synthetic.yaml"), open_storage(storage))
+    operator, deferred = _deferred_worker(monkeypatch, kube, "demo_synthetic_v1", until=6)
+    # the pod exists and the task let go of its worker slot, leaving the trigger to watch it
+    ((namespace, name),) = kube.pods
+    trigger = deferred.trigger
+    assert isinstance(trigger, KubernetesPodTrigger)
+    assert (trigger.pod_namespace, trigger.pod_name) == (namespace, name) == ("sweepflow", name)
+    kwargs = trigger.serialize()[1]
+    assert kwargs["termination_grace_period"] == 120  # a killed task deletes with the grace
+    assert (kwargs["poll_interval"], kwargs["logging_interval"]) == (1, 1)
+    assert (kwargs["schedule_timeout"], kwargs["startup_timeout"]) == (3600, 900)
+    # Airflow resumes the task that deferred, ours, by this name
+    resume = getattr(operator, deferred.method_name)
+    task_log()
+    event = asyncio.run(anext(trigger.run()))
+    assert event.payload["status"] == "success", event.payload
+    # the trigger copied the worker's lines to the task log while the pod ran
+    while_deferred = task_log()
+    assert "[base] " in while_deferred and "demo_synthetic_v1" in while_deferred, while_deferred
+    assert resume(_task_context(), event=event.payload) is None
+    assert "checkpoint of 6 finished trials reached" in while_deferred + task_log()
+    assert name in kube.deleted and not kube.pods  # a succeeded pod is deleted
+    trials = load_study("demo_synthetic_v1", open_storage(storage)).study.get_trials()
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 6
+
+
+def test_a_failed_pod_fails_the_resumed_task_and_is_kept(
+    monkeypatch: pytest.MonkeyPatch, kube: FakeKubernetes
+) -> None:
+    from airflow.sdk.exceptions import AirflowException
+
+    operator, deferred = _deferred_worker(monkeypatch, kube, "no_such_study", until=1)
+    event = asyncio.run(anext(deferred.trigger.run()))
+    assert event.payload["status"] == "failed", event.payload
+    with pytest.raises(AirflowException, match="returned a failure"):
+        getattr(operator, deferred.method_name)(_task_context(), event=event.payload)
+    # kept for its logs and events, and marked so a retry makes a new pod, not reattach
+    ((_, name),) = kube.pods
+    assert kube.pods["sweepflow", name].body["metadata"]["labels"]["already_checked"] == "True"
+
+
+def test_a_deployment_without_a_triggerer_turns_deferral_off(
+    kube: FakeKubernetes, task_log: Callable[[], str]
+) -> None:
+    from sweepflow_airflow import SweepWorkerPodOperator
+
+    settings = pod_settings(connection={"deferrable": False})
+    operator = SweepWorkerPodOperator(
+        task_id="worker_pods", arguments=["--help"], pod_settings=settings
+    )
+    task_log()
+    assert operator.execute(_task_context()) is None  # waits for the pod here, no TaskDeferred
+    assert "usage: hpo" in task_log()
+    assert len(kube.deleted) == 1 and not kube.pods
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("airflow_db")
+def test_the_sweep_dag_runs_deferred_worker_pods_under_dag_test(
+    tmp_path: Path, kube: FakeKubernetes
+) -> None:
+    """`dag.test()` in kubernetes mode: each mapped worker pod is created, deferred, watched by
+    the trigger (run inline by dag.test), and resumed in our operator, segment after segment."""
+    spec = yaml.safe_load((CONFIGS / "demo_synthetic.yaml").read_text())
+    spec.update(n_trials=6, decision={"checkpoints": [3]})
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "demo.yaml").write_text(yaml.safe_dump(spec))
+    storage = kube.secrets["sweepflow-storage"]["storage-url"]
+    extra = {"poll_seconds": 1, "log_seconds": 1}
+    env = {
+        "SWEEPFLOW_CONFIG_DIR": str(configs),
+        "HPO_HOME": str(tmp_path / "home"),
+        "AIRFLOW_CONN_HPO_STORAGE": storage,
+        "AIRFLOW_CONN_HPO_KUBERNETES": json.dumps({"conn_type": "generic", "extra": extra}),
+        "AIRFLOW_CONN_KUBERNETES_DEFAULT": kube.connection,
+    }
+    conf = {
+        "config": "demo.yaml",
+        "workers": 2,
+        "mode": "kubernetes",
+        "tracking": False,
+        "champions": False,
+        "allow_cpu": True,
+        "min_free_gb": 0.01,
+        "smoke": False,
+    }
+    result = run_dag(conf, {**env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"}, timeout=600)
+    output = result["output"]
+    assert result["state"] == "success", output[-4000:]
+    pods = {k: v for k, v in result["tis"].items() if ".worker_pods[" in k}
+    assert len(pods) == 4 and set(pods.values()) == {"success"}, pods  # 2 segments x 2 pods
+    # each pod task deferred, its trigger ran, and the task resumed and deleted its pod
+    assert output.count("[DAG TEST] running trigger in line") == 4
+    assert len(kube.deleted) == 4 and not kube.pods
+    # the workers' own lines reached the task log
+    assert "[base] " in output and "joined study demo_synthetic_v1" in output
+    trials = load_study("demo_synthetic_v1", open_storage(storage)).study.get_trials()
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 6
