@@ -207,6 +207,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stop", help="ask every worker of a study to stop after its trial")
     p.add_argument("study")
     p.add_argument("--reason", default="hpo stop", help="recorded with the stop flag")
+    p.add_argument(
+        "--now",
+        action="store_true",
+        help="stop running trials at their next batch: they save a checkpoint and are "
+        "re-queued, to resume after `hpo resume`",
+    )
     _storage_arg(p)
     p.set_defaults(handler=_cmd_stop)
 
@@ -892,10 +898,16 @@ def _cmd_enqueue(args: argparse.Namespace) -> int:
 def _cmd_stop(args: argparse.Namespace) -> int:
     from hpo_core.study import stop_study
 
-    flag = stop_study(_open_sweep(args, args.study), args.reason)
+    flag = stop_study(_open_sweep(args, args.study), args.reason, now=args.now)
+    how = (
+        "running trials save a checkpoint at their next batch and are re-queued (an objective "
+        "without checkpoints finishes its trial), workers exit"
+        if flag.now
+        else "every worker finishes its current trial and exits"
+    )
     print(
-        f"{args.study}: stop flag set by {flag.by}; every worker finishes its current trial "
-        f"and exits, and no new worker starts until `hpo resume {args.study}`"
+        f"{args.study}: stop flag set by {flag.by}; {how}, and no new worker starts until "
+        f"`hpo resume {args.study}`"
     )
     return EXIT_OK
 

@@ -18,6 +18,7 @@ __all__ = [
     "StorageError",
     "StudyError",
     "StudyStopped",
+    "TrialPreempted",
 ]
 
 
@@ -66,3 +67,15 @@ class ObjectiveError(HpoError):
 
 class DataError(HpoError):
     """Training data, labels or centroids that cannot be used; the message names the file."""
+
+
+class TrialPreempted(Exception):
+    """A trial stopped because its machine is going away (SIGTERM, ``hpo stop --now``), after
+    saving its state: the worker records it as lost and re-queues it to resume. Not an
+    :class:`HpoError`: nothing is wrong with the trial or the user's input."""
+
+    def __init__(self, cause: str, *, epoch: int | None = None, batch: int | None = None) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.epoch = epoch  # epochs completed when it stopped
+        self.batch = batch  # batches of the next epoch done

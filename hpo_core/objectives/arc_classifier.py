@@ -51,13 +51,16 @@ def objective(ctx: TrialContext) -> float:
     params: dict[str, Any] = dict(ctx.params)
     where = {key: "data" for key in ctx.data}
     data = load_arc_data(ArcDataConfig.from_params({**params, **ctx.data}, where))
+    config = TrainConfig.from_params(params)
+    import torch
+
+    torch.manual_seed(config.seed)  # the initial weights too: a seeded trial is reproducible
     model = build_task_classifier(
         params,
         n_classes=data.n_classes,
         max_demos=data.config.max_demos,
         centroids=data.centroids,
     )
-    config = TrainConfig.from_params(params)
     ctx.set_attr("n_params", count_parameters(model))
     ctx.set_attr("n_classes", data.n_classes)
     ctx.set_attr("chance_level", round(data.chance_level, 6))
@@ -71,13 +74,17 @@ def objective(ctx: TrialContext) -> float:
         ctx.report(metrics.val_score, metrics.epoch)
 
     try:
-        result = train_model(model, data, config, on_epoch_end=on_epoch_end)
+        result = train_model(
+            model, data, config, on_epoch_end=on_epoch_end, checkpoint=ctx, on_resume=seen.extend
+        )
     except optuna.TrialPruned:
         ctx.set_attr("epochs_trained", len(seen))
         ctx.set_attr("best_val_acc", max((m.val_score for m in seen), default=None))
         ctx.set_attr("train_seconds", round(sum(m.seconds for m in seen), 3))
         raise
     ctx.set_attr("epochs_trained", result.epochs_trained)
+    if result.resumed_epoch is not None:
+        ctx.set_attr("resumed_epoch", result.resumed_epoch)
     ctx.set_attr("best_val_acc", result.best_score)
     ctx.set_attr("best_epoch", result.best_epoch)
     ctx.set_attr("train_seconds", round(result.train_seconds, 3))

@@ -114,8 +114,11 @@ def objective(ctx: TrialContext) -> float:
     configure_threads()
     params: dict[str, Any] = dict(ctx.params)
     metrics, select = ctx.spec.metrics, ctx.spec.metric
-    data, view, task, model, info = _prepare(params, dict(ctx.data), metrics, select)
     config = TrainConfig.from_params(params)
+    import torch
+
+    torch.manual_seed(config.seed)  # the initial weights too: a seeded trial is reproducible
+    data, view, task, model, info = _prepare(params, dict(ctx.data), metrics, select)
     for key in ("n_params", "budget", "budget_ratio", "ff_dim", "hidden"):
         if info.get(key) is not None:
             ctx.set_attr(key, info[key])
@@ -131,14 +134,20 @@ def objective(ctx: TrialContext) -> float:
         ctx.report(epoch.val_score, epoch.epoch)
 
     try:
-        result = train_model(model, view, config, task=task, on_epoch_end=on_epoch_end)
+        result = train_model(
+            model,
+            view,
+            config,
+            task=task,
+            on_epoch_end=on_epoch_end,
+            checkpoint=ctx,
+            on_resume=seen.extend,
+        )
     except optuna.TrialPruned:
         ctx.set_attr("epochs_trained", len(seen))
         ctx.set_attr("train_seconds", round(sum(m.seconds for m in seen), 3))
         raise
     model.load_state_dict(result.best_state)
-    import torch
-
     batches = data.val_batches(config.batch_size)
     device = torch.device(result.device)
     figures, y, s = _final_figures(model, task, batches, metrics, device=device)
@@ -146,6 +155,8 @@ def objective(ctx: TrialContext) -> float:
         ctx.set_attr(key, value)
     ctx.set_attr(HISTOGRAM_ATTR, score_histogram(y, s).to_dict())
     ctx.set_attr("epochs_trained", result.epochs_trained)
+    if result.resumed_epoch is not None:
+        ctx.set_attr("resumed_epoch", result.resumed_epoch)
     ctx.set_attr("best_epoch", result.best_epoch)
     ctx.set_attr("train_seconds", round(result.train_seconds, 3))
     ctx.set_attr("samples_per_second", round(result.samples_per_second, 1))

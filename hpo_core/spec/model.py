@@ -231,6 +231,15 @@ class WorkerSpec(_Section):
     stale_trial_retries: Annotated[int, Field(ge=0)] = (
         1  # re-queue a dead worker's trial this often
     )
+    # epochs between checkpoints of a trial's training state: a trial lost to a preemption or a
+    # dead worker resumes from its last one (None: no checkpoints; a lost trial starts again)
+    checkpoint_every: Annotated[int, Field(ge=1)] | None = 1
+    # the folder of the checkpoints, one every worker can write (None: $HPO_HOME/artifacts; in
+    # pods a mounted volume); one sub-folder per study
+    checkpoint_dir: Annotated[str, Field(min_length=1)] | None = None
+    # when a trial ends its checkpoint is deleted, unless it is one of the best this many
+    # complete trials (their final states, for a closer look or more training)
+    keep_checkpoints: Annotated[int, Field(ge=0)] = 0
     # seconds after which a worker starts no new trial (None: no limit); a worker pod also gets
     # an activeDeadlineSeconds of this plus the deployment's drain allowance
     timeout: Annotated[float, Field(gt=0)] | None = None

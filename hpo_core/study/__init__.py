@@ -9,6 +9,7 @@ from hpo_core.study.enqueue import (
     read_trial_file,
 )
 from hpo_core.study.sampling import (
+    ResumableHyperbandPruner,
     WeightedChoiceSampler,
     build_pruner,
     build_sampler,
@@ -42,6 +43,7 @@ __all__ = [
     "ATTR_SPEC_HASH",
     "ATTR_SPEC_YAML",
     "ATTR_STOP",
+    "ResumableHyperbandPruner",
     "StopFlag",
     "StudyProgress",
     "StudyRow",

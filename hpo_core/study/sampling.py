@@ -22,10 +22,18 @@ from optuna.samplers import BaseSampler
 from hpo_core.spec import SweepSpec, condition_holds
 
 if TYPE_CHECKING:
+    from collections.abc import Container
+
     from optuna.distributions import BaseDistribution
     from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["WeightedChoiceSampler", "build_pruner", "build_sampler", "suggest_params"]
+__all__ = [
+    "ResumableHyperbandPruner",
+    "WeightedChoiceSampler",
+    "build_pruner",
+    "build_sampler",
+    "suggest_params",
+]
 
 
 def build_sampler(spec: SweepSpec) -> BaseSampler:
@@ -57,7 +65,7 @@ def build_sampler(spec: SweepSpec) -> BaseSampler:
 def build_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     cfg = spec.pruner
     if cfg.type == "hyperband":
-        return optuna.pruners.HyperbandPruner(
+        return ResumableHyperbandPruner(
             min_resource=cfg.min_resource,
             max_resource=cfg.max_resource,
             reduction_factor=cfg.reduction_factor,
@@ -67,6 +75,57 @@ def build_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
             n_startup_trials=cfg.n_startup_trials, n_warmup_steps=cfg.n_warmup_steps
         )
     return optuna.pruners.NopPruner()
+
+
+class ResumableHyperbandPruner(optuna.pruners.HyperbandPruner):
+    """Optuna's Hyperband, judging a re-queued trial as it would have judged the original.
+
+    A lost trial is re-queued as a new trial (``hpo_core.worker.lost``) that resumes from the
+    checkpoint, with a new number; Hyperband picks a trial's bracket from its number (a CRC32 of
+    study name and number), so the copy could land in another bracket, with other rung steps and
+    other competitors, and be pruned or kept where the original would not have been. Here every
+    trial's bracket comes from its original number (Optuna's ``failed_trial``): the trial judged
+    and its competitors alike. And a trial that was re-queued competes no more: its copy
+    carries its rung values (``completed_rung_<k>``, copied with the system attributes), so the
+    pair counts once. The copy's current rung is the original's, so a step it re-trains after
+    the checkpoint is not judged a second time at a rung the original passed.
+
+    Overrides two private methods of Optuna's pruner; tests/study/test_resume_pruning.py holds
+    them to their contract.
+    """
+
+    def _get_bracket_id(self, study: optuna.Study, trial: FrozenTrial) -> int:
+        origin = trial.system_attrs.get("failed_trial", trial.number)
+        if origin == trial.number:
+            return super()._get_bracket_id(study, trial)
+        return super()._get_bracket_id(study, _Numbered(origin))  # type: ignore[arg-type]
+
+    def _create_bracket_study(self, study: optuna.Study, bracket_id: int) -> optuna.Study:
+        return _WithoutRetried(super()._create_bracket_study(study, bracket_id))  # type: ignore[return-value]
+
+
+class _Numbered:
+    """What Hyperband reads of a trial to pick its bracket: the number."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+
+class _WithoutRetried:
+    """A bracket's study without the trials that were re-queued (their copies stand in)."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._bracket = study
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        trials = self._bracket.get_trials(deepcopy=deepcopy, states=states)
+        retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+        return [t for t in trials if t.number not in retried] if retried else trials
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bracket, name)
 
 
 def suggest_params(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:

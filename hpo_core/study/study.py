@@ -43,7 +43,7 @@ _log = logging.getLogger(__name__)
 ATTR_SPEC_YAML = "sweepflow.spec_yaml"
 ATTR_SPEC_HASH = "sweepflow.spec_hash"
 ATTR_N_TRIALS = "sweepflow.n_trials"  # the live budget; raising n_trials extends a sweep
-ATTR_STOP = "sweepflow.stop"  # {reason, by, at}: every worker stops after its trial
+ATTR_STOP = "sweepflow.stop"  # {reason, by, at[, now]}: workers stop after (or in) their trial
 ATTR_VERSION = "sweepflow.version"
 # The trial attribute of a lost trial (hpo_core.worker.lost.ATTR_LOST_CAUSE; studies sit below it)
 _LOST_CAUSE = "lost_cause"
@@ -180,6 +180,7 @@ class StopFlag:
     reason: str
     by: str | None = None
     at: str | None = None
+    now: bool = False  # `hpo stop --now`: running trials save a checkpoint and are re-queued
 
     def line(self, study_name: str) -> str:
         who = f" by {self.by}" if self.by else ""
@@ -198,19 +199,27 @@ def stop_flag(attrs: dict[str, Any]) -> StopFlag | None:
         return None
     if isinstance(value, dict):
         reason = str(value.get("reason") or "stop requested")
-        return StopFlag(reason, value.get("by"), value.get("at"))
+        return StopFlag(reason, value.get("by"), value.get("at"), value.get("now") is True)
     return StopFlag("stop requested" if value is True else str(value))
 
 
-def stop_study(sweep: SweepStudy, reason: str, *, by: str | None = None) -> StopFlag:
+def stop_study(
+    sweep: SweepStudy, reason: str, *, by: str | None = None, now: bool = False
+) -> StopFlag:
     """Set the stop flag: every worker finishes its current trial and exits, and new workers
-    refuse to start until :func:`resume_study`."""
+    refuse to start until :func:`resume_study`. With ``now``, running trials stop at their next
+    batch boundary instead (those of the shared training loop; workers see the flag within a
+    heartbeat interval, or a poll interval on the journal), save a checkpoint, and are
+    re-queued to resume after :func:`resume_study`."""
     from datetime import UTC
 
     flag = StopFlag(
-        reason, by or current_actor(), datetime.now(UTC).isoformat(timespec="seconds")
+        reason, by or current_actor(), datetime.now(UTC).isoformat(timespec="seconds"), now
     )
-    sweep.study.set_user_attr(ATTR_STOP, {"reason": flag.reason, "by": flag.by, "at": flag.at})
+    record: dict[str, Any] = {"reason": flag.reason, "by": flag.by, "at": flag.at}
+    if now:
+        record["now"] = True
+    sweep.study.set_user_attr(ATTR_STOP, record)
     return flag
 
 

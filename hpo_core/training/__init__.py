@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from hpo_core.training.loop import (
+    CHECKPOINT_FORMAT,
     BinaryTask,
+    Checkpointing,
     EpochMetrics,
     Evaluation,
     MulticlassTask,
@@ -11,14 +13,18 @@ from hpo_core.training.loop import (
     TrainConfig,
     TrainData,
     TrainResult,
+    capture_rng_state,
     configure_threads,
     evaluate,
     resolve_device,
+    restore_rng_state,
     train_model,
 )
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "BinaryTask",
+    "Checkpointing",
     "EpochMetrics",
     "Evaluation",
     "MulticlassTask",
@@ -26,8 +32,10 @@ __all__ = [
     "TrainConfig",
     "TrainData",
     "TrainResult",
+    "capture_rng_state",
     "configure_threads",
     "evaluate",
     "resolve_device",
+    "restore_rng_state",
     "train_model",
 ]

@@ -16,7 +16,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -24,7 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "BinaryTask",
+    "Checkpointing",
     "EpochMetrics",
     "Evaluation",
     "MulticlassTask",
@@ -32,11 +34,15 @@ __all__ = [
     "TrainConfig",
     "TrainData",
     "TrainResult",
+    "capture_rng_state",
     "configure_threads",
     "evaluate",
     "resolve_device",
+    "restore_rng_state",
     "train_model",
 ]
+
+CHECKPOINT_FORMAT = 1  # the layout of a training checkpoint; a resume refuses any other
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class TrainResult:
     samples_per_second: float = 0.0  # training samples processed per second
     best_metrics: dict[str, float] = field(default_factory=dict)  # the task's, at the best epoch
     extra: dict[str, Any] = field(default_factory=dict)
+    resumed_epoch: int | None = None  # epochs restored from a checkpoint; None: from the start
 
     @property
     def epochs_trained(self) -> int:
@@ -309,6 +316,187 @@ class BinaryTask:
         return Evaluation(total / len(y), score if math.isfinite(score) else -math.inf, logged)
 
 
+@dataclass
+class _Progress:
+    """What the loop has learnt so far: saved in a checkpoint, restored on a resume."""
+
+    history: list[EpochMetrics] = field(default_factory=list)
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    best_eval: Evaluation = field(default_factory=lambda: Evaluation(math.nan, math.nan))
+    since_best: int = 0  # epochs since the best one (early stopping)
+    samples: int = 0  # training samples processed
+    train_time: float = 0.0  # seconds spent in training batches
+
+    def as_state(self) -> dict[str, Any]:
+        return {
+            "history": [asdict(m) for m in self.history],
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "best_state": self.best_state,
+            "best_eval": asdict(self.best_eval),
+            "since_best": self.since_best,
+            "samples": self.samples,
+            "train_time": self.train_time,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _Progress:
+        return cls(
+            history=[EpochMetrics(**m) for m in state["history"]],
+            best_score=float(state["best_score"]),
+            best_epoch=int(state["best_epoch"]),
+            best_state=dict(state["best_state"]),
+            best_eval=Evaluation(**state["best_eval"]),
+            since_best=int(state["since_best"]),
+            samples=int(state["samples"]),
+            train_time=float(state["train_time"]),
+        )
+
+
+@dataclass
+class _EpochSums:
+    """Running sums over the batches of the epoch in progress."""
+
+    loss: float = 0.0
+    count: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Every global random state training may draw from (Python, NumPy, torch's CPU and, once
+    CUDA is in use, every GPU's), as tensors and plain values so that it loads with
+    ``torch.load(weights_only=True)``."""
+    import random
+
+    import numpy as np
+
+    numpy_state: dict[str, Any] = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+            "pos": int(numpy_state["state"]["pos"]),
+            "has_gauss": int(numpy_state["has_gauss"]),
+            "gauss": float(numpy_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    # Asked only when this process uses CUDA already: asking would initialise it otherwise.
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Set the random states :func:`capture_rng_state` captured. GPU states are restored on as
+    many GPUs as both machines have (a resumed trial may land on a machine with fewer)."""
+    import random
+
+    import numpy as np
+
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = state["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            numpy_state["key"].numpy().astype(np.uint32),
+            numpy_state["pos"],
+            numpy_state["has_gauss"],
+            numpy_state["gauss"],
+        )
+    )
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available():
+        for index in range(min(len(cuda), torch.cuda.device_count())):
+            torch.cuda.set_rng_state(cuda[index], index)
+
+
+class Checkpointing(Protocol):
+    """Where :func:`train_model` saves its state and finds it again (in a sweep, the trial's
+    :class:`~hpo_core.objectives.TrialContext`).
+
+    ``preempted`` is asked before every batch, so it must be cheap (a flag): a cause makes the
+    loop save its state at that batch boundary and raise
+    :class:`~hpo_core.errors.TrialPreempted`."""
+
+    @property
+    def checkpoint_every(self) -> int | None:
+        """Save after every this many epochs; None: only when preempted."""
+        ...
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None: ...
+
+    def load_checkpoint(self) -> dict[str, Any] | None: ...
+
+    def preempted(self) -> str | None: ...
+
+
+@dataclass
+class _Training:
+    """The moving parts of one training run, and how they go into and out of a checkpoint."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    generator: torch.Generator
+    config: TrainConfig
+    steps_per_epoch: int
+
+    def state(
+        self,
+        progress: _Progress,
+        *,
+        epoch: int,
+        batch: int,
+        epoch_rng: torch.Tensor,
+        sums: _EpochSums,
+        epoch_seconds: float,
+        elapsed: float,
+    ) -> dict[str, Any]:
+        """After ``epoch`` epochs and ``batch`` batches of the next; ``epoch_rng`` is the batch
+        generator's state before it drew the next epoch's batches."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": epoch,
+            "batch": batch,
+            "epochs": self.config.epochs,
+            "steps_per_epoch": self.steps_per_epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "rng": capture_rng_state(),
+            "generator": epoch_rng,
+            "progress": progress.as_state(),
+            "sums": asdict(sums),
+            "epoch_seconds": epoch_seconds,
+            "elapsed": elapsed,
+        }
+
+    def restore(self, state: dict[str, Any]) -> tuple[_Progress, _EpochSums]:
+        expected = {
+            "format": CHECKPOINT_FORMAT,
+            "epochs": self.config.epochs,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+        for key, value in expected.items():
+            if state.get(key) != value:
+                raise ValueError(
+                    f"the checkpoint of epoch {state.get('epoch')} was saved with {key}="
+                    f"{state.get(key)!r}, but this run has {key}={value!r}; the code or data "
+                    "changed since: run the trial again from the start"
+                )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        restore_rng_state(state["rng"])
+        return _Progress.from_state(state["progress"]), _EpochSums(**state["sums"])
+
+
 def train_model(
     model: nn.Module,
     data: TrainData,
@@ -316,6 +504,8 @@ def train_model(
     *,
     task: Task | None = None,
     on_epoch_end: Callable[[EpochMetrics], None] | None = None,
+    checkpoint: Checkpointing | None = None,
+    on_resume: Callable[[list[EpochMetrics]], None] | None = None,
 ) -> TrainResult:
     """Train with AdamW and the task's loss; keep the weights of the best validation score.
 
@@ -326,7 +516,18 @@ def train_model(
     Without it the rate is constant. ``on_epoch_end`` runs after each validation; an exception it
     raises (``optuna.TrialPruned``) ends training and propagates. Early stopping ends training
     after ``early_stop_patience`` epochs without a new best validation score.
+
+    With ``checkpoint``, training starts from its saved state when it has one (model, optimizer,
+    scheduler, random states, batch order, the best epoch so far, early-stopping count and the
+    history; mid-epoch too), ``on_resume`` gets the epochs it restored, and ``on_epoch_end``
+    runs only for the epochs after them, so no epoch is reported twice. The state is saved after
+    every ``checkpoint_every`` epochs (after ``on_epoch_end``, so a pruned epoch is not saved),
+    and at the next batch boundary once ``checkpoint.preempted()`` gives a cause, which then ends
+    training with :class:`~hpo_core.errors.TrialPreempted`. On one device a resumed run ends with
+    the same figures as an uninterrupted one, bit for bit on the CPU.
     """
+    from hpo_core.errors import TrialPreempted
+
     task = task or MulticlassTask(data.n_classes, config.label_smoothing)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
@@ -337,8 +538,12 @@ def train_model(
         lr=config.lr,
         weight_decay=config.weight_decay,
     )
-    first_epoch = data.train_batches(config.batch_size, generator)
-    steps_per_epoch = len(first_epoch)
+    saved = checkpoint.load_checkpoint() if checkpoint is not None else None
+    if saved is not None:
+        generator.set_state(saved["generator"])  # as it was before the saved epoch's batches
+    epoch_rng = generator.get_state()
+    batches = data.train_batches(config.batch_size, generator)
+    steps_per_epoch = len(batches)
     total_steps = max(1, steps_per_epoch * config.epochs)
     scheduler = (
         torch.optim.lr_scheduler.LambdaLR(
@@ -348,75 +553,131 @@ def train_model(
         if config.use_scheduler
         else None
     )
+    run = _Training(model, optimizer, scheduler, generator, config, steps_per_epoch)
     val_batches = data.val_batches(config.batch_size)
-    history: list[EpochMetrics] = []
-    best_score, best_epoch = -math.inf, 0
-    best_state: dict[str, torch.Tensor] = {}
-    best_eval = Evaluation(math.nan, math.nan)
-    since_best = 0
-    samples, train_time = 0, 0.0
-    began = time.perf_counter()
-    stopped_early = False
-    for epoch in range(1, config.epochs + 1):
-        epoch_began = time.perf_counter()
-        batches = first_epoch if epoch == 1 else data.train_batches(config.batch_size, generator)
+    progress, sums = _Progress(), _EpochSums()
+    first_epoch, first_batch, carried = 1, 0, 0.0
+    if saved is not None:
+        progress, sums = run.restore(saved)
+        first_epoch, first_batch = int(saved["epoch"]) + 1, int(saved["batch"])
+        carried = float(saved["epoch_seconds"])
+        if on_resume is not None:
+            on_resume(list(progress.history))
+    patience = config.early_stop_patience
+    stopped_early = bool(patience and progress.since_best >= patience)
+    last_epoch = len(progress.history) if stopped_early else config.epochs
+    every = checkpoint.checkpoint_every if checkpoint is not None else None
+    # Timers continue from the saved run, so train_seconds covers both.
+    began = time.perf_counter() - (float(saved["elapsed"]) if saved is not None else 0.0)
+    for epoch in range(first_epoch, last_epoch + 1):
+        epoch_began = time.perf_counter() - carried
+        if epoch > first_epoch:
+            epoch_rng = generator.get_state()
+            batches = data.train_batches(config.batch_size, generator)
+            sums, carried = _EpochSums(), 0.0
         model.train()
-        loss_sum, count = 0.0, 0
-        sums: dict[str, float] = {}
-        for batch, labels in batches:
-            batch, labels = batch.to(device), labels.to(device)
-            with _autocast(device, config.amp):
-                logits = model(batch).float()
-            loss = task.loss(logits, labels)
-            if not torch.isfinite(loss):  # diverged: the worker prunes the trial with this
-                value = float(loss.detach())
-                raise FloatingPointError(f"training loss is {value} at epoch {epoch}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            loss_sum += float(loss.detach()) * len(labels)
-            for key, value in task.train_metrics(logits.detach(), labels).items():
-                sums[key] = sums.get(key, 0.0) + value
-            count += len(labels)
-        train_time += time.perf_counter() - epoch_began
-        samples += count
+        for index in range(first_batch if epoch == first_epoch else 0, len(batches)):
+            cause = checkpoint.preempted() if checkpoint is not None else None
+            if checkpoint is not None and cause:
+                now = time.perf_counter()
+                checkpoint.save_checkpoint(
+                    run.state(
+                        progress,
+                        epoch=epoch - 1,
+                        batch=index,
+                        epoch_rng=epoch_rng,
+                        sums=sums,
+                        epoch_seconds=now - epoch_began,
+                        elapsed=now - began,
+                    )
+                )
+                raise TrialPreempted(cause, epoch=epoch - 1, batch=index)
+            _train_step(run, task, batches[index], sums, device=device, epoch=epoch)
+        progress.train_time += time.perf_counter() - epoch_began
+        progress.samples += sums.count
         evaluation = task.evaluate(model, val_batches, device=device, amp=config.amp)
-        is_best = evaluation.score > best_score
+        is_best = evaluation.score > progress.best_score
         if is_best:
-            best_score, best_epoch, since_best = evaluation.score, epoch, 0
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            best_eval = evaluation
+            progress.best_score, progress.best_epoch = evaluation.score, epoch
+            progress.since_best = 0
+            progress.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+            }
+            progress.best_eval = evaluation
         else:
-            since_best += 1
+            progress.since_best += 1
         metrics = EpochMetrics(
             epoch=epoch,
-            train_loss=loss_sum / max(count, 1),
+            train_loss=sums.loss / max(sums.count, 1),
             val_loss=evaluation.loss,
             val_score=evaluation.score,
             lr=optimizer.param_groups[0]["lr"],
             seconds=time.perf_counter() - epoch_began,
             is_best=is_best,
-            metrics={k: v / max(count, 1) for k, v in sums.items()} | evaluation.metrics,
+            metrics={k: v / max(sums.count, 1) for k, v in sums.metrics.items()}
+            | evaluation.metrics,
         )
-        history.append(metrics)
+        progress.history.append(metrics)
         if on_epoch_end is not None:
             on_epoch_end(metrics)
-        if config.early_stop_patience and since_best >= config.early_stop_patience:
+        if checkpoint is not None and every and epoch % every == 0:
+            now = time.perf_counter()
+            checkpoint.save_checkpoint(
+                run.state(
+                    progress,
+                    epoch=epoch,
+                    batch=0,
+                    epoch_rng=generator.get_state(),
+                    sums=_EpochSums(),
+                    epoch_seconds=0.0,
+                    elapsed=now - began,
+                )
+            )
+        if patience and progress.since_best >= patience:
             stopped_early = epoch < config.epochs
             break
     return TrainResult(
-        history=history,
-        best_epoch=best_epoch,
-        best_score=best_score,
-        best_state=copy.copy(best_state),
-        per_class_val_acc=best_eval.per_class,
+        history=progress.history,
+        best_epoch=progress.best_epoch,
+        best_score=progress.best_score,
+        best_state=copy.copy(progress.best_state),
+        per_class_val_acc=progress.best_eval.per_class,
         train_seconds=time.perf_counter() - began,
         stopped_early=stopped_early,
         device=str(device),
-        samples_per_second=samples / train_time if train_time > 0 else 0.0,
-        best_metrics=best_eval.metrics,
+        samples_per_second=(
+            progress.samples / progress.train_time if progress.train_time > 0 else 0.0
+        ),
+        best_metrics=progress.best_eval.metrics,
+        resumed_epoch=int(saved["epoch"]) if saved is not None else None,
     )
+
+
+def _train_step(
+    run: _Training,
+    task: Task,
+    batch: tuple[Any, torch.Tensor],
+    sums: _EpochSums,
+    *,
+    device: torch.device,
+    epoch: int,
+) -> None:
+    """One optimiser step on one batch; adds the batch's loss and metrics to ``sums``."""
+    inputs, labels = batch[0].to(device), batch[1].to(device)
+    with _autocast(device, run.config.amp):
+        logits = run.model(inputs).float()
+    loss = task.loss(logits, labels)
+    if not torch.isfinite(loss):  # diverged: the worker prunes the trial with this
+        value = float(loss.detach())
+        raise FloatingPointError(f"training loss is {value} at epoch {epoch}")
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if run.config.grad_clip:
+        nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+    run.optimizer.step()
+    if run.scheduler is not None:
+        run.scheduler.step()
+    sums.loss += float(loss.detach()) * len(labels)
+    for key, value in task.train_metrics(logits.detach(), labels).items():
+        sums.metrics[key] = sums.metrics.get(key, 0.0) + value
+    sums.count += len(labels)

@@ -261,7 +261,7 @@ def run_sweep(
             return
         for proc in procs:
             if proc.poll() is None:
-                if interrupts == 2:  # a worker's second SIGTERM stops it at once, trial failed
+                if interrupts == 2:  # a worker's second SIGTERM stops it at once, trial lost
                     proc.send_signal(signal.SIGTERM)
                     time.sleep(0.05)
                     proc.send_signal(signal.SIGTERM)

@@ -37,6 +37,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from hpo_core.errors import TrialPreempted
 from hpo_core.objectives import TrialContext, require_objective_spec, resolve_objective
 from hpo_core.spec import LoadedSpec
 from hpo_core.storage import StorageHandle, open_storage
@@ -51,6 +52,7 @@ from hpo_core.study import (
     stop_flag,
     suggest_params,
 )
+from hpo_core.worker.checkpoints import TrialCheckpoints, checkpoint_folder
 from hpo_core.worker.lost import ATTR_FAIL_REASON, ATTR_WORKER, lose_trial
 
 __all__ = ["WorkerReport", "run_worker"]
@@ -73,10 +75,11 @@ class WorkerReport:
     stop_reason: str = ""
     elapsed_s: float = 0.0
     trial_numbers: list[int] = field(default_factory=list)
+    lost: int = 0  # preempted here (SIGTERM, `hpo stop --now`), re-queued to resume
 
     @property
     def trials(self) -> int:
-        return self.complete + self.pruned + self.failed
+        return self.complete + self.pruned + self.failed + self.lost
 
 
 class _Stop:
@@ -88,10 +91,15 @@ class _Stop:
 
 
 class _Signals:
-    """First SIGINT/SIGTERM: finish the current trial, then stop. Second: stop now."""
+    """SIGINT (Ctrl-C): finish the current trial, then stop. SIGTERM (an evicted pod, a spot
+    instance's preemption notice): the trial saves a checkpoint at its next batch boundary and
+    is re-queued as lost, then the worker stops; an objective that never asks
+    (:meth:`TrialContext.preempted`) runs its trial to the end, as on SIGINT. A second signal
+    of either kind: stop now."""
 
     def __init__(self) -> None:
         self.requested: str | None = None
+        self.preempt: str | None = None  # the running trial's lost_cause once SIGTERM came
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -109,6 +117,14 @@ class _Signals:
         if self.requested is not None:
             raise KeyboardInterrupt(name)
         self.requested = name
+        if signum == signal.SIGTERM:
+            self.preempt = f"preempted: {name}"
+            _log.warning(
+                "%s received: the running trial saves a checkpoint at its next batch and is "
+                "re-queued, then the worker stops (send it again to stop at once)",
+                name,
+            )
+            return
         _log.warning(
             "%s received: finishing the current trial, then stopping "
             "(send it again to stop at once)",
@@ -150,6 +166,15 @@ def run_worker(
     # fail before touching the study; the deployment's allowlist first, before any import
     require_objective_spec(spec, source=loaded.source)
     resolve_objective(spec.objective)
+    checkpoints = (
+        None
+        if spec.worker.checkpoint_every is None
+        else TrialCheckpoints(
+            checkpoint_folder(spec, spec.study_name),
+            every=spec.worker.checkpoint_every,
+            keep=spec.worker.keep_checkpoints,
+        )
+    )
     # The heartbeat settings are the stored spec's: a file with others is refused on joining.
     # No stale-trial callback: Optuna runs it only from optimize(); workers lose stale trials
     # themselves (_lose_dead_trials), recording why.
@@ -163,6 +188,7 @@ def run_worker(
         require_running(sweep)
         objective = resolve_objective(sweep.spec.objective)
         worker = _Worker(sweep, objective, worker_id=worker_id, until=until)
+        worker.checkpoints = checkpoints
         if timeout is None:  # the spec's, unless the command line says otherwise
             timeout = sweep.spec.worker.timeout
     except BaseException:
@@ -212,6 +238,9 @@ class _Worker:
             "gpus": visible_gpus(),
         }
         self.max_failed = self.spec.worker.max_failed_trials or max(self.spec.n_trials, 10)
+        self.checkpoints: TrialCheckpoints | None = None
+        self.signals = _Signals()  # the loop's, once it runs
+        self.stop_now: str | None = None  # set by the heartbeat thread on `hpo stop --now`
         self._last_stale_check = -math.inf
         self.tracker: Any = None
         if self.study.user_attrs.get("sweepflow.mlflow_parent_run"):
@@ -230,6 +259,7 @@ class _Worker:
         max_trials: int | None,
     ) -> WorkerReport:
         report = WorkerReport(worker_id=self.worker_id, study_name=self.sweep.name)
+        self.signals = signals
         started = time.monotonic()
         waiting_since: float | None = None
         _log.info(
@@ -351,7 +381,14 @@ class _Worker:
         try:
             with self._heartbeat(trial):
                 params = suggest_params(trial, self.spec)
-                ctx = TrialContext(trial=trial, params=params, spec=self.spec, data=self.spec.data)
+                ctx = TrialContext(
+                    trial=trial,
+                    params=params,
+                    spec=self.spec,
+                    data=self.spec.data,
+                    checkpoints=self.checkpoints,
+                    stop_request=lambda: self.signals.preempt or self.stop_now,
+                )
                 result = self.objective(ctx)
             value = _as_value(result)
             if value is None:
@@ -365,7 +402,14 @@ class _Worker:
         except FloatingPointError as exc:  # a NaN/inf loss: the configuration diverged
             state = TrialState.PRUNED
             detail = f"diverged: {exc}".splitlines()[0][:500]
+        except TrialPreempted as exc:
+            self._preempted(trial, exc, report)
+            return
         except KeyboardInterrupt:
+            if self.signals.preempt:  # the machine is going away: not the trial's failure
+                cause = f"{self.signals.preempt}, then a second signal before its checkpoint"
+                lose_trial(self.study, trial._trial_id, cause, max_retry=None)
+                raise
             self._record_failure(trial, "interrupted by a second stop signal", None)
             self._tell(trial, TrialState.FAIL, None)
             raise
@@ -384,6 +428,11 @@ class _Worker:
             with contextlib.suppress(Exception):
                 trial.set_user_attr(ATTR_PRUNE_REASON, detail)
         self._tell(trial, state, value)
+        if self.checkpoints is not None:
+            try:  # disk space, not the trial's result: a failure here is only logged
+                self.checkpoints.discard_finished(self.study, trial._trial_id)
+            except Exception as exc:
+                _log.warning("trial %d: its checkpoint was not removed: %s", trial.number, exc)
         if self.tracker is not None:
             with contextlib.suppress(Exception):  # logging never fails a trial
                 self.tracker.log_trial(self.sweep, self.study._storage.get_trial(trial._trial_id))
@@ -397,6 +446,23 @@ class _Worker:
         else:
             report.failed += 1
             _log.warning("trial %d FAILED in %.1fs: %s", trial.number, seconds, detail)
+
+    def _preempted(self, trial: optuna.Trial, exc: TrialPreempted, report: WorkerReport) -> None:
+        """The trial stopped at a batch boundary with its checkpoint saved: lose it, so that its
+        copy resumes there. No retry limit: each preemption saves its progress first."""
+        if not lose_trial(self.study, trial._trial_id, exc.cause, max_retry=None):
+            self._discarded(trial, f"{exc.cause} at epoch {exc.epoch}")
+            report.failed += 1
+            return
+        report.lost += 1
+        _log.warning(
+            "trial %d %s after %s epoch(s) and %s batch(es) of the next%s; re-queued to resume",
+            trial.number,
+            exc.cause,
+            exc.epoch,
+            exc.batch,
+            " with a checkpoint" if self.checkpoints is not None else " (checkpoints are off)",
+        )
 
     def _tell(self, trial: optuna.Trial, state: TrialState, value: float | None) -> None:
         with warnings.catch_warnings():
@@ -430,17 +496,22 @@ class _Worker:
 
     @contextlib.contextmanager
     def _heartbeat(self, trial: optuna.Trial) -> Iterator[None]:
-        if not self.handle.has_heartbeat:
-            yield
-            return
+        """While the trial runs: its heartbeats (PostgreSQL), and a look at the study's stop flag
+        for `hpo stop --now` at each beat (each poll interval on the journal, which has none)."""
         storage = self.handle.storage
-        interval = self.spec.worker.heartbeat_interval
+        beats = self.handle.has_heartbeat
+        interval = self.spec.worker.heartbeat_interval if beats else self.spec.worker.poll_interval
         stop = threading.Event()
+        self.stop_now = None
 
         def beat() -> None:
             while not stop.wait(interval):  # the first beat was recorded by the reservation
                 try:
-                    storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+                    if beats:
+                        storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+                    flag = stop_flag(storage.get_study_user_attrs(self.sweep.study_id))
+                    if flag is not None and flag.now:
+                        self.stop_now = "preempted: hpo stop --now"
                 except Exception as exc:  # a missed beat is retried; the trial goes on
                     _log.warning("heartbeat for trial %d failed: %s", trial.number, exc)
 
