@@ -236,7 +236,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_configs)
 
-    p = sub.add_parser("cleanup", help="mark trials left RUNNING by dead workers as failed")
+    p = sub.add_parser(
+        "cleanup", help="mark trials left RUNNING by dead workers as lost, and re-queue them"
+    )
     p.add_argument("study")
     p.add_argument(
         "--older-than",
@@ -773,8 +775,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     analysis, files = done.analysis, done.files
     s = analysis.summary
     print(
-        f"{s.study_name}: {s.complete} completed, {s.pruned} pruned, {s.failed} failed; best "
-        f"{_short(s.best_value)}; decision {analysis.decision.action} ({analysis.decision.rule})"
+        f"{s.study_name}: {s.complete} completed, {s.pruned} pruned, {s.failed} failed, "
+        f"{s.lost} lost; best {_short(s.best_value)}; decision {analysis.decision.action} "
+        f"({analysis.decision.rule})"
     )
     for flag in analysis.flags:
         print(f"  red flag  {flag.message}")
@@ -829,8 +832,10 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
 
     sweep = _open_sweep(args, args.study)
     cleaned = cleanup_stale_trials(sweep, older_than=args.older_than, dry_run=args.dry_run)
-    verb = "would fail" if args.dry_run else "failed"
-    arrow = "would go RUNNING -> FAIL" if args.dry_run else "RUNNING -> FAIL"
+    # a trial whose worker is gone is lost (the infrastructure's doing, not the trial's) and
+    # re-queued, up to worker.stale_trial_retries: it does not count as a failure
+    verb = "would mark lost" if args.dry_run else "marked lost"
+    arrow = "would go RUNNING -> lost" if args.dry_run else "RUNNING -> lost"
     for t in cleaned:
         print(f"trial {t.number}: {arrow} ({t.reason})")
     from optuna.trial import TrialState

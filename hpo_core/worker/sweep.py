@@ -319,7 +319,8 @@ class _Bar:
         self._bar.n = progress.finished
         best = f"{progress.best_value:.4g}" if progress.best_value is not None else "-"
         self._bar.set_postfix_str(
-            f"pruned {progress.pruned} failed {progress.failed} running {progress.running} "
+            f"pruned {progress.pruned} failed {progress.failed} lost {progress.lost} "
+            f"running {progress.running} "
             f"best {best}"
             + (f" {progress.trials_per_hour:.0f}/h" if progress.trials_per_hour else ""),
             refresh=True,

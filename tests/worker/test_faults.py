@@ -156,11 +156,11 @@ def test_cleanup_loses_and_requeues_trials_of_killed_workers_once_and_says_so(
     assert _states(_trials(journal_url)) == {TrialState.RUNNING: 2}
     env = {"HPO_STORAGE_URL": journal_url}
     dry = run_hpo("cleanup", "test_study", "--dry-run", env=env)
-    assert dry.returncode == 0 and "would fail 2 stale trial(s)" in dry.stdout, dry.stdout
+    assert dry.returncode == 0 and "would mark lost 2 stale trial(s)" in dry.stdout, dry.stdout
     assert _states(_trials(journal_url)) == {TrialState.RUNNING: 2}
     first = run_hpo("cleanup", "test_study", env=env)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("RUNNING -> FAIL (its worker process") == 2
+    assert first.stdout.count("RUNNING -> lost (its worker process") == 2
     trials = _trials(journal_url)
     assert _states(trials) == {TrialState.FAIL: 2, TrialState.WAITING: 2}  # lost, and re-queued
     lost = [t for t in trials if t.state == TrialState.FAIL]
@@ -211,8 +211,8 @@ def test_cleanup_on_postgres_judges_heartbeats_by_the_spec_of_the_study(
     env = {"HPO_STORAGE_URL": pg_url}
     result = run_hpo("cleanup", "test_study", env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("RUNNING -> FAIL (no heartbeat within the grace period)") == 2
-    assert "failed 2 stale trial(s); 1 still running" in result.stdout, result.stdout
+    assert result.stdout.count("RUNNING -> lost (no heartbeat within the grace period)") == 2
+    assert "marked lost 2 stale trial(s); 1 still running" in result.stdout, result.stdout
     trials = _trials(pg_url)
     states = {t._trial_id: t.state for t in trials if t.state != TrialState.WAITING}
     assert states == {silent: TrialState.FAIL, orphan: TrialState.FAIL, live: TrialState.RUNNING}
