@@ -26,6 +26,7 @@ CONN_STORAGE = "hpo_storage"
 CONN_TRACKING = "hpo_tracking"
 CONN_ALERTS = "hpo_alerts"
 CONN_KUBERNETES = "hpo_kubernetes"  # its extra (JSON): the worker pods' settings and maxima
+POD_HOME = "/tmp/hpo"  # HPO_HOME in a worker pod: /tmp is its one writable folder
 
 
 def _connection(conn_id: str) -> Any | None:
@@ -189,6 +190,8 @@ class SweepWorkerPodOperator(BaseOperator):
     deployment's connection and the run's checked request). Runs a KubernetesPodOperator built
     at execution time (:meth:`pod_operator`).
 
+    The deployment's ``checkpoint_claim`` (a shared volume) is mounted where workers keep trial
+    checkpoints, so a trial re-queued after its pod was lost resumes in another pod.
     GPUs are counted in the deployment's ``gpu_resource`` (``nvidia.com/gpu`` or a MIG profile),
     and terminationGracePeriodSeconds (the spec's, within the deployment's maximum) gives a
     SIGTERMed worker the time to save its trial's checkpoint; a killed task deletes its pod with
@@ -227,6 +230,19 @@ class SweepWorkerPodOperator(BaseOperator):
         # a plan made before a setting existed gets its default
         s = {**POD_DEFAULTS, **self.pod_settings}
         runtime_default = k8s.V1SeccompProfile(type="RuntimeDefault")
+        claim = s["checkpoint_claim"]
+        checkpoints = (
+            [
+                k8s.V1Volume(
+                    name="checkpoints",
+                    persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
+                        claim_name=claim
+                    ),
+                )
+            ]
+            if claim
+            else []
+        )
         limits = {"cpu": s["cpu"], "memory": s["memory"]}
         if s["gpus"]:
             # extended resources are limits only: Kubernetes sets the request to the limit
@@ -249,7 +265,7 @@ class SweepWorkerPodOperator(BaseOperator):
                 Secret("env", "MLFLOW_TRACKING_URI", s["secret"], "tracking-uri"),
             ],
             env_vars=[
-                k8s.V1EnvVar(name="HPO_HOME", value="/tmp/hpo"),
+                k8s.V1EnvVar(name="HPO_HOME", value=POD_HOME),
                 k8s.V1EnvVar(name="MLFLOW_DISABLE_TELEMETRY", value="true"),
                 # the deployment's objective allowlist holds in the pods too
                 *(
@@ -296,9 +312,18 @@ class SweepWorkerPodOperator(BaseOperator):
             volumes=[
                 k8s.V1Volume(
                     name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=s["tmp_size"])
-                )
+                ),
+                *checkpoints,
             ],
-            volume_mounts=[k8s.V1VolumeMount(name="tmp", mount_path="/tmp")],
+            volume_mounts=[
+                k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),
+                *(
+                    # the workers' default checkpoint folder, $HPO_HOME/artifacts
+                    [k8s.V1VolumeMount(name="checkpoints", mount_path=f"{POD_HOME}/artifacts")]
+                    if checkpoints
+                    else []
+                ),
+            ],
             get_logs=True,
             on_finish_action="delete_succeeded_pod",
             schedule_timeout_seconds=s["schedule_timeout_seconds"],

@@ -3,8 +3,9 @@ KubernetesPodOperator's calls, with a "kubelet" that runs a pod's container as a
 
 No cluster can run here, and the KubernetesPodOperator, its trigger and their hooks only talk
 HTTP: pointed at this server by a kubeconfig, the real provider code creates, watches, reads the
-logs of, patches and deletes pods, and every request is recorded as the (verb, resource) the
-Kubernetes authorizer would check, so a test can hold the RBAC Role to what the code asks for.
+logs of, patches and deletes pods. Every request is authorized as RBAC would: resolved to the
+(verb, resource) the Kubernetes authorizer checks, answered 403 unless the Role of
+deploy/rbac.yaml grants it, and recorded, so the tests run the provider under the kit's Role.
 
 What it emulates of a node, and no more: the container's command runs with the pod's env
 (values, and secretKeyRef from the Secrets given here), an emptyDir mounted at /tmp is a private
@@ -28,6 +29,33 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+ROLE_FILE = Path(__file__).resolve().parents[1] / "deploy" / "rbac.yaml"
+
+
+def role_grants(path: Path = ROLE_FILE) -> set[tuple[str, str]]:
+    """(verb, resource) pairs the Role(s) in a manifest grant in the core API group."""
+    grants = set()
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc and doc["kind"] == "Role":
+            for rule in doc["rules"]:
+                assert rule["apiGroups"] == [""], rule
+                grants |= {(v, r) for v in rule["verbs"] for r in rule["resources"]}
+    return grants
+
+
+class _TaskInstance:
+    dag_id, task_id, run_id, map_index, try_number = "hpo_sweep", "worker_pods", "r1", 0, 1
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        pass
+
+
+def task_context() -> dict[str, Any]:
+    """What a KubernetesPodOperator reads of an Airflow task context."""
+    return {"ti": _TaskInstance(), "run_id": "r1", "dag": None}
 
 
 def request_verb(method: str, path: str, query: dict[str, str]) -> tuple[str, str]:
@@ -124,7 +152,7 @@ class _Pod:
 
 class FakeKubernetes:
     """The API server and kubelet; ``requests`` holds (verb, resource, namespace) per call,
-    ``kubeconfig`` a file that points a client here."""
+    ``denied`` those the Role refused, ``kubeconfig`` a file that points a client here."""
 
     def __init__(
         self,
@@ -132,7 +160,10 @@ class FakeKubernetes:
         *,
         secrets: dict[str, dict[str, str]] | None = None,
         bin_dir: str | None = None,
+        role: set[tuple[str, str]] | None = None,
     ) -> None:
+        self.role = role_grants() if role is None else role
+        self.denied: list[tuple[str, str, str]] = []
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.secrets = secrets or {}
@@ -222,6 +253,11 @@ class FakeKubernetes:
         name = parts[5] if len(parts) > 5 else None
         with self.lock:
             self.requests.append((verb, resource, namespace))
+            if (verb, resource) not in self.role:
+                self.denied.append((verb, resource, namespace))
+                message = f'cannot {verb} resource "{resource}" in namespace "{namespace}"'
+                return 403, {"kind": "Status", "status": "Failure", "code": 403,
+                             "reason": "Forbidden", "message": message}
         if resource == "events":
             if verb == "watch":  # no events: hold the watch a moment, as a quiet one would
                 time.sleep(min(float(query.get("timeoutSeconds", 1)), 0.5))

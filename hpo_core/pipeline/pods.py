@@ -210,6 +210,10 @@ class PodDeployment(BaseModel):
     max_cpu: Quantity | None = None  # None: `cpu`
     max_memory: Quantity | None = None  # None: `memory`
     tmp_size: Quantity = "2Gi"  # sizeLimit of the /tmp emptyDir (the root filesystem is read-only)
+    # a PersistentVolumeClaim (ReadWriteMany, in `namespace`) mounted where workers keep trial
+    # checkpoints ($HPO_HOME/artifacts): a trial re-queued after its pod was evicted or preempted
+    # resumes from it in another pod. None: checkpoints live in the pod's /tmp and go with it
+    checkpoint_claim: DnsSubdomain | None = None
     # activeDeadlineSeconds = the spec's worker.timeout + this: the worker starts no trial after
     # its timeout, and this is the time its last trial (and the image pull, which the deadline
     # counts from the pod's start) gets before Kubernetes kills the pod

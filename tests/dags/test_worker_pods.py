@@ -29,7 +29,7 @@ from hpo_core.study import create_study, load_study
 from hpo_core.testing import restricted_violations
 from tests.conftest import HPO
 from tests.dags.conftest import REPO, run_dag
-from tests.kube_api import FakeKubernetes
+from tests.kube_api import FakeKubernetes, task_context
 
 CONFIGS = REPO / "configs" / "hpo"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -45,6 +45,7 @@ DEPLOYMENT = {
     "drain_seconds": 1800,
     "gpu_resource": "nvidia.com/mig-1g.10gb",
     "max_termination_grace_seconds": 600,
+    "checkpoint_claim": "hpo-checkpoints",
 }
 
 
@@ -146,8 +147,16 @@ def test_worker_pods_are_valid_restricted_kubernetes_from_the_deployment_setting
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}}]
-    assert {"mountPath": "/tmp", "name": "tmp"} in container["volumeMounts"]
+    # checkpoints outlive the pod: the deployment's claim, where workers keep them by default
+    assert spec["volumes"] == [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
+        {"name": "checkpoints", "persistentVolumeClaim": {"claimName": "hpo-checkpoints"}},
+    ]
+    assert container["volumeMounts"] == [
+        {"mountPath": "/tmp", "name": "tmp"},
+        {"mountPath": "/tmp/hpo/artifacts", "name": "checkpoints"},
+    ]
+    assert env["HPO_HOME"]["value"] == "/tmp/hpo"
 
 
 def test_default_pods_have_a_tmp_limit_and_no_deadline_without_a_timeout(
@@ -465,17 +474,6 @@ def task_log() -> Iterator[Callable[[], str]]:
         structlog.configure(**before)
 
 
-class _TaskInstance:
-    dag_id, task_id, run_id, map_index, try_number = "hpo_sweep", "worker_pods", "r1", 0, 1
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
-
-
-def _task_context() -> dict[str, Any]:
-    return {"ti": _TaskInstance(), "run_id": "r1", "dag": None}
-
-
 def _deferred_worker(
     monkeypatch: pytest.MonkeyPatch, kube: FakeKubernetes, study: str, until: int
 ) -> tuple[Any, Any]:
@@ -491,7 +489,7 @@ def _deferred_worker(
         task_id="worker_pods", arguments=arguments, pod_settings=plan.pod
     )
     with pytest.raises(TaskDeferred) as deferred:
-        operator.execute(_task_context())
+        operator.execute(task_context())
     return operator, deferred.value
 
 
@@ -520,11 +518,12 @@ def test_a_deferred_pod_trains_while_the_triggerer_waits_and_the_task_resumes_in
     # the trigger copied the worker's lines to the task log while the pod ran
     while_deferred = task_log()
     assert "[base] " in while_deferred and "demo_synthetic_v1" in while_deferred, while_deferred
-    assert resume(_task_context(), event=event.payload) is None
+    assert resume(task_context(), event=event.payload) is None
     assert "checkpoint of 6 finished trials reached" in while_deferred + task_log()
     assert name in kube.deleted and not kube.pods  # a succeeded pod is deleted
     trials = load_study("demo_synthetic_v1", open_storage(storage)).study.get_trials()
     assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 6
+    assert kube.denied == []  # all of it under deploy/rbac.yaml's Role
 
 
 def test_a_failed_pod_fails_the_resumed_task_and_is_kept(
@@ -536,10 +535,11 @@ def test_a_failed_pod_fails_the_resumed_task_and_is_kept(
     event = asyncio.run(anext(deferred.trigger.run()))
     assert event.payload["status"] == "failed", event.payload
     with pytest.raises(AirflowException, match="returned a failure"):
-        getattr(operator, deferred.method_name)(_task_context(), event=event.payload)
+        getattr(operator, deferred.method_name)(task_context(), event=event.payload)
     # kept for its logs and events, and marked so a retry makes a new pod, not reattach
     ((_, name),) = kube.pods
     assert kube.pods["sweepflow", name].body["metadata"]["labels"]["already_checked"] == "True"
+    assert kube.denied == []
 
 
 def test_a_deployment_without_a_triggerer_turns_deferral_off(
@@ -552,9 +552,10 @@ def test_a_deployment_without_a_triggerer_turns_deferral_off(
         task_id="worker_pods", arguments=["--help"], pod_settings=settings
     )
     task_log()
-    assert operator.execute(_task_context()) is None  # waits for the pod here, no TaskDeferred
+    assert operator.execute(task_context()) is None  # waits for the pod here, no TaskDeferred
     assert "usage: hpo" in task_log()
     assert len(kube.deleted) == 1 and not kube.pods
+    assert kube.denied == []
 
 
 @pytest.mark.slow
@@ -600,3 +601,4 @@ def test_the_sweep_dag_runs_deferred_worker_pods_under_dag_test(
     assert "[base] " in output and "joined study demo_synthetic_v1" in output
     trials = load_study("demo_synthetic_v1", open_storage(storage)).study.get_trials()
     assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 6
+    assert kube.denied == []

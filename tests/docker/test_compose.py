@@ -184,6 +184,20 @@ def test_compose_wires_airflow_to_its_stores(rendered: dict[str, Any]) -> None:
     )
 
 
+def test_the_triggerer_watches_the_pods_the_scheduler_starts(rendered: dict[str, Any]) -> None:
+    """Worker pods are deferrable: a task (in the scheduler, with the LocalExecutor) creates the
+    pod and the triggerer watches it, so both reach the same cluster with the same settings."""
+    services = rendered["services"]
+    triggerer, scheduler = services["airflow-triggerer"], services["airflow-scheduler"]
+    assert triggerer["command"] == ["triggerer"]
+    assert "healthcheck" in triggerer
+    assert triggerer["environment"] == scheduler["environment"]
+    for key in ("AIRFLOW_CONN_HPO_KUBERNETES", "AIRFLOW_CONN_KUBERNETES_DEFAULT"):
+        assert scheduler["environment"][key] == "", key  # optional, and empty in .env.example
+    for key, condition in (("airflow-init", "completed_successfully"), ("airflow-api-server", "healthy")):
+        assert triggerer["depends_on"][key]["condition"] == f"service_{condition}"
+
+
 def test_compose_requires_every_secret_from_env_file() -> None:
     """Secrets are ${VAR:?...} references: a missing .env stops compose instead of running
     with an empty password."""
