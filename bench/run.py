@@ -173,6 +173,10 @@ def main() -> int:
     parser.add_argument("--skip-tracking", action="store_true", help="skip the MLflow timing")
     parser.add_argument("--skip-dags", action="store_true", help="skip the DAG parse timing")
     parser.add_argument("--skip-binary", action="store_true", help="skip binary_classifier")
+    parser.add_argument("--skip-scale", action="store_true", help="skip one study's scale")
+    parser.add_argument("--scale-workers", default="1,8,32,64")
+    parser.add_argument("--scale-per-worker", type=int, default=3)
+    parser.add_argument("--scale-sleep", type=float, default=5.0, help="seconds per scale trial")
     parser.add_argument(
         "--threads",
         default=f"1,{os.cpu_count() or 1}",
@@ -253,6 +257,24 @@ def main() -> int:
                 f"scaling: {w} workers x {args.per_worker} trials of {args.sleep:g} s", flush=True
             )
             results["scaling"].append(scaling(server, w, args.per_worker, args.sleep, tmp))
+    if not args.skip_scale:
+        from bench import scale
+
+        # a server with fsync on: the study lock is held across the commit of a trial's row
+        with tempfile.TemporaryDirectory() as tmp_dir, running_postgres(durable=True) as server:
+            results["scale"] = []
+            for w in [int(x) for x in args.scale_workers.split(",") if x]:
+                print(
+                    f"scale: {w} workers x {args.scale_per_worker} trials of "
+                    f"{args.scale_sleep:g} s, durable PostgreSQL",
+                    flush=True,
+                )
+                results["scale"].append(
+                    scale.scale_run(
+                        server, w, args.scale_per_worker, args.scale_sleep, Path(tmp_dir)
+                    )
+                )
+            results["scale_model"] = scale.scale_model(results["scale"])
     (out / "bench.json").write_text(json.dumps(results, indent=2))
     table = render(results)
     (out / "bench.md").write_text(table)
@@ -294,6 +316,9 @@ def render(results: dict[str, Any]) -> str:
     lines += render_tracking(results)
     lines += render_dags(results)
     lines += render_binary(results)
+    from bench.scale import render as render_scale
+
+    lines += render_scale(results)
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,12 @@ cheap to parse.
 from __future__ import annotations
 
 from hpo_core._lazy import lazy_getattr
-from hpo_core.storage.backends import StorageHandle, file_lock, open_storage
+from hpo_core.storage.backends import (
+    ENV_STORAGE_POOL,
+    StorageHandle,
+    file_lock,
+    open_storage,
+)
 from hpo_core.storage.urls import (
     ENV_HOME,
     ENV_STORAGE,
@@ -28,6 +33,7 @@ _LAZY = {
 __all__ = [
     "ENV_HOME",
     "ENV_STORAGE",
+    "ENV_STORAGE_POOL",
     "ResilientRDBStorage",
     "StorageHandle",
     "default_storage_url",

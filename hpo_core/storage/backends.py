@@ -16,9 +16,11 @@ import hashlib
 import json
 import logging
 import os
+import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ATTR_LOST_TRIALS",
+    "ENV_STORAGE_POOL",
     "Snapshot",
     "StorageHandle",
     "file_lock",
@@ -48,6 +51,9 @@ _LOST_CAUSE = "lost_cause"
 # cost a second pass over the study's trials, and a scan of every attribute when the planner
 # misjudged, on every trial).
 ATTR_LOST_TRIALS = "sweepflow.lost_trials"
+# "none": no connection pool in the worker (for PgBouncer in session mode in front of the server)
+ENV_STORAGE_POOL = "HPO_STORAGE_POOL"
+
 # Postgres advisory locks take a bigint; namespace ours so they cannot collide with an app's.
 _LOCK_NAMESPACE = "sweepflow-study-lock"
 
@@ -72,6 +78,20 @@ class StorageHandle:
     url: str
     storage: BaseStorage
     kind: str  # postgresql | sqlite | journal
+    # (seconds waiting for the study lock, seconds holding it) of the latest reservations, and
+    # the SQL statements sent: what one study's scale depends on (`hpo worker` reports them)
+    lock_times: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=10_000))
+    statements: int = 0
+
+    def count_statements(self) -> None:
+        """Count every statement this handle's engine sends (one cheap event hook)."""
+        import sqlalchemy
+
+        def counted(*_: Any) -> None:
+            self.statements += 1
+
+        engine = self.storage.engine  # type: ignore[attr-defined]
+        sqlalchemy.event.listen(engine, "before_cursor_execute", counted)
 
     @property
     def masked_url(self) -> str:
@@ -116,8 +136,10 @@ class StorageHandle:
         On an RDB this is one pooled connection and three round trips (lock, one snapshot query,
         unlock): it runs once per trial, so it is kept out of Optuna's ORM sessions.
         """
+        asked = time.perf_counter()
         if self.kind not in ("postgresql", "sqlite"):
             with self.study_lock(study_name):
+                locked = time.perf_counter()
                 counts: dict[str, int] = {}
                 lost = 0
                 for trial in self.storage.get_all_trials(study_id, deepcopy=False):
@@ -125,7 +147,10 @@ class StorageHandle:
                     lost += trial.state.name == "FAIL" and _LOST_CAUSE in trial.user_attrs
                 attrs = self.storage.get_study_user_attrs(study_id)
                 kept = {k: attrs[k] for k in attr_keys if k in attrs}
-                yield Snapshot(counts, kept, None, self, lost=lost)
+                try:
+                    yield Snapshot(counts, kept, None, self, lost=lost)
+                finally:
+                    self.lock_times.append((locked - asked, time.perf_counter() - locked))
             return
         import sqlalchemy
 
@@ -137,6 +162,7 @@ class StorageHandle:
             conn = stack.enter_context(engine.connect())
             if self.kind == "postgresql":
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            locked = time.perf_counter()
             try:
                 keys = [*attr_keys, ATTR_LOST_TRIALS]
                 rows = conn.execute(_snapshot_sql(), {"s": study_id, "keys": keys}).all()
@@ -152,6 +178,7 @@ class StorageHandle:
                 if self.kind == "postgresql":
                     conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     conn.commit()
+                self.lock_times.append((locked - asked, time.perf_counter() - locked))
 
     def dispose(self) -> None:
         engine = getattr(self.storage, "engine", None)
@@ -263,8 +290,16 @@ def open_storage(
                 "keepalives_count": 3,
                 "application_name": "sweepflow",
             }
-            engine_kwargs["pool_size"] = 2
-            engine_kwargs["max_overflow"] = 4
+            if os.environ.get(ENV_STORAGE_POOL, "").lower() == "none":
+                # Behind a connection pooler (PgBouncer in session mode): hold no idle
+                # connection, so the server sees only the sessions in use. Transaction mode
+                # would break the study lock, a session-level advisory lock.
+                import sqlalchemy
+
+                engine_kwargs["poolclass"] = sqlalchemy.pool.NullPool
+            else:  # a worker uses one connection, and a second for its heartbeat thread
+                engine_kwargs["pool_size"] = 2
+                engine_kwargs["max_overflow"] = 4
         else:
             _parent_dir(_file_path(url), shown)
 

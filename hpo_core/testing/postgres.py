@@ -46,7 +46,7 @@ def _free_port() -> int:
 class PostgresServer:
     """One cluster in a temporary folder; ``url(db)`` gives a psycopg2 URL for a database."""
 
-    def __init__(self, *, port: int | None = None) -> None:
+    def __init__(self, *, port: int | None = None, durable: bool = False) -> None:
         self.bin = find_pg_bin()
         self.port = port or _free_port()
         self.root = Path(tempfile.mkdtemp(prefix="sweepflow-pg-"))
@@ -54,6 +54,8 @@ class PostgresServer:
         self.log = self.root / "server.log"
         self._as_root = os.geteuid() == 0
         self.user = "postgres"
+        # Tests trade durability for speed; a benchmark of commit-bound work wants a real one.
+        self.durable = durable
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.bin / args[0]), *args[1:]]
@@ -78,11 +80,10 @@ class PostgresServer:
         )
 
     def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=300"
-        )
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+        if not self.durable:
+            options += "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        options += "-c max_connections=300"
         self._run(
             "pg_ctl",
             "-D",
@@ -128,8 +129,8 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
+def running_postgres(*, durable: bool = False) -> Iterator[PostgresServer]:
+    server = PostgresServer(durable=durable)
     try:
         server.init()
         server.start()
