@@ -41,8 +41,10 @@ system-deps:
 demo: install
 	HPO_HOME=$(HPO_HOME) bash scripts/demo.sh
 
+# worksteal: a process that runs out of tests takes queued ones from the other, so the slow
+# end-to-end tests do not leave one core idle at the end
 test: install system-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --durations=15
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist worksteal --durations=15
 
 lint: install
 	$(BIN)/ruff check hpo_core tests bench dags plugins scripts
