@@ -178,7 +178,8 @@ def test_an_interrupted_champion_run_is_retrained_not_duplicated(tmp_path: Path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {"HPO_STORAGE_URL": f"journal://{tmp_path / 's.journal'}", "MLFLOW_TRACKING_URI": uri}
     sweep(tmp_path, env)
-    args = ["champions", "tiny_arc_v1", "-k", "1", "--seeds", "1", "--epochs", "40"]
+    # long enough to be caught mid-training (killed after its first epoch), short to retrain
+    args = ["champions", "tiny_arc_v1", "-k", "1", "--seeds", "1", "--epochs", "12"]
     proc = subprocess.Popen(
         [HPO, *args],
         env={**os.environ, **env},
