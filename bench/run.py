@@ -13,8 +13,10 @@
 (h) DAG parse time: see bench/dags.py.
 (i) The binary_classifier family: metrics on 1M scores, budget sizing, CPU training: see
     bench/binary.py.
+(j) Planted truth: decision rates over seeds and refined vs flat sweeps: see bench/planted.py
+    (also bench/results/planted.json, planted.md, planted.png).
 Sections can be skipped (--skip-harness, --skip-training, --skip-analysis, --skip-tracking,
---skip-dags, --skip-binary); the others keep their last results.
+--skip-dags, --skip-binary, --skip-planted); the others keep their last results.
 """
 
 from __future__ import annotations
@@ -174,6 +176,7 @@ def main() -> int:
     parser.add_argument("--skip-dags", action="store_true", help="skip the DAG parse timing")
     parser.add_argument("--skip-binary", action="store_true", help="skip binary_classifier")
     parser.add_argument("--skip-scale", action="store_true", help="skip one study's scale")
+    parser.add_argument("--skip-planted", action="store_true", help="skip the planted truth")
     parser.add_argument("--scale-workers", default="1,8,32,64")
     parser.add_argument("--scale-per-worker", type=int, default=3)
     parser.add_argument("--scale-sleep", type=float, default=5.0, help="seconds per scale trial")
@@ -205,6 +208,12 @@ def main() -> int:
 
         print("binary: metrics on 1M scores, budget sizing, CPU training", flush=True)
         results["binary"] = binary.binary_bench()
+    if not args.skip_planted:
+        from bench import planted
+
+        print("planted: decision rates over seeds, refined vs flat sweeps", flush=True)
+        results["planted"] = planted.planted_bench()
+        planted.write(results, out)
     if not args.skip_analysis:
         from bench import analysis
 
@@ -308,6 +317,7 @@ def render(results: dict[str, Any]) -> str:
     from bench.analysis import render as render_analysis
     from bench.binary import render as render_binary
     from bench.dags import render as render_dags
+    from bench.planted import render as render_planted
     from bench.tracking import render as render_tracking
     from bench.training import render as render_training
 
@@ -316,6 +326,7 @@ def render(results: dict[str, Any]) -> str:
     lines += render_tracking(results)
     lines += render_dags(results)
     lines += render_binary(results)
+    lines += render_planted(results)
     from bench.scale import render as render_scale
 
     lines += render_scale(results)
