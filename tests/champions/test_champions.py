@@ -1,4 +1,4 @@
-"""Champions against a real MLflow: the SQLite store and an `mlflow server` on PostgreSQL. A small
+"""Champions against a real MLflow: an `mlflow server` on PostgreSQL, and the SQLite store. A small
 ARC sweep, then champions: runs, tags and states, registration, the alias only on improvement,
 the registered model reproducing its logged accuracy, its weights-only copy giving the same outputs,
 resuming after a kill, compare-runs. (The alias rule and racing promotions, without training:
@@ -26,10 +26,14 @@ pytestmark = pytest.mark.slow
 TINY_ARC = tiny_arc_spec(champions={"top_k": 2, "epochs": 3, "seeds": 2})
 
 
-def sweep(tmp_path: Path, env: dict[str, str], spec: dict[str, Any] = TINY_ARC) -> None:
+def sweep(
+    tmp_path: Path, env: dict[str, str], spec: dict[str, Any] = TINY_ARC, workers: int = 2
+) -> None:
     config = tmp_path / f"{spec['study_name']}.yaml"
     config.write_text(yaml.safe_dump(spec))
-    result = run_hpo("sweep", "--config", str(config), "--workers", "2", env=env, timeout=300)
+    result = run_hpo(
+        "sweep", "--config", str(config), "--workers", str(workers), env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -105,13 +109,6 @@ def check_champions(tracking_uri: str, env: dict[str, str], *, top_k: int = 2) -
         assert pyfunc.predict(packed.numpy()) == pytest.approx(expected, abs=1e-5)
 
 
-def test_champions_on_the_sqlite_store(tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {"HPO_STORAGE_URL": f"journal://{tmp_path / 's.journal'}", "MLFLOW_TRACKING_URI": uri}
-    sweep(tmp_path, env)
-    check_champions(uri, env)
-
-
 @pytest.mark.postgres
 def test_champions_on_an_mlflow_server_with_postgres(
     pg_server: PostgresServer, pg_url: str, tmp_path: Path
@@ -122,7 +119,7 @@ def test_champions_on_an_mlflow_server_with_postgres(
     try:
         env = {"HPO_STORAGE_URL": pg_url, "MLFLOW_TRACKING_URI": server.uri}
         sweep(tmp_path, env)
-        check_champions(server.uri, env, top_k=1)  # the SQLite test covers 2 configurations
+        check_champions(server.uri, env)
         # the model's files went through the server to its artifact store
         assert list((tmp_path / "artifacts").rglob("MLmodel"))
     finally:
@@ -134,11 +131,11 @@ def test_a_second_sweep_moves_the_alias_only_if_better_and_compare_runs(tmp_path
     noisy), the alias, the message and the logged figures must agree with the two means."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {"HPO_STORAGE_URL": f"journal://{tmp_path / 's.journal'}", "MLFLOW_TRACKING_URI": uri}
-    fast = {**TINY_ARC, "champions": {"top_k": 1, "epochs": 3, "seeds": 1}}
-    sweep(tmp_path, env, fast)
+    fast = {**TINY_ARC, "n_trials": 2, "champions": {"top_k": 1, "epochs": 3, "seeds": 1}}
+    sweep(tmp_path, env, fast, workers=1)
     assert run_hpo("champions", "tiny_arc_v1", env=env, timeout=600).returncode == 0
     second = {**fast, "study_name": "tiny_arc_v2", "fixed": {**fast["fixed"], "depth": 3}}
-    sweep(tmp_path, env, second)
+    sweep(tmp_path, env, second, workers=1)
     result = run_hpo("champions", "tiny_arc_v2", env=env, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "registered model tiny_arc: version 2" in result.stdout
@@ -177,7 +174,7 @@ def test_a_second_sweep_moves_the_alias_only_if_better_and_compare_runs(tmp_path
 def test_an_interrupted_champion_run_is_retrained_not_duplicated(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {"HPO_STORAGE_URL": f"journal://{tmp_path / 's.journal'}", "MLFLOW_TRACKING_URI": uri}
-    sweep(tmp_path, env)
+    sweep(tmp_path, env, {**TINY_ARC, "n_trials": 2}, workers=1)
     # long enough to be caught mid-training (killed after its first epoch), short to retrain
     args = ["champions", "tiny_arc_v1", "-k", "1", "--seeds", "1", "--epochs", "12"]
     proc = subprocess.Popen(

@@ -164,6 +164,12 @@ def test_a_result_told_after_someone_failed_the_trial_is_reported_as_discarded(
     spec["data"]["marker_dir"] = str(tmp_path)
     worker = _worker(write_spec(spec), journal_url)
     [trial] = _running(journal_url, worker)
+    # lost once the objective runs: lost while the worker still sets the trial up, any result
+    # is "cut short" whatever the objective
+    deadline = time.monotonic() + 60
+    while objective == "touch_and_sleep" and not any(tmp_path.glob("*-0")):
+        assert time.monotonic() < deadline, "the objective never started"
+        time.sleep(0.05)
     sweep = load_study("test_study", open_storage(journal_url))
     assert lose_trial(sweep.study, trial._trial_id, "judged dead by a test", max_retry=0)
     _, err = worker.communicate(timeout=120)
