@@ -137,10 +137,14 @@ def test_a_sweep_runs_end_to_end_and_registers_a_champion(pg_url: str, tmp_path:
 def test_a_sweep_that_trips_the_stop_rule_stops_and_alerts(
     pg_url: str, tmp_path: Path, webhook: Webhook
 ) -> None:
+    # the instant synthetic objective: the ARC path is the end-to-end test's
     spec = {
-        **TINY_ARC,
         "study_name": "dag_stop_v1",
-        "decision": {"checkpoints": [3], "stop_if_best_worse_than": 1.01},
+        "n_trials": 6,
+        "objective": "synthetic",
+        "sampler": {"type": "random", "seed": 1},
+        "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
+        "decision": {"checkpoints": [3], "stop_if_best_worse_than": 1e9},
     }
     env = _setup(tmp_path, {"stop.yaml": spec}, pg_url)
     env["AIRFLOW_CONN_HPO_ALERTS"] = webhook.url
