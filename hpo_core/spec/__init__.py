@@ -24,6 +24,7 @@ from hpo_core.spec.model import (
     RefineSpec,
     SamplerSpec,
     SweepSpec,
+    WarmStartSpec,
     WorkerSpec,
     condition_holds,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "SamplerSpec",
     "SpecSummary",
     "SweepSpec",
+    "WarmStartSpec",
     "WorkerSpec",
     "condition_holds",
     "count_discrete_combinations",

@@ -20,6 +20,7 @@ from hpo_core.spec.model import (
     PrunerSpec,
     SamplerSpec,
     SweepSpec,
+    WarmStartSpec,
     WorkerSpec,
     cross_check,
 )
@@ -43,6 +44,7 @@ _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
     ("pruner",): PrunerSpec,
     ("decision",): DecisionSpec,
     ("worker",): WorkerSpec,
+    ("warm_start",): WarmStartSpec,
     ("param_ranges", "*"): ParamSpec,
 }
 _STORAGE_HINT = "storage URLs are never read from a config; pass --storage or set HPO_STORAGE_URL"

@@ -38,6 +38,7 @@ __all__ = [
     "RefineSpec",
     "SamplerSpec",
     "SweepSpec",
+    "WarmStartSpec",
     "WorkerSpec",
     "cross_check",
 ]
@@ -263,6 +264,19 @@ class WorkerSpec(_Section):
                 ]
             )
         return self
+
+
+class WarmStartSpec(_Section):
+    """Start a new study with the finished trials of an earlier one that fit its space
+    (``hpo_core.study.warm``); ``hpo refine`` writes it into the next spec."""
+
+    # the earlier study, in the same storage as this one (a URL never lives in a config)
+    study: str
+
+    @field_validator("study")
+    @classmethod
+    def _study_name_ok(cls, value: str) -> str:
+        return SweepSpec._study_name_ok(value)  # the rule of a study_name
 
 
 class ParamSpec(_Section):
@@ -506,6 +520,8 @@ class SweepSpec(_Section):
     champions: ChampionsSpec = ChampionsSpec()
     worker: WorkerSpec = WorkerSpec()
     metrics: MetricsSpec = MetricsSpec()
+    # copy the fitting finished trials of an earlier study in when this one is created
+    warm_start: WarmStartSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -600,6 +616,14 @@ class SweepSpec(_Section):
             decision=self.decision,
         )
         problems += _metric_problems(self)
+        if self.warm_start is not None and self.warm_start.study == self.study_name:
+            problems.append(
+                (
+                    "warm_start.study",
+                    f"names this study itself ({self.study_name!r}); name the earlier study "
+                    "whose trials start this one, or remove warm_start",
+                )
+            )
         if problems:
             raise FieldProblems(problems)
         return self

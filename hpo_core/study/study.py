@@ -16,6 +16,14 @@ from hpo_core.errors import StudyError, StudyStopped
 from hpo_core.spec import LoadedSpec, SweepSpec, parse_spec
 from hpo_core.storage import StorageHandle
 from hpo_core.study.sampling import build_pruner, build_sampler
+from hpo_core.study.warm import (
+    ATTR_CARRIED_FROM,
+    ATTR_WARM_START,
+    WarmStart,
+    carried_count,
+    carry_trials,
+    check_warm_source,
+)
 
 __all__ = [
     "ATTR_N_TRIALS",
@@ -36,6 +44,7 @@ __all__ = [
     "stop_flag",
     "stop_study",
     "study_progress",
+    "warm_start_of",
 ]
 
 _log = logging.getLogger(__name__)
@@ -54,7 +63,16 @@ _LOST_CAUSE = "lost_cause"
 # here: heartbeat and grace settings are fixed at creation, since a worker with a shorter grace
 # period would fail a live peer's trial.
 _NOT_RUN_BY_WORKERS = frozenset(
-    {"n_trials", "decision", "analysis", "refine", "champions", "description", "schedule"}
+    {
+        "n_trials",
+        "decision",
+        "analysis",
+        "refine",
+        "champions",
+        "description",
+        "schedule",
+        "warm_start",  # read once, when the study is created
+    }
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -102,20 +120,45 @@ def _open(loaded: LoadedSpec, handle: StorageHandle, *, create: bool) -> optuna.
         )
 
 
-def create_study(loaded: LoadedSpec, handle: StorageHandle) -> SweepStudy:
+def create_study(
+    loaded: LoadedSpec, handle: StorageHandle, *, warm_start: str | None = None
+) -> SweepStudy:
     """Create the study from ``loaded``, or join the existing one. Idempotent.
 
     The stored spec is never rewritten: joining returns the study with its stored spec. A file
     whose search space, objective, sampler, pruner, data or worker settings differ is refused,
     naming the fields; differences in the budget and in the sections read after the sweep
-    (decision, analysis, refine, champions, description, schedule) are joined with a warning.
+    (decision, analysis, refine, champions, description, schedule, warm_start) are joined with
+    a warning.
+
+    A new study with a warm start (the spec's ``warm_start.study``, or ``warm_start``: the name
+    given to `hpo sweep --warm-start-from`) is created with the fitting finished trials of that
+    study in the same storage (:mod:`hpo_core.study.warm`), under the study lock: however many
+    workers create it at once, and after an interrupted copy, each trial is carried once.
     """
     spec = loaded.spec
+    source_name, field = _warm_source(spec, warm_start)
     with handle.study_lock(spec.study_name):
+        source = None
+        before = _stored_attrs(handle, spec.study_name)
+        if before is None or ATTR_SPEC_HASH not in before:
+            # a creation interrupted mid-copy names its source in a pending record
+            pending = (before or {}).get(ATTR_WARM_START)
+            if source_name is None and isinstance(pending, dict):
+                source_name, field = str(pending.get("study")), ATTR_WARM_START
+            if source_name is not None:
+                # refused before anything is written: a bad source leaves no study behind
+                source = _warm_source_study(source_name, spec, handle, field)
         study = _open(loaded, handle, create=True)
         attrs = study.user_attrs
         stored_hash = attrs.get(ATTR_SPEC_HASH)
         if stored_hash is None:
+            if source is not None:
+                # pending record, copy, final record, then the spec: an interrupted creation is
+                # created again by the next caller, and carry_trials skips what it had copied
+                study.set_user_attr(ATTR_WARM_START, {"study": source.name, "pending": True})
+                done = carry_trials(source.study, source.spec, study, spec)
+                study.set_user_attr(ATTR_WARM_START, done.record())
             study.set_user_attr(ATTR_SPEC_YAML, loaded.text)
             study.set_user_attr(ATTR_SPEC_HASH, loaded.hash)
             study.set_user_attr(ATTR_N_TRIALS, spec.n_trials)
@@ -125,7 +168,69 @@ def create_study(loaded: LoadedSpec, handle: StorageHandle) -> SweepStudy:
     stored = parse_spec(attrs[ATTR_SPEC_YAML], source=f"study {spec.study_name}")
     if stored_hash != loaded.hash:
         _check_joinable(stored.spec, loaded, handle, attrs)
+    if warm_start is not None:
+        _check_warm_started(spec.study_name, warm_start, attrs)
     return SweepStudy(study=study, loaded=stored, handle=handle)
+
+
+def _warm_source(spec: SweepSpec, flag: str | None) -> tuple[str | None, str]:
+    """The study to warm-start from, and the field that named it (for error lines)."""
+    named = spec.warm_start.study if spec.warm_start is not None else None
+    if flag is not None and named is not None and flag != named:
+        raise StudyError(
+            f"--warm-start-from: names {flag!r}, but the spec's warm_start.study names "
+            f"{named!r}; give one of them"
+        )
+    if flag is not None and flag == spec.study_name:
+        raise StudyError(
+            f"--warm-start-from: names the study being created ({flag!r}); name the earlier "
+            "study whose trials start this one"
+        )
+    if flag is not None:
+        return flag, "--warm-start-from"
+    return named, "warm_start.study"
+
+
+def _stored_attrs(handle: StorageHandle, study_name: str) -> dict[str, Any] | None:
+    """The study's user attributes, or None when there is no such study."""
+    try:
+        study_id = handle.storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return None
+    return handle.storage.get_study_user_attrs(study_id)
+
+
+def _warm_source_study(name: str, spec: SweepSpec, handle: StorageHandle, field: str) -> SweepStudy:
+    try:
+        source = load_study(name, handle)
+    except StudyError as exc:
+        raise StudyError(f"{field}: {exc}; or remove the warm start") from None
+    check_warm_source(source.spec, spec, field=field)
+    return source
+
+
+def _check_warm_started(study_name: str, flag: str, attrs: dict[str, Any]) -> None:
+    """`hpo sweep --warm-start-from` on an existing study: fine if it was warm-started from that
+    study (a restarted sweep); refused otherwise, since a warm start fills a new study only."""
+    record = attrs.get(ATTR_WARM_START)
+    if isinstance(record, dict) and record.get("study") == flag:
+        return
+    was = (
+        f"warm-started from {record.get('study')!r}"
+        if isinstance(record, dict)
+        else "without a warm start"
+    )
+    raise StudyError(
+        f"--warm-start-from: study {study_name!r} exists already, created {was}; a warm start "
+        "fills a new study only: give the spec another study_name, or drop --warm-start-from "
+        "to go on with this one"
+    )
+
+
+def warm_start_of(sweep: SweepStudy) -> WarmStart | None:
+    """What the study's warm start carried in, or None for a study started cold."""
+    record = sweep.study.user_attrs.get(ATTR_WARM_START)
+    return WarmStart.from_record(record) if isinstance(record, dict) else None
 
 
 def _check_joinable(
@@ -254,14 +359,16 @@ def current_actor() -> str:
 
 def set_budget(sweep: SweepStudy, n_trials: int) -> tuple[int, int]:
     """Change the study-wide budget (the one mutable setting of a running study); returns
-    (old, new). Refused below the trials already finished, which cannot be undone."""
+    (old, new). Refused below the trials already finished, which cannot be undone (trials
+    carried in by a warm start are not in the budget)."""
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise StudyError(f"n_trials: must be a positive whole number, but got {n_trials!r}")
     with sweep.handle.study_lock(sweep.name):
-        old = int(sweep.study.user_attrs.get(ATTR_N_TRIALS, sweep.spec.n_trials))
+        attrs = sweep.study.user_attrs
+        old = int(attrs.get(ATTR_N_TRIALS, sweep.spec.n_trials))
         finished = len(
             sweep.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        )
+        ) - carried_count(attrs)
         if n_trials < finished:
             raise StudyError(
                 f"n_trials: study {sweep.name!r} has {finished} finished trials already, so its "
@@ -317,11 +424,12 @@ class StudyProgress:
     started_at: datetime | None
     trials_per_hour: float | None
     lost: int = 0  # FAIL trials lost to the infrastructure (dead or preempted workers), re-queued
+    carried: int = 0  # of complete and pruned, trials carried in by a warm start
 
     @property
     def finished(self) -> int:
-        """Complete and pruned trials: what the budget counts."""
-        return self.complete + self.pruned
+        """Complete and pruned trials run by this study: what the budget counts."""
+        return self.complete + self.pruned - self.carried
 
     @property
     def failure_rate(self) -> float:
@@ -336,7 +444,9 @@ class StudyProgress:
         best = f"{self.best_value:.4g} (#{self.best_trial})" if self.best_value is not None else "-"
         pace = f"{self.trials_per_hour:.1f}/h" if self.trials_per_hour else "-"
         return (
-            f"{self.study_name}: {self.finished}/{self.n_trials} finished | "
+            f"{self.study_name}: {self.finished}/{self.n_trials} finished"
+            + (f" (+{self.carried} carried)" if self.carried else "")
+            + " | "
             f"{self.complete} complete, {self.pruned} pruned, {self.failed} failed, "
             f"{self.lost} lost, {self.running} running | best {best} | {pace}"
         )
@@ -354,14 +464,18 @@ def study_progress(sweep: SweepStudy) -> StudyProgress:
     if complete:
         sign = 1.0 if sweep.spec.direction == "maximize" else -1.0
         best = max(complete, key=lambda t: sign * float(t.value or 0.0))
-    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
-    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    # the pace of this study's own trials: carried ones keep the times they ran at
+    own = [t for t in trials if ATTR_CARRIED_FROM not in t.user_attrs]
+    starts = [t.datetime_start for t in own if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in own if t.datetime_complete is not None]
     pace = None
-    finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+    attrs = sweep.study.user_attrs
+    carried = carried_count(attrs)
+    finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] - carried
     if starts and ends and finished:
         hours = (max(ends) - min(starts)).total_seconds() / 3600
         pace = finished / hours if hours > 0 else None
-    budget = sweep.study.user_attrs.get(ATTR_N_TRIALS, sweep.spec.n_trials)
+    budget = attrs.get(ATTR_N_TRIALS, sweep.spec.n_trials)
     return StudyProgress(
         study_name=sweep.name,
         n_trials=int(budget),
@@ -375,6 +489,7 @@ def study_progress(sweep: SweepStudy) -> StudyProgress:
         best_trial=best.number if best else None,
         started_at=min(starts) if starts else None,
         trials_per_hour=pace,
+        carried=carried,
     )
 
 

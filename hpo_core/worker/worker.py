@@ -45,7 +45,9 @@ from hpo_core.storage.resilient import ResilientRDBStorage, retry_storage
 from hpo_core.study import (
     ATTR_N_TRIALS,
     ATTR_STOP,
+    ATTR_WARM_START,
     SweepStudy,
+    carried_count,
     create_study,
     load_study,
     require_running,
@@ -329,14 +331,16 @@ class _Worker:
     def _reserve(self) -> optuna.Trial | _Stop:
         """Take one slot of the study budget, atomically across workers, or say why not."""
         with self.handle.reservation(
-            self.sweep.name, self.sweep.study_id, (ATTR_N_TRIALS, ATTR_STOP)
+            self.sweep.name, self.sweep.study_id, (ATTR_N_TRIALS, ATTR_STOP, ATTR_WARM_START)
         ) as snapshot:
             attrs, counts = snapshot.attrs, snapshot.counts
             flag = stop_flag(attrs)
             if flag is not None:
                 return _Stop(f"study stop flag set: {flag.reason}", final=True)
             budget = int(attrs.get(ATTR_N_TRIALS, self.spec.n_trials))
-            finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+            # trials carried in by a warm start are evidence, not this sweep's work: the budget
+            # and the checkpoints (`until`) count the study's own
+            finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) - carried_count(attrs)
             if finished >= budget:
                 return _Stop(f"study budget of {budget} trials used", final=True)
             if self.until is not None and finished >= self.until:
