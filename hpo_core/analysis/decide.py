@@ -10,7 +10,8 @@ Rules, in order, from the spec's ``decision:`` section (``best`` is the best com
    ``min_trials_for_failure_rate`` trials ended or were lost: stop (the cluster keeps killing
    workers)
 3. ``target``: best reached ``target``: done
-4. ``budget``: finished trials reached ``n_trials``: done
+4. ``budget``: finished trials reached ``n_trials``: done (saying so when a ``target`` was set
+   and not reached)
 5. ``stop_if_best_worse_than``: at or past a checkpoint, best still worse than it: stop
 6. ``plateau``: no new best in the last ``plateau_trials`` completed trials: stop
 7. ``on_track``: best better than ``on_track_if_best_better_than``: continue
@@ -102,7 +103,13 @@ def decide(table: TrialsTable) -> Decision:
     if rules.target is not None and best is not None and not better(rules.target, best):
         return made("done", "target", f"best {best:.4g} reached the target {rules.target:.4g}")
     if finished >= s.n_trials:
-        return made("done", "budget", f"all {s.n_trials} trials finished; best {_fmt(best)}")
+        short = ""
+        if rules.target is not None:  # not reached, or the target rule above would have fired
+            short = f"; target {rules.target:.4g} not reached"
+            figures["target_reached"] = False
+        return made(
+            "done", "budget", f"all {s.n_trials} trials finished; best {_fmt(best)}{short}"
+        )
     threshold = rules.stop_if_best_worse_than
     if (
         checkpoint is not None

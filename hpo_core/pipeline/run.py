@@ -445,6 +445,8 @@ def finish_sweep(
             "gpu_hours_lost": round(analysis.summary.gpu_hours_lost, 3),
             "lost_causes": analysis.summary.lost_causes,
             "decision": decision,
+            # the rules over every trial at the end (e.g. "done (budget) ... target not reached")
+            "final_decision": analysis.decision.as_dict(),
             "report": str(run_dir / "report" / "report.md"),
             "next_spec": str(run_dir / "report" / "next_spec.yaml") if refinement else None,
             "champion": champion,
@@ -542,6 +544,12 @@ def _summary_markdown(s: dict[str, Any]) -> str:
             f"{decision['action']} ({decision.get('rule')}): {decision.get('message', '')}"
             if decision
             else "none (no checkpoint before the end of the budget)"
+        ),
+        "- at the end: "
+        + (
+            f"{final['action']} ({final['rule']}): {final['message']}"
+            if (final := s.get("final_decision"))
+            else "-"
         ),
         f"- report: {s['report']}",
         f"- next spec: {s['next_spec'] or '-'}",

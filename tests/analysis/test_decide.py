@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -10,8 +12,12 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from hpo_core.analysis import build_trials_table, decide
+from hpo_core.pipeline import finish_sweep
 from hpo_core.spec import parse_spec
+from hpo_core.testing.objectives import PLANTED_SPACE
+from hpo_core.worker import run_worker
 from tests.conftest import base_spec
+from tests.pipeline.test_run import _plan
 
 
 def _table(
@@ -158,3 +164,47 @@ def test_decision_figures() -> None:
     assert result.figures["best"] == 0.4 and result.figures["best_trial"] == 1
     assert result.figures["completed_since_best"] == 1 and result.checkpoint == 2
     assert optuna.__version__
+
+
+def test_a_target_not_reached_by_the_end_of_the_budget_is_said() -> None:
+    result = decide(_table([0.2] * 20, {"target": 0.6}))
+    assert (result.action, result.rule) == ("done", "budget")
+    assert result.message == "all 20 trials finished; best 0.2; target 0.6 not reached"
+    assert result.figures["target_reached"] is False
+    assert "target" not in decide(_table([0.2] * 20, {})).message
+
+
+def test_a_target_only_sweep_ending_below_its_target_says_so_in_report_and_summary(
+    journal_url: str, tmp_path: Path
+) -> None:
+    """An in-process sweep of the planted objective (best about 0.8) with an unreachable target
+    and no checkpoint: no gate decided, and the report and the summary say the target was not
+    reached."""
+    spec = {
+        "study_name": "target_only",
+        "n_trials": 6,
+        "objective": "hpo_core.testing.objectives:planted",
+        "sampler": {"type": "random", "seed": 0},
+        "pruner": {"type": "none"},
+        "param_ranges": PLANTED_SPACE,
+        "decision": {"target": 5.0},
+    }
+    run_worker(parse_spec(yaml.safe_dump(spec)), journal_url)
+    plan = replace(
+        _plan(tmp_path / "target_only.yaml", tmp_path / "run"),
+        study_name="target_only",
+        n_trials=6,
+        dry_run=True,
+        tracking=False,
+        segments=[6],
+    )
+    summary = finish_sweep(plan, storage_url=journal_url, tracking_uri=None, decision=None)
+    assert summary["final_decision"]["rule"] == "budget"
+    said = "all 6 trials finished; best "
+    markdown = (tmp_path / "run" / "summary.md").read_text()
+    assert "- last decision: none (no checkpoint before the end of the budget)" in markdown
+    assert f"- at the end: done (budget): {said}" in markdown
+    assert markdown.split(said)[1].split("\n")[0].endswith("; target 5 not reached")
+    report = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert "**Decision:** DONE (budget): all 6 trials finished" in report
+    assert "target 5 not reached" in report
