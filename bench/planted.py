@@ -128,7 +128,11 @@ def rates(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["all"][0] += int(happened)
             row["all"][1] += 1
     order = list(GOOD) + list(BAD)
-    return sorted(rows.values(), key=lambda r: (r["surface"], order.index(r["kind"]), r["param"]))
+    surfaces = list(dict.fromkeys(run["surface"] for run in runs))
+    return sorted(
+        rows.values(),
+        key=lambda r: (surfaces.index(r["surface"]), order.index(r["kind"]), r["param"]),
+    )
 
 
 def _new_trials(sweep: SweepStudy, after: int) -> list[optuna.trial.FrozenTrial]:
@@ -151,6 +155,16 @@ def _measure(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float]:
     }
 
 
+# (arm, baseline) pairs compared: refined + warm start against both flat sweeps, and the two
+# halves of that gain: refine alone (cold) against a fresh flat sweep, warm start against cold
+COMPARISONS = [
+    ("refined_warm", "flat_continued"),
+    ("refined_warm", "flat_fresh"),
+    ("refined_cold", "flat_fresh"),
+    ("refined_warm", "refined_cold"),
+]
+
+
 def refined_vs_flat(seeds: list[int], first: int, new: int, tmp: Path) -> dict[str, Any]:
     surface = SURFACES["static"]
     per_seed = []
@@ -160,31 +174,40 @@ def refined_vs_flat(seeds: list[int], first: int, new: int, tmp: Path) -> dict[s
             spec = planted_spec(surface, f"first_{seed}", first, seed=seed, sampler="tpe")
             sweep = run_planted_sweep(spec, url)
             refinement = refine_spec(analyze_study(sweep.study, sweep.spec))
-            # the refined spec as refine wrote it, with the new-trial budget and its own seed
+            # the refined spec as refine wrote it, with the new-trial budget and a new sampler
+            # seed; the data section (the noise's seed) stays, as a warm start requires
             refined = yaml.safe_load(refinement.text)
-            refined.update(study_name=f"refined_{seed}", n_trials=new)
-            refined["sampler"]["seed"] = refined["data"]["seed"] = 1000 + seed
-            arms = {"refined": run_planted_sweep(yaml.safe_dump(refined), url)}
-            flat = planted_spec(surface, f"flat_{seed}", new, seed=1000 + seed, sampler="tpe")
+            refined["sampler"]["seed"] = 1000 + seed
+            refined.update(study_name=f"refined_cold_{seed}", n_trials=new)
+            refined.pop("warm_start", None)
+            arms = {"refined_cold": run_planted_sweep(yaml.safe_dump(refined), url)}
+            refined.update(study_name=f"refined_warm_{seed}", warm_start={"study": sweep.name})
+            arms["refined_warm"] = run_planted_sweep(yaml.safe_dump(refined), url)
+            flat = planted_spec(
+                surface, f"flat_{seed}", new, seed=seed, sampler="tpe", sampler_seed=1000 + seed
+            )
             arms["flat_fresh"] = run_planted_sweep(flat, url)
             set_budget(sweep, first + new)
             arms["flat_continued"] = run_planted_sweep(sweep.name, url)
-            after = {"refined": 0, "flat_fresh": 0, "flat_continued": first}
+            after = {"flat_continued": first}
             row: dict[str, Any] = {
                 "seed": seed,
-                "warm_start": False,
                 "rules": {st.param: st.rule for st in refinement.steps},
+                "carried": sum(
+                    "carried_from" in t.user_attrs
+                    for t in arms["refined_warm"].study.get_trials(deepcopy=False)
+                ),
             }
             for arm, study in arms.items():
-                row[arm] = _measure(_new_trials(study, after[arm]))
+                row[arm] = _measure(_new_trials(study, after.get(arm, 0)))
                 study.handle.dispose()
             sweep.handle.dispose()
             per_seed.append(row)
     summary = {}
-    for baseline in ("flat_continued", "flat_fresh"):
+    for arm, baseline in COMPARISONS:
         for metric in ("best", "best_true", "top_mean"):
-            gains = [r["refined"][metric] - r[baseline][metric] for r in per_seed]
-            summary[f"{baseline}.{metric}"] = {
+            gains = [r[arm][metric] - r[baseline][metric] for r in per_seed]
+            summary[f"{arm}.{baseline}.{metric}"] = {
                 "wins": sum(g > 0 for g in gains),
                 "seeds": len(gains),
                 "mean_gain": round(statistics.fmean(gains), 4),
@@ -245,21 +268,23 @@ def render(results: dict[str, Any]) -> list[str]:
             cells = [_cell(r["groups"].get(f"{s}/{w}")) for s, w in GROUPS]
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {_cell(r['all'])} |")
     c = p["compare"]
+    carried = [r["carried"] for r in c["per_seed"]]
     lines += [
         "",
         f"Refined vs flat, {c['new']} new TPE trials each after a {c['first']}-trial TPE sweep, "
-        f"{len(c['per_seed'])} seeds (refined warm-started: "
-        f"{'yes' if all(r['warm_start'] for r in c['per_seed']) else 'no'}):",
+        f"{len(c['per_seed'])} seeds; the warm start carried {min(carried)}-{max(carried)} "
+        "trials. Gains are on the new trials (carried ones left out), arm minus baseline:",
         "",
-        "| refined vs | metric | refined wins | mean gain | gain per seed |",
+        "| arm vs baseline | metric | arm wins | mean gain | gain per seed |",
         "|---|---|---|---|---|",
     ]
     names = {"best": "best value", "best_true": "true value of the best", "top_mean": "top-5 mean"}
     for key, s in c["summary"].items():
-        baseline, metric = key.split(".")
+        arm, baseline, metric = key.split(".")
         lines.append(
-            f"| {baseline.replace('_', ' ')} | {names[metric]} | {s['wins']}/{s['seeds']} | "
-            f"{s['mean_gain']:+.4f} | {', '.join(f'{g:+.3f}' for g in s['gains'])} |"
+            f"| {arm.replace('_', ' ')} vs {baseline.replace('_', ' ')} | {names[metric]} | "
+            f"{s['wins']}/{s['seeds']} | {s['mean_gain']:+.4f} | "
+            f"{', '.join(f'{g:+.3f}' for g in s['gains'])} |"
         )
     wrong = [
         (run, check, note)
@@ -298,11 +323,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax = axes[-1]
     per_seed = p["compare"]["per_seed"]
     for offset, baseline in ((-0.2, "flat_continued"), (0.2, "flat_fresh")):
-        gains = [r["refined"]["best_true"] - r[baseline]["best_true"] for r in per_seed]
+        gains = [r["refined_warm"]["best_true"] - r[baseline]["best_true"] for r in per_seed]
         ax.bar([r["seed"] + offset for r in per_seed], gains, width=0.4, label=f"vs {baseline}")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel("seed")
-    ax.set_ylabel("refined - flat: true value of the best new trial")
+    ax.set_ylabel("refined + warm start - flat: true value of the best new trial")
     ax.set_title(f"refined vs flat, {p['compare']['new']} new trials")
     ax.legend()
     fig.tight_layout()

@@ -178,20 +178,22 @@ def planted_spec(
     *,
     seed: int,
     sampler: Literal["tpe", "random"] = "tpe",
-    space: dict[str, dict[str, Any]] | None = None,
-    fixed: dict[str, Any] | None = None,
+    sampler_seed: int | None = None,
 ) -> str:
-    """A spec (YAML) sweeping ``surface`` (or ``space``, e.g. a refined one) with ``seed`` for the
-    sampler and the noise."""
+    """A spec (YAML) sweeping ``surface``, ``seed`` seeding the noise and the sampler (unless
+    ``sampler_seed`` is given)."""
     spec = {
         "study_name": study_name,
         "n_trials": n_trials,
         "direction": "maximize",
         "objective": surface.objective,
-        "sampler": {"type": sampler, "seed": seed, "n_startup_trials": 10},
+        "sampler": {
+            "type": sampler,
+            "seed": seed if sampler_seed is None else sampler_seed,
+            "n_startup_trials": 10,
+        },
         "pruner": surface.pruner,
-        "fixed": fixed or {},
-        "param_ranges": space or surface.space,
+        "param_ranges": surface.space,
         "data": {"seed": seed, "sd": 0.01},
         "worker": {"poll_interval": 0.05, "checkpoint_every": None},
     }
@@ -302,17 +304,17 @@ def score(
         if t.shape != "none":
             shape = reported_shape(e)
             out.check(f"found:{name}", shape == t.shape, _effect_note(e, shape))
-        if t.optimum is not None:
-            low, high = getattr(e, "peak_low", None), getattr(e, "peak_high", None)
-            inside = low is not None and high is not None and low <= t.optimum <= high
-            out.check(f"located:{name}", shape == "peak" and inside, _effect_note(e, shape))
+            if t.optimum is not None:
+                low, high = getattr(e, "peak_low", None), getattr(e, "peak_high", None)
+                inside = low is not None and high is not None and low <= t.optimum <= high
+                out.check(f"located:{name}", shape == "peak" and inside, _effect_note(e, shape))
         elif t.best is not None:
             ok = significant and e.best_value == t.best
             out.check(f"found:{name}", ok, _effect_note(e))
         elif t.bad:
             ok = significant and e.worst_value in t.bad
             out.check(f"found:{name}", ok, _effect_note(e))
-        else:
+        elif not t.near_tie:  # a near tie is a real effect, only too small to act on
             out.check(f"false_effect:{name}", not significant, _effect_note(e))
         if t.decision == "keep" and not t.near_tie:
             out.check(f"touched:{name}", st.rule in ("keep", "reweight"), step_note)
@@ -332,8 +334,9 @@ def score(
             out.check(f"dropped_bad:{name}", all(c not in choices for c in t.bad), step_note)
             ties = [c for c in old.choices or [] if c not in t.bad]
             out.check(f"tie_dropped:{name}", all(c in choices for c in ties), step_note)
-            if pruned:
-                ok = significant and not e.underpowered and e.worst_value in t.bad
+            if pruned:  # found, on enough trials, pruned ones among them
+                used_pruned = int(getattr(e, "n_pruned", 0)) > 0
+                ok = significant and not e.underpowered and e.worst_value in t.bad and used_pruned
                 out.check(f"judged_pruned:{name}", ok, _effect_note(e))
         if t.best is not None:
             right = not fixed or new_spec.fixed[name] == t.best
@@ -344,6 +347,9 @@ def score(
 def _effect_note(e: ParamEffect, shape: str | None = None) -> str:
     p = "n/a" if e.p_adjusted is None else f"{e.p_adjusted:.3g}"
     parts = [f"{e.test} p_adj={p}", f"n={e.n}"]
+    n_pruned = getattr(e, "n_pruned", 0)
+    if n_pruned:
+        parts.append(f"{n_pruned} pruned, at {getattr(e, 'rung', '?')}")
     if shape is not None:
         parts.append(f"reported shape {shape}")
     peak: list[Any] = [getattr(e, key, None) for key in ("peak", "peak_low", "peak_high")]
