@@ -178,7 +178,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--apply",
         action="store_true",
-        help="on stop, set the study's stop flag (workers finish their trial and exit)",
+        help="on stop, set the study's stop flag (workers finish their trial and exit); on "
+        "continue, queue the noise probe (decision.noise_probe)",
     )
     p.set_defaults(handler=_cmd_decide)
 
@@ -823,6 +824,12 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     if args.apply and decision.action == "stop":
         stop_study(sweep, f"hpo decide --apply: {decision.rule}: {decision.message}")
         record["applied"] = "stop flag set; workers finish their current trial and exit"
+    elif args.apply and decision.action == "continue":
+        from hpo_core.study import enqueue_noise_probe
+
+        probe = enqueue_noise_probe(sweep)
+        if probe is not None:
+            record["noise_probe"] = probe.as_dict()
     print(json.dumps(record, indent=2, default=str))
     return EXIT_OK
 

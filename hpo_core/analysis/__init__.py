@@ -28,6 +28,7 @@ from hpo_core.analysis.flags import (
 )
 from hpo_core.analysis.groups import GroupComparison, GroupRow, PairTest, compare_groups
 from hpo_core.analysis.importance import param_importance
+from hpo_core.analysis.noise import NoiseEstimate, collapse_repeats, estimate_noise
 from hpo_core.analysis.trials import SweepSummary, TrialsTable, build_trials_table
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "GroupComparison",
     "GroupRow",
     "GroupStat",
+    "NoiseEstimate",
     "PairTest",
     "ParamEffect",
     "RedFlag",
@@ -51,11 +53,13 @@ __all__ = [
     "TrialsTable",
     "analyze_study",
     "build_trials_table",
+    "collapse_repeats",
     "compare_analyses",
     "compare_groups",
     "decide",
     "directionality",
     "elite_analysis",
+    "estimate_noise",
     "find_gaps",
     "param_importance",
     "param_kind",

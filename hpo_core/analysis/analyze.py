@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +23,13 @@ from hpo_core.analysis.flags import (
 )
 from hpo_core.analysis.groups import GroupComparison, compare_groups
 from hpo_core.analysis.importance import Method, param_importance
+from hpo_core.analysis.noise import (
+    ATTR_CHAMPION_NOISE,
+    NoiseEstimate,
+    collapse_repeats,
+    effect_sizes,
+    estimate_noise,
+)
 from hpo_core.analysis.trials import SweepSummary, TrialsTable, build_trials_table
 from hpo_core.spec import SweepSpec
 
@@ -43,6 +51,7 @@ class SweepAnalysis:
     decision: Decision
     groups: list[GroupComparison] = field(default_factory=list)  # analysis.compare, e.g. budgets
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+    noise: NoiseEstimate | None = None  # the objective's seed noise, if measured or given
 
     @property
     def spec(self) -> SweepSpec:
@@ -76,6 +85,9 @@ def analyze_study(
 
     t = step("trials")
     table = build_trials_table(study.get_trials(deepcopy=False), spec, n_trials=n_trials)
+    noise = estimate_noise(table, champions=study.user_attrs.get(ATTR_CHAMPION_NOISE))
+    # the tests see a configuration run again with other seeds once, with its mean
+    full, table = table, collapse_repeats(table)
     timings["trials"] = time.perf_counter() - t
     t = step("directionality")
     effects = directionality(table, min_group_trials=cfg.min_group_trials)
@@ -104,7 +116,7 @@ def analyze_study(
     )
     gaps = find_gaps(table, elites)
     supplementary = supplementary_trials(table, gaps)
-    decision = decide(table)
+    decision = decide(full)
     timings["flags"] = time.perf_counter() - t
     groups: list[GroupComparison] = []
     if cfg.compare:
@@ -117,9 +129,11 @@ def analyze_study(
             min_group_trials=cfg.min_group_trials,
         )
         timings["groups"] = time.perf_counter() - t
+    if noise is not None:
+        noise = dataclasses.replace(noise, effects=effect_sizes(table, effects))
     _log.debug("analysis timings: %s", timings)
     return SweepAnalysis(
-        table=table,
+        table=full,
         effects=effects,
         importance=importances,
         importance_method=method,
@@ -130,4 +144,5 @@ def analyze_study(
         decision=decision,
         groups=groups,
         timings=timings,
+        noise=noise,
     )

@@ -84,6 +84,7 @@ def analysis_dict(a: SweepAnalysis) -> dict[str, Any]:
             "supplementary": [dataclasses.asdict(s) for s in a.supplementary],
             "metrics_by_priority": _priority_table(a)[1],
             "groups": [dataclasses.asdict(g) for g in a.groups],
+            "noise": dataclasses.asdict(a.noise) if a.noise is not None else None,
             "timings_s": a.timings,
         }
     )
@@ -210,6 +211,35 @@ def _effect_rows(a: SweepAnalysis, kinds: tuple[str, ...]) -> list[ParamEffect]:
     return [e for e in a.effects if e.kind in kinds]
 
 
+def _within_noise(a: SweepAnalysis, e: ParamEffect) -> bool:
+    return a.noise is not None and a.noise.param_within_noise(e.name)
+
+
+def _note(a: SweepAnalysis, e: ParamEffect) -> str:
+    notes = ["underpowered"] if e.underpowered else []
+    return ", ".join(notes + (["within noise"] if _within_noise(a, e) else []))
+
+
+def _noise_lines(a: SweepAnalysis) -> list[str]:
+    n = a.noise
+    if n is None:
+        text = (
+            "Not measured: differences smaller than the objective's seed-to-seed spread may read "
+            "as effects. Measure it with `decision.noise_probe` (the best configuration run "
+            "again with other seeds at a checkpoint) or `champions.seeds` >= 2, or give "
+            "`analysis.noise_sd`."
+        )
+    else:
+        runs = f"; {n.n} runs, {n.dof} degrees of freedom" if n.n else ""
+        within = ", ".join(f"`{p}`" for p in n.within) or "none"
+        text = (
+            f"{a.spec.metric} moves by sd {_num(n.sd, 3)} between seeds of one configuration "
+            f"({n.source}: {n.detail}{runs}). Effects smaller than that are marked "
+            f'"within noise" below, and refine keeps those parameters: {within}.'
+        )
+    return ["", "## Seed noise", "", text]
+
+
 def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -> str:
     s, spec = a.summary, a.spec
     metric = spec.metric
@@ -267,11 +297,13 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
                 + f" p={e.p:.3g} {_STARS[e.strength]}"
                 + (f" {e.direction.upper()}" if e.direction else "")
                 + (" (underpowered)" if e.underpowered else "")
+                + (" (within noise)" if _within_noise(a, e) else "")
                 for e in ranked_effects
                 if e.p is not None
             )
         )
     lines += findings or ["(no completed trials yet)"]
+    lines += _noise_lines(a)
     lines += _priority_lines(a)
     lines += _group_lines(a)
     lines += [
@@ -293,7 +325,7 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
                 _num(e.p_adjusted, 3),
                 _STARS[e.strength],
                 e.n,
-                "underpowered" if e.underpowered else "",
+                _note(a, e),
             ]
             for e in _effect_rows(a, ("numeric", "ordinal"))
         ],
@@ -311,7 +343,7 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
             "n true/false",
             "note",
         ],
-        [[f"`{e.name}`", *_bool_cells(e)] for e in _effect_rows(a, ("bool",))],
+        [[f"`{e.name}`", *_bool_cells(e), _note(a, e)] for e in _effect_rows(a, ("bool",))],
     )
     lines += ["", "Categoricals (Kruskal-Wallis; ordinal ones also above):", ""]
     lines += _md_table(
@@ -326,7 +358,7 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
                 _num(e.p, 3),
                 _num(e.p_adjusted, 3),
                 ", ".join(f"{g.value!r}: {g.mean:.3g} ({g.n})" for g in e.groups),
-                "underpowered" if e.underpowered else "",
+                _note(a, e),
             ]
             for e in _effect_rows(a, ("categorical", "ordinal"))
         ],
@@ -458,7 +490,6 @@ def _bool_cells(e: ParamEffect) -> list[Any]:
         _num(e.p, 3),
         _num(e.p_adjusted, 3),
         f"{t.n if t else 0}/{f.n if f else 0}",
-        "underpowered" if e.underpowered else "",
     ]
 
 

@@ -14,6 +14,7 @@ segment's workers start only on continue. That works the same on one machine, in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -326,10 +327,11 @@ def run_local_worker(
 
 
 def gate(plan: RunPlan, segment: int, *, storage_url: str) -> dict[str, Any]:
-    """The mid-sweep decision after segment ``segment`` (``hpo decide``), stored in the study."""
+    """The mid-sweep decision after segment ``segment`` (``hpo decide``), stored in the study;
+    on continue, the noise probe's trials queued first (``decision.noise_probe``)."""
     from hpo_core.analysis import ATTR_DECISION, build_trials_table, decide
     from hpo_core.storage import open_storage
-    from hpo_core.study import ATTR_N_TRIALS, load_study
+    from hpo_core.study import ATTR_N_TRIALS, enqueue_noise_probe, load_study
 
     handle = open_storage(storage_url, create=False)
     try:
@@ -340,6 +342,9 @@ def gate(plan: RunPlan, segment: int, *, storage_url: str) -> dict[str, Any]:
         record = decision.as_dict()
         record["segment"] = segment
         record["checkpoint_target"] = plan.segments[segment]
+        probe = enqueue_noise_probe(sweep) if decision.action == "continue" else None
+        if probe is not None:
+            record["noise_probe"] = probe.as_dict()
         sweep.study.set_user_attr(ATTR_DECISION, record)
         return record
     finally:
@@ -444,6 +449,7 @@ def finish_sweep(
             "max_lost_rate": sweep.spec.decision.max_lost_rate,
             "gpu_hours_lost": round(analysis.summary.gpu_hours_lost, 3),
             "lost_causes": analysis.summary.lost_causes,
+            "noise": dataclasses.asdict(analysis.noise) if analysis.noise else None,
             "decision": decision,
             # the rules over every trial at the end (e.g. "done (budget) ... target not reached")
             "final_decision": analysis.decision.as_dict(),
@@ -539,6 +545,12 @@ def _summary_markdown(s: dict[str, Any]) -> str:
         + "".join(f", {kind} {n}" for kind, n in s["lost_causes"].items())
         + ")",
         f"- best: {s['best_value']} (trial {s['best_trial']})",
+        "- seed noise: "
+        + (
+            f"sd {s['noise']['sd']:.3g} ({s['noise']['source']}: {s['noise']['detail']})"
+            if s.get("noise")
+            else "not measured (decision.noise_probe, champions.seeds >= 2 or analysis.noise_sd)"
+        ),
         "- last decision: "
         + (
             f"{decision['action']} ({decision.get('rule')}): {decision.get('message', '')}"

@@ -140,6 +140,10 @@ class DecisionSpec(_Section):
     max_lost_rate: Annotated[float, Field(gt=0, le=1)] | None = 0.5
     target: float | None = None  # the sweep is done once the best reaches this
     plateau_trials: Annotated[int, Field(ge=1)] | None = None  # stop: no new best in this many
+    # at each checkpoint that continues, run the best configuration so far again with this many
+    # other seeds (`seed` = fixed.seed + 1..k), so the analysis measures the seed noise; they are
+    # trials like the others and count against n_trials (0: off)
+    noise_probe: Annotated[int, Field(ge=0, le=100)] = 0
 
     @field_validator("checkpoints")
     @classmethod
@@ -164,6 +168,9 @@ class AnalysisSpec(_Section):
     importance: Literal["ped_anova", "fanova", "none"] = "ped_anova"
     chance_headroom_flag: Annotated[float, Field(gt=0, lt=1)] = 0.25  # best-chance over 1-chance
     compare: list[str] = []  # categorical params compared group by group, e.g. [budget, tier]
+    # the objective's seed noise (sd over seeds of one configuration), used when the study
+    # measured none (no decision.noise_probe, no champions over 2+ seeds)
+    noise_sd: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
 
 
 class MetricsSpec(_Section):
@@ -220,6 +227,12 @@ class ChampionsSpec(_Section):
     seeds: Annotated[int, Field(ge=1)] = 1  # runs per configuration; the mean decides
     model_name: str | None = None  # registered model; default: the study family's name
     trainer: str | None = None  # `package.module:function`; default: the objective's own
+    # @champion moves only when the new mean beats the incumbent's by more than the noise:
+    # welch (one-sided Welch t-test over seeds, p < promote_alpha) or k_se (the difference
+    # above promote_k standard errors)
+    promote_test: Literal["welch", "k_se"] = "welch"
+    promote_alpha: Annotated[float, Field(gt=0, le=0.5)] = 0.05
+    promote_k: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 2.0
 
 
 class WorkerSpec(_Section):
@@ -764,6 +777,14 @@ def cross_check(
                         "name a parameter from param_ranges or fixed",
                     )
                 )
+    if decision.noise_probe and "seed" in params:
+        problems.append(
+            (
+                "decision.noise_probe",
+                "a probe varies the seed alone, but `seed` is searched (param_ranges.seed); "
+                "fix seed in `fixed:` or set noise_probe: 0",
+            )
+        )
     cycle = _find_cycle(params)
     if cycle:
         problems.append(

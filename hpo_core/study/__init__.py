@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from hpo_core.study.enqueue import (
+    NoiseProbe,
     check_trial_params,
+    enqueue_noise_probe,
     enqueue_trials,
     parse_assignments,
     read_trial_file,
 )
 from hpo_core.study.sampling import (
+    ATTR_PROBE_OF,
+    ATTR_PROBE_SEED,
     ResumableHyperbandPruner,
     WeightedChoiceSampler,
     build_pruner,
@@ -51,10 +55,13 @@ from hpo_core.study.warm import (
 __all__ = [
     "ATTR_CARRIED_FROM",
     "ATTR_N_TRIALS",
+    "ATTR_PROBE_OF",
+    "ATTR_PROBE_SEED",
     "ATTR_SPEC_HASH",
     "ATTR_SPEC_YAML",
     "ATTR_STOP",
     "ATTR_WARM_START",
+    "NoiseProbe",
     "ResumableHyperbandPruner",
     "StopFlag",
     "StudyProgress",
@@ -70,6 +77,7 @@ __all__ = [
     "check_trial_params",
     "create_study",
     "current_actor",
+    "enqueue_noise_probe",
     "enqueue_trials",
     "fit_trial",
     "is_carried",

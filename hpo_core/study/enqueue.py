@@ -1,19 +1,26 @@
-"""Queue specific trials in a study (supplementary trials, seed 004), checked against its spec."""
+"""Queue specific trials in a study (supplementary trials, seed 004), checked against its spec,
+and the noise probe: the best configuration again with other seeds."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from optuna.trial import TrialState
+
 from hpo_core.errors import SpecError, SpecIssue
 from hpo_core.spec import SweepSpec, condition_holds
-from hpo_core.study.study import SweepStudy
+from hpo_core.study.sampling import ATTR_PROBE_OF, ATTR_PROBE_SEED
+from hpo_core.study.study import ATTR_N_TRIALS, SweepStudy
 from hpo_core.userfiles import InputError, describe, parse_yaml, read_yaml
 
 __all__ = [
     "MAX_TRIAL_FILE_BYTES",
+    "NoiseProbe",
     "check_trial_params",
+    "enqueue_noise_probe",
     "enqueue_trials",
     "parse_assignments",
     "read_trial_file",
@@ -169,3 +176,63 @@ def enqueue_trials(sweep: SweepStudy, trials: Sequence[Mapping[str, Any]]) -> tu
 
 def _key(params: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
     return frozenset((k, repr(v)) for k, v in params.items())
+
+
+@dataclass(frozen=True)
+class NoiseProbe:
+    """What :func:`enqueue_noise_probe` did: the trial whose configuration is repeated, the seeds
+    of its probes (queued now or earlier), and how many were queued now."""
+
+    of: int
+    seeds: list[int]
+    queued: int
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"of": self.of, "seeds": self.seeds, "queued": self.queued, "note": self.note}
+
+
+def enqueue_noise_probe(sweep: SweepStudy, k: int | None = None) -> NoiseProbe | None:
+    """Queue the best configuration so far ``k`` (default: the spec's ``decision.noise_probe``)
+    more times, each with its own seed
+    (``fixed.seed`` + 1..k; the trial itself ran with ``fixed.seed``, 0 when unset), so that the
+    analysis can measure the objective's seed noise (``decision.noise_probe``, at a checkpoint).
+
+    Probes are ordinary trials: they count against the budget (never queued past it) and run
+    before newly sampled ones. Their configuration is the best trial's; only the ``seed``
+    parameter the objective receives differs (:func:`hpo_core.study.suggest_params`). A
+    configuration is probed once: calling again (a retried gate) queues only missing seeds, and
+    a probe that came out best stands for the trial it repeats. None without a completed trial.
+    """
+    k = sweep.spec.decision.noise_probe if k is None else k
+    if k < 1:
+        return None
+    with sweep.handle.study_lock(sweep.name):  # the budget read and the queueing, together
+        trials = sweep.study.get_trials(deepcopy=False)
+        sign = 1.0 if sweep.spec.direction == "maximize" else -1.0
+        complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        if not complete:
+            return None
+        best = min(complete, key=lambda t: (-sign * float(t.value or 0.0), t.number))
+        origin_number = int(best.user_attrs.get(ATTR_PROBE_OF, best.number))
+        origin = next(t for t in trials if t.number == origin_number)
+        base = int(sweep.spec.fixed.get("seed", 0))
+        taken = {
+            t.user_attrs.get(ATTR_PROBE_SEED)
+            for t in trials
+            if t.user_attrs.get(ATTR_PROBE_OF) == origin_number
+        }
+        seeds = [base + i for i in range(1, k + 1)]
+        missing = [s for s in seeds if s not in taken]
+        budget = int(sweep.study.user_attrs.get(ATTR_N_TRIALS, sweep.spec.n_trials))
+        # every trial not FAIL holds or will hold a slot of the budget
+        room = max(0, budget - sum(t.state != TrialState.FAIL for t in trials))
+        queue = missing[:room]
+        for seed in queue:
+            attrs = {ATTR_PROBE_OF: origin_number, ATTR_PROBE_SEED: seed}
+            sweep.study.enqueue_trial(dict(origin.params), user_attrs=attrs)
+    note = ""
+    if len(queue) < len(missing):
+        note = f"{len(missing) - len(queue)} seed(s) not queued: {room} slot(s) left in the budget"
+    done = [s for s in seeds if s in taken or s in queue]
+    return NoiseProbe(origin_number, done, len(queue), note)

@@ -28,12 +28,19 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
+    "ATTR_PROBE_OF",
+    "ATTR_PROBE_SEED",
     "ResumableHyperbandPruner",
     "WeightedChoiceSampler",
     "build_pruner",
     "build_sampler",
     "suggest_params",
 ]
+
+# Trial attributes of a noise probe (hpo_core.study.enqueue_noise_probe): the trial whose
+# configuration it repeats, and the seed it runs with instead of fixed.seed.
+ATTR_PROBE_OF = "noise_probe_of"
+ATTR_PROBE_SEED = "noise_probe_seed"
 
 
 def build_sampler(spec: SweepSpec) -> BaseSampler:
@@ -129,7 +136,8 @@ class _WithoutRetried:
 
 
 def suggest_params(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
-    """Fixed values plus one sampled value per active parameter, parents before children."""
+    """Fixed values plus one sampled value per active parameter, parents before children; a
+    noise probe's ``seed`` is its own (the enqueued trial's attribute), not ``fixed.seed``."""
     values: dict[str, Any] = dict(spec.fixed)
     for name in spec.sampling_order():
         param = spec.param_ranges[name]
@@ -149,6 +157,9 @@ def suggest_params(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
             values[name] = trial.suggest_categorical(name, list(param.choices or []))
         else:
             values[name] = trial.suggest_categorical(name, [True, False])
+    seed = trial.user_attrs.get(ATTR_PROBE_SEED)  # cached with the trial: no storage read
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        values["seed"] = seed
     return values
 
 

@@ -15,7 +15,7 @@ from hpo_core import __version__
 from hpo_core.errors import StudyError, StudyStopped
 from hpo_core.spec import LoadedSpec, SweepSpec, parse_spec
 from hpo_core.storage import StorageHandle
-from hpo_core.study.sampling import build_pruner, build_sampler
+from hpo_core.study.sampling import ATTR_PROBE_OF, build_pruner, build_sampler
 from hpo_core.study.warm import (
     ATTR_CARRIED_FROM,
     ATTR_WARM_START,
@@ -548,12 +548,13 @@ class TopTrial:
 
 def top_trials(sweep: SweepStudy, k: int = 5, *, keep: tuple[str, ...] = ()) -> list[TopTrial]:
     """The ``k`` best completed trials, best first (ties: the earlier trial first). Internal
-    ``sweepflow.*`` attributes are left out of ``attrs`` except those named in ``keep``."""
+    ``sweepflow.*`` attributes are left out of ``attrs`` except those named in ``keep``. Noise
+    probes are left out: each repeats a configuration of an earlier trial with another seed."""
     sign = -1.0 if sweep.spec.direction == "maximize" else 1.0
     complete = [
         t
         for t in sweep.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None
+        if t.value is not None and ATTR_PROBE_OF not in t.user_attrs
     ]
     complete.sort(key=lambda t: (sign * float(t.value or 0.0), t.number))
     return [

@@ -203,6 +203,31 @@ BAD_TOP = [
         {"worker": {"heartbeat_interval": 10, "grace_period": 5}},
         "worker.grace_period: `grace_period > heartbeat_interval` must hold",
     ),
+    (
+        "noise probe not a count",
+        {"decision": {"checkpoints": [5], "noise_probe": -1}},
+        "decision.noise_probe: Input should be greater than or equal to 0, but got -1",
+    ),
+    (
+        "noise sd not positive",
+        {"analysis": {"noise_sd": 0}},
+        "analysis.noise_sd: Input should be greater than 0, but got 0",
+    ),
+    (
+        "unknown promotion test",
+        {"champions": {"promote_test": "ttest"}},
+        "champions.promote_test: must be one of 'welch' or 'k_se', but got 'ttest'",
+    ),
+    (
+        "promotion alpha too large",
+        {"champions": {"promote_alpha": 0.9}},
+        "champions.promote_alpha: Input should be less than or equal to 0.5, but got 0.9",
+    ),
+    (
+        "promotion k not positive",
+        {"champions": {"promote_k": 0}},
+        "champions.promote_k: Input should be greater than 0, but got 0",
+    ),
     ("section not a mapping", {"sampler": "tpe"}, "sampler: must be a mapping"),
     ("fixed not plain data", {"fixed": {"epochs": {"a": object.__name__}}}, None),
 ]
