@@ -20,6 +20,7 @@ from hpo_core.champions.compare import (
     format_table,
     write_comparison,
 )
+from hpo_core.champions.promotion import PromotionRule, PromotionTest, promotion_test
 from hpo_core.champions.weights import (
     load_champion_weights,
     model_config,
@@ -34,6 +35,8 @@ __all__ = [
     "ChampionRow",
     "ChampionRun",
     "Promotion",
+    "PromotionRule",
+    "PromotionTest",
     "RegistryLock",
     "compare_champions",
     "family_name",
@@ -41,6 +44,7 @@ __all__ = [
     "load_champion_weights",
     "model_config",
     "promote_champion",
+    "promotion_test",
     "rebuild_model",
     "registry_lock_name",
     "save_champion_weights",

@@ -35,12 +35,13 @@ import re
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpo_core.champions.promotion import PromotionRule, PromotionTest, promotion_test
 from hpo_core.champions.weights import WEIGHTS_DIR, save_champion_weights
 from hpo_core.errors import HpoError
 from hpo_core.objectives import resolve_champion_trainer
@@ -64,6 +65,7 @@ _log = logging.getLogger(__name__)
 ALIAS = "champion"
 TAG_KEY = "sweepflow.champion_key"
 TAG_MEAN = "sweepflow.metric_mean"
+TAG_VALUES = "sweepflow.metric_values"  # the scores over seeds, JSON: the promotion test reads them
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class ChampionResult:
     promoted: bool  # the alias moved to it
     incumbent: float | None  # the previous champion's mean, None when there was none
     message: str
+    promotion: PromotionTest | None = None  # the test the alias move passed or failed
 
 
 def family_name(study_name: str) -> str:
@@ -102,6 +105,7 @@ class Promotion:
     moved: bool  # the alias moved to it
     incumbent: float | None  # the previous champion's mean, None when there was none
     incumbent_version: str | None  # the version that held the alias before, None when none
+    test: PromotionTest | None = None  # candidate vs incumbent; None when nothing was compared
 
 
 # The lock a promotion holds: ``StorageHandle.study_lock`` of the study storage, given a name.
@@ -117,16 +121,18 @@ def promote_champion(
     client: Any,
     model_name: str,
     run_id: str,
-    mean: float,
+    scores: float | Sequence[float],
     *,
     maximize: bool,
     lock: RegistryLock,
     experiment_id: str,
     tracking_uri: str,
+    rule: PromotionRule | None = None,
 ) -> Promotion:
     """Register the run's logged model (once: a run registered before keeps its version) and
-    move the ``champion`` alias to it if ``mean`` beats the incumbent's (a tie keeps the
-    incumbent).
+    move the ``champion`` alias to it if its ``scores`` (one per seed) beat the incumbent's by
+    more than the noise (:mod:`hpo_core.champions.promotion`; a tie, a worse mean or a
+    difference within the noise keeps the incumbent).
 
     ``lock`` is the study storage's ``study_lock``, held across reading the incumbent,
     registering, comparing and setting the alias, so whatever the interleaving of two
@@ -143,14 +149,25 @@ def promote_champion(
         version = _register(
             client, model_name, run_id, experiment_id=experiment_id, tracking_uri=tracking_uri
         )
-        return _move_alias(client, model_name, version, mean, maximize=maximize)
+        values = [float(scores)] if isinstance(scores, int | float) else list(scores)
+        return _move_alias(
+            client, model_name, version, values, maximize=maximize, rule=rule or PromotionRule()
+        )
 
 
 def _move_alias(
-    client: Any, model_name: str, version: str, mean: float, *, maximize: bool
+    client: Any,
+    model_name: str,
+    version: str,
+    values: list[float],
+    *,
+    maximize: bool,
+    rule: PromotionRule,
 ) -> Promotion:
     """The compare-and-set of the alias; callers hold the registry lock."""
+    mean = statistics.fmean(values)
     client.set_model_version_tag(model_name, version, TAG_MEAN, repr(mean))
+    client.set_model_version_tag(model_name, version, TAG_VALUES, json.dumps(values))
     # read the aliases rather than catch get_model_version_by_alias's error: a failed read
     # (a server outage) must not pass for "no champion yet" and move the alias
     held = client.get_registered_model(model_name).aliases.get(ALIAS)
@@ -160,12 +177,18 @@ def _move_alias(
     held = str(held)
     if held == str(version):
         return Promotion(version, False, mean, held)  # already the champion (a re-run)
-    raw = client.get_model_version(model_name, held).tags.get(TAG_MEAN)
+    tags = client.get_model_version(model_name, held).tags
+    raw = tags.get(TAG_MEAN)
     old = float(raw) if raw is not None else None
-    better = old is None or (mean > old if maximize else mean < old)
-    if better:
+    if old is None:  # a version registered outside sweepflow: nothing to compare with
         client.set_registered_model_alias(model_name, ALIAS, version)
-    return Promotion(version, better, old, held)
+        return Promotion(version, True, None, held)
+    # an incumbent from before the seeds were recorded counts as one run at its mean
+    old_values = json.loads(tags[TAG_VALUES]) if TAG_VALUES in tags else [old]
+    test = promotion_test(values, old_values, maximize=maximize, rule=rule)
+    if test.passed:
+        client.set_registered_model_alias(model_name, ALIAS, version)
+    return Promotion(version, test.passed, old, held, test)
 
 
 def train_champions(
@@ -485,14 +508,16 @@ def _decide(
     maximize: bool,
     n_seeds: int,
 ) -> ChampionResult:
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric, RunTag
 
     client, metric = session.client, session.metric
     means: dict[int, tuple[float, float]] = {}
+    scores: dict[int, list[float]] = {}
     for entry in top:
         values = [r.value for r in runs if r.trial == entry.number]
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         means[entry.number] = (statistics.fmean(values), spread)
+        scores[entry.number] = values
     pick = max if maximize else min
     best_trial = pick(means, key=lambda t: means[t][0])
     best_mean = means[best_trial][0]
@@ -501,39 +526,77 @@ def _decide(
         client,
         model_name,
         best_run.run_id,
-        best_mean,
+        scores[best_trial],
         maximize=maximize,
         lock=session.sweep.handle.study_lock,
         experiment_id=session.experiment,
         tracking_uri=session.tracker.uri,
+        rule=PromotionRule.from_spec(session.sweep.spec, _seed_noise(session.sweep, scores)),
     )
     version, promoted, incumbent = promotion.version, promotion.moved, promotion.incumbent
     what = (
         f"version {version} (trial {best_trial}, mean {metric} {best_mean:.4f} over "
         f"{n_seeds} seed(s))"
     )
-    if promotion.incumbent_version == version:
-        verdict = f"{what} is already the champion"
-    elif promoted and incumbent is None:
-        verdict = f"{what} is the new champion (no incumbent)"
-    elif promoted:
-        verdict = f"{what} beats the incumbent ({incumbent:.4f}): alias moved"
-    elif incumbent is not None and incumbent != best_mean:
-        verdict = f"{what} does not beat the incumbent ({incumbent:.4f}): alias kept"
-    else:
-        verdict = f"{what} ties the incumbent ({incumbent:.4f}): alias kept"
+    verdict = _verdict(what, promotion)
     stamp = int(time.time() * 1000)
     figures = [Metric("champion_mean", best_mean, stamp, 0)]
     if incumbent is not None:
         figures.append(Metric("incumbent_mean", incumbent, stamp, 0))
-    client.log_batch(session.parent, metrics=figures)
+    tags = promotion.test.tags() if promotion.test is not None else {}
+    client.log_batch(
+        session.parent, metrics=figures, tags=[RunTag(k, v) for k, v in tags.items()]
+    )
     client.set_tag(session.parent, "sweepflow.champion_decision", verdict)
     client.set_model_version_tag(model_name, version, "sweepflow.decision", verdict)
     client.set_model_version_tag(model_name, version, "sweepflow.sweep", session.sweep.name)
     _log.info("champions of %s: %s", session.sweep.name, verdict)
     return ChampionResult(
-        model_name, runs, means, best_trial, version, promoted, incumbent, verdict
+        model_name,
+        runs,
+        means,
+        best_trial,
+        version,
+        promoted,
+        incumbent,
+        verdict,
+        promotion.test,
     )
+
+
+def _verdict(what: str, promotion: Promotion) -> str:
+    """The promotion in one line: the candidate, the incumbent, the test and its outcome."""
+    incumbent, test = promotion.incumbent, promotion.test
+    if promotion.incumbent_version == promotion.version:
+        return f"{what} is already the champion"
+    if incumbent is None:
+        return f"{what} is the new champion (no incumbent)"
+    if test is None:  # moved: the incumbent had no recorded mean
+        return f"{what} beats the incumbent (no recorded mean): alias moved"
+    old, ran = f"({incumbent:.4f})", f"{test.test}: {test.reason}; needed {test.needed}"
+    if promotion.moved:
+        return f"{what} beats the incumbent {old} by more than the noise ({ran}): alias moved"
+    if test.test == "none" and test.needed == "a better mean":
+        return f"{what} {test.reason} {old}: alias kept"
+    if test.test == "none":
+        return f"{what} has a better mean than the incumbent {old}, but {test.reason}: alias kept"
+    return f"{what} beats the incumbent {old} only within the noise ({ran}): alias kept"
+
+
+def _seed_noise(sweep: SweepStudy, scores: dict[int, list[float]]) -> Any:
+    """The study's seed-noise estimate (:mod:`hpo_core.analysis.noise`) for a side with one
+    seed, after storing this retraining's own spread over seeds in the study (2+ seeds)."""
+    from hpo_core.analysis import build_trials_table
+    from hpo_core.analysis.noise import ATTR_CHAMPION_NOISE, estimate_noise, pooled_sd
+
+    pooled = pooled_sd([[v for v in vs if math.isfinite(v)] for vs in scores.values()])
+    if pooled is not None:
+        sd, n, dof = pooled
+        record = {"sd": sd, "n": n, "dof": dof, "configs": len(scores)}
+        sweep.study.set_user_attr(ATTR_CHAMPION_NOISE, record)
+    champions = sweep.study.user_attrs.get(ATTR_CHAMPION_NOISE)
+    table = build_trials_table(sweep.study.get_trials(deepcopy=False), sweep.spec)
+    return estimate_noise(table, champions=champions)
 
 
 def _register(

@@ -427,6 +427,7 @@ def finish_sweep(
                 "mean": result.means[result.best_trial][0],
                 "promoted": result.promoted,
                 "message": result.message,
+                "promotion": result.promotion.as_dict() if result.promotion else None,
             }
         thresholds = _threshold_step(sweep, run_dir / "report" / "thresholds")
         if thresholds is not None and tracker is not None:
@@ -531,6 +532,20 @@ def _has_trainer(spec: Any) -> bool:
     return True
 
 
+def _promotion_figures(test: dict[str, Any] | None) -> str:
+    """The promotion test's figures, for the summary: means and seeds, statistic, p."""
+    if not test or test.get("incumbent_mean") is None:
+        return ""
+    stat, p = test.get("statistic"), test.get("p")
+    return (
+        f" [{test['test']}: mean {test['new_mean']:.4g} over {test['new_n']} seed(s) vs "
+        f"{test['incumbent_mean']:.4g} over {test['incumbent_n']}"
+        + (f", statistic {stat:.3g}" if stat is not None else "")
+        + (f", p {p:.3g}" if p is not None else "")
+        + "]"
+    )
+
+
 def _summary_markdown(s: dict[str, Any]) -> str:
     decision = s["decision"] or {}
     champion = s["champion"]
@@ -568,6 +583,7 @@ def _summary_markdown(s: dict[str, Any]) -> str:
         "- champion: "
         + (
             f"{champion['model']}: {champion['message']}"
+            + _promotion_figures(champion.get("promotion"))
             if champion
             else f"skipped ({s['champions_skipped']})"
         ),

@@ -128,10 +128,17 @@ def test_champions_on_an_mlflow_server_with_postgres(
 
 def test_a_second_sweep_moves_the_alias_only_if_better_and_compare_runs(tmp_path: Path) -> None:
     """Two sweeps of one family: whichever way the second one's champion compares (tiny data is
-    noisy), the alias, the message and the logged figures must agree with the two means."""
+    noisy), the alias, the message and the logged figures must agree with the two means. One seed
+    each: the spec's seed noise (tiny here) is what the promotion test judges the difference by
+    (test_promotion covers the noise rule itself)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {"HPO_STORAGE_URL": f"journal://{tmp_path / 's.journal'}", "MLFLOW_TRACKING_URI": uri}
-    fast = {**TINY_ARC, "n_trials": 2, "champions": {"top_k": 1, "epochs": 3, "seeds": 1}}
+    fast = {
+        **TINY_ARC,
+        "n_trials": 2,
+        "champions": {"top_k": 1, "epochs": 3, "seeds": 1},
+        "analysis": {"noise_sd": 1e-6},
+    }
     sweep(tmp_path, env, fast, workers=1)
     assert run_hpo("champions", "tiny_arc_v1", env=env, timeout=600).returncode == 0
     second = {**fast, "study_name": "tiny_arc_v2", "fixed": {**fast["fixed"], "depth": 3}}
@@ -146,6 +153,9 @@ def test_a_second_sweep_moves_the_alias_only_if_better_and_compare_runs(tmp_path
     assert p2.data.metrics["incumbent_mean"] == pytest.approx(m1)
     holder = str(client.get_model_version_by_alias("tiny_arc", "champion").version)
     decision = p2.data.tags["sweepflow.champion_decision"]
+    # the promotion test, logged on the parent run
+    assert float(p2.data.tags["sweepflow.promotion.new_mean"]) == pytest.approx(m2, rel=1e-5)
+    assert p2.data.tags["sweepflow.promotion.test"] == ("z" if m2 > m1 else "none")
     if m2 > m1:
         assert holder == "2" and "beats the incumbent" in decision and "alias moved" in decision
     elif m2 < m1:

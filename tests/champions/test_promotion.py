@@ -1,5 +1,6 @@
 """Promotion of a champion on a real MLflow store (PostgreSQL-backed, as deployed): the alias rule
-(better moves, a tie or worse keeps, a re-run is a no-op), and two processes racing to promote,
+(better moves, a tie or worse keeps, a re-run is a no-op), the noise rule (a better mean within
+the seed noise keeps the incumbent, a clear one moves), and two processes racing to promote,
 20 times, under the study storage's lock on PostgreSQL and on the journal. Without the lock the
 same race ends on the worse mean: the race test can fail. No model is trained: each candidate is a
 bare run with a logged-model record, registered by the promotion itself."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import json
 import multiprocessing
 import os
 import queue
@@ -22,6 +24,8 @@ pytestmark = pytest.mark.postgres
 
 ROUNDS = 20
 BETTER, WORSE = 0.8, 0.6
+# the seed noise the racers' one-seed means are judged with: 0.2 apart is far beyond it
+NOISE = 0.01
 # Seconds each racer waits after reading the incumbent, inside the critical section: the worse
 # one writes its alias last, so an unlocked race ends on it whenever both read before a write.
 PAUSE = {BETTER: 0.08, WORSE: 0.2}
@@ -82,7 +86,7 @@ def racer(
     racer, at the barrier) its promotion to ``{prefix}_{round}@champion``."""
     from mlflow import MlflowClient
 
-    from hpo_core.champions import promote_champion
+    from hpo_core.champions import PromotionRule, promote_champion
     from hpo_core.storage import open_storage
 
     # a racer stuck anywhere shows where (its stack goes to the test's captured output) and ends
@@ -103,6 +107,7 @@ def racer(
                 lock=lock,
                 experiment_id=experiment_id,
                 tracking_uri=tracking_uri,
+                rule=PromotionRule(noise_sd=NOISE),
             )
         results.put((mean, None))
     except BaseException as exc:
@@ -163,15 +168,17 @@ def test_without_the_lock_the_race_is_lost(tracking_uri: str) -> None:
 def test_the_alias_moves_only_on_a_better_mean(journal_url: str, tracking_uri: str) -> None:
     from mlflow import MlflowClient
 
-    from hpo_core.champions import Promotion, promote_champion
+    from hpo_core.champions import PromotionRule, promote_champion
     from hpo_core.storage import open_storage
 
     client = MlflowClient(tracking_uri)
     experiment_id = client.create_experiment("alias_rule")
     lock = open_storage(journal_url).study_lock
 
-    def promote(run_id: str, mean: float, *, maximize: bool = True) -> Promotion:
-        return promote_champion(
+    def promote(
+        run_id: str, mean: float, *, maximize: bool = True
+    ) -> tuple[str, bool, float | None, str | None]:
+        done = promote_champion(
             client,
             "alias_rule",
             run_id,
@@ -180,24 +187,97 @@ def test_the_alias_moves_only_on_a_better_mean(journal_url: str, tracking_uri: s
             lock=lock,
             experiment_id=experiment_id,
             tracking_uri=tracking_uri,
+            rule=PromotionRule(noise_sd=NOISE),
         )
+        return done.version, done.moved, done.incumbent, done.incumbent_version
 
     def holder() -> str:
         return str(client.get_model_version_by_alias("alias_rule", "champion").version)
 
     first = candidate(client, experiment_id)
-    assert promote(first, 0.5) == Promotion("1", True, None, None)
-    assert promote(candidate(client, experiment_id), 0.4) == Promotion("2", False, 0.5, "1")
-    assert promote(candidate(client, experiment_id), 0.5) == Promotion("3", False, 0.5, "1")
+    assert promote(first, 0.5) == ("1", True, None, None)
+    assert promote(candidate(client, experiment_id), 0.4) == ("2", False, 0.5, "1")
+    assert promote(candidate(client, experiment_id), 0.5) == ("3", False, 0.5, "1")
     assert holder() == "1"
     better = candidate(client, experiment_id)
-    assert promote(better, 0.6) == Promotion("4", True, 0.5, "1")
+    assert promote(better, 0.6) == ("4", True, 0.5, "1")
     # a retried task: the run keeps its version, nothing moves
-    assert promote(better, 0.6) == Promotion("4", False, 0.6, "4")
-    assert promote(first, 0.5) == Promotion("1", False, 0.6, "4")
+    assert promote(better, 0.6) == ("4", False, 0.6, "4")
+    assert promote(first, 0.5) == ("1", False, 0.6, "4")
     assert holder() == "4"
     # minimising: lower is better
-    assert promote(candidate(client, experiment_id), 0.55, maximize=False) == Promotion(
-        "5", True, 0.6, "4"
-    )
+    assert promote(candidate(client, experiment_id), 0.55, maximize=False) == ("5", True, 0.6, "4")
     assert holder() == "5"
+
+
+INCUMBENT = [0.50, 0.52, 0.48]  # scores over 3 seeds: sd 0.02
+WITHIN = [0.51, 0.53, 0.49]  # a better mean by 0.01, half the noise
+CLEAR = [0.60, 0.62, 0.58]  # better by 0.1, five times the noise
+
+
+@pytest.mark.parametrize("test", ["welch", "k_se"])
+def test_the_alias_moves_only_beyond_the_seed_noise(
+    test: str, journal_url: str, tracking_uri: str
+) -> None:
+    from mlflow import MlflowClient
+
+    from hpo_core.champions import PromotionRule, promote_champion
+    from hpo_core.storage import open_storage
+
+    client = MlflowClient(tracking_uri)
+    name = f"noise_rule_{test}"
+    experiment_id = client.create_experiment(name)
+    lock = open_storage(journal_url).study_lock
+    rule = PromotionRule(test, alpha=0.05, k=2.0)  # type: ignore[arg-type]
+
+    def promote(scores: list[float]) -> Any:
+        run_id = candidate(client, experiment_id)
+        return promote_champion(
+            client,
+            name,
+            run_id,
+            scores,
+            maximize=True,
+            lock=lock,
+            experiment_id=experiment_id,
+            tracking_uri=tracking_uri,
+            rule=rule,
+        )
+
+    assert promote(INCUMBENT).moved
+    # the scores over seeds are on the version: the next promotion tests against them
+    held = client.get_model_version_by_alias(name, "champion")
+    assert json.loads(held.tags["sweepflow.metric_values"]) == INCUMBENT
+    within = promote(WITHIN)
+    assert not within.moved and within.test.test == test and not within.test.passed
+    assert (within.test.new_n, within.test.incumbent_n) == (3, 3)
+    assert within.test.incumbent_mean == pytest.approx(0.5)
+    if test == "welch":
+        assert 0.05 < within.test.p < 0.5
+    else:
+        assert 0 < within.test.statistic < 2
+    clear = promote(CLEAR)
+    assert clear.moved and clear.test.passed and clear.incumbent_version == "1"
+    if test == "welch":
+        assert clear.test.p < 0.01
+    assert str(client.get_model_version_by_alias(name, "champion").version) == clear.version
+    tags = clear.test.tags()
+    assert tags["sweepflow.promotion.passed"] == "True" and "sweepflow.promotion.p" in tags
+
+
+def test_one_seed_on_a_side_needs_a_noise_estimate() -> None:
+    from hpo_core.champions import PromotionRule, promotion_test
+
+    # no spread and no estimate: the incumbent stays, saying why
+    blind = promotion_test([0.6], INCUMBENT, maximize=True, rule=PromotionRule())
+    assert not blind.passed and "one seed on a side" in blind.reason
+    # with the study's estimate, a z-test: 0.1 better with sd 0.02 moves, 0.01 does not
+    rule = PromotionRule(noise_sd=0.02, noise_source="probe")
+    clear = promotion_test([0.6], INCUMBENT, maximize=True, rule=rule)
+    assert clear.passed and clear.test == "z" and clear.p is not None and clear.p < 1e-5
+    assert "probe" in clear.needed
+    assert not promotion_test([0.51], [0.5], maximize=True, rule=rule).passed
+    # minimising: lower is better, a higher mean never moves the alias
+    assert promotion_test([0.4], [0.5], maximize=False, rule=rule).passed
+    worse = promotion_test([0.6], [0.5], maximize=False, rule=rule)
+    assert not worse.passed and worse.reason == "does not beat the incumbent"
