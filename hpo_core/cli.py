@@ -183,6 +183,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_cmd_decide)
 
+    p = sub.add_parser(
+        "replay", help="replay decision rules over a finished study: when each would have stopped"
+    )
+    p.add_argument("study")
+    p.add_argument(
+        "--decision",
+        required=True,
+        metavar="FILE",
+        help="YAML: a spec with a decision: section, or the section alone",
+    )
+    _storage_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_replay)
+
     p = sub.add_parser("refine", help="write the next search space from a study's evidence")
     p.add_argument("study")
     p.add_argument("--out", required=True, help="the next spec (YAML)")
@@ -831,6 +845,20 @@ def _cmd_decide(args: argparse.Namespace) -> int:
         if probe is not None:
             record["noise_probe"] = probe.as_dict()
     print(json.dumps(record, indent=2, default=str))
+    return EXIT_OK
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from hpo_core.analysis import render_replay, replay_decision
+    from hpo_core.spec import load_decision
+
+    sweep = _open_sweep(args, args.study)
+    n_trials = sweep.study.user_attrs.get("sweepflow.n_trials") or sweep.spec.n_trials
+    decision = load_decision(args.decision, direction=sweep.spec.direction, n_trials=n_trials)
+    replay = replay_decision(
+        sweep.study.get_trials(deepcopy=False), sweep.spec, decision, n_trials=n_trials
+    )
+    print(json.dumps(replay.as_dict(), indent=2) if args.json else render_replay(replay))
     return EXIT_OK
 
 

@@ -28,6 +28,7 @@ from hpo_core.analysis.flags import (
 )
 from hpo_core.analysis.groups import GroupComparison, GroupRow, PairTest, compare_groups
 from hpo_core.analysis.importance import param_importance
+from hpo_core.analysis.replay import Replay, render_replay, replay_decision
 from hpo_core.analysis.noise import NoiseEstimate, collapse_repeats, estimate_noise
 from hpo_core.analysis.trials import SweepSummary, TrialsTable, build_trials_table
 
@@ -47,6 +48,7 @@ __all__ = [
     "PairTest",
     "ParamEffect",
     "RedFlag",
+    "Replay",
     "SupplementaryTrial",
     "SweepAnalysis",
     "SweepSummary",
@@ -64,6 +66,8 @@ __all__ = [
     "param_importance",
     "param_kind",
     "red_flags",
+    "render_replay",
+    "replay_decision",
     "supplementary_trials",
     "to_unit",
 ]

