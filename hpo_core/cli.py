@@ -144,6 +144,12 @@ def _parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds between status lines when not on a terminal",
     )
+    p.add_argument(
+        "--warm-start-from",
+        metavar="STUDY",
+        help="create the study with the finished trials of STUDY (same storage) that fit its "
+        "space; they do not count in n_trials (the spec's warm_start: does the same)",
+    )
     p.set_defaults(handler=_cmd_sweep)
 
     p = sub.add_parser("status", help="progress of one study")
@@ -203,6 +209,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--study-name", help="study_name of the next spec (default: next version)")
     _storage_arg(p)
     p.set_defaults(handler=_cmd_refine)
+
+    p = sub.add_parser(
+        "lineage", help="the chain of refined and warm-started studies a study belongs to"
+    )
+    p.add_argument("study")
+    _storage_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_lineage)
 
     p = sub.add_parser("compare", help="two studies side by side (e.g. v2 vs v3)")
     p.add_argument("study_a")
@@ -612,6 +626,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         tracking=not args.no_tracking,
         tracking_uri=args.tracking_uri,
         gpus=gpus,
+        warm_start=args.warm_start_from,
     )
     print(result.progress.line())
     if result.failed_workers:
@@ -904,6 +919,19 @@ def _cmd_refine(args: argparse.Namespace) -> int:
         f"{refinement.n_trials}; check it with `hpo validate {args.out}`"
     )
     _attach(sweep, Path(args.out), "next_spec")
+    return EXIT_OK
+
+
+def _cmd_lineage(args: argparse.Namespace) -> int:
+    from hpo_core.storage import open_storage
+    from hpo_core.study import load_study
+
+    handle = open_storage(_storage_url(args), create=False)
+    load_study(args.study, handle)  # an unknown study fails before the analysis is imported
+    from hpo_core.analysis import render_lineage, study_lineage
+
+    lineage = study_lineage(args.study, handle)
+    print(json.dumps(lineage.as_dict(), indent=2) if args.json else render_lineage(lineage))
     return EXIT_OK
 
 

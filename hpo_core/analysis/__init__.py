@@ -28,9 +28,24 @@ from hpo_core.analysis.flags import (
 )
 from hpo_core.analysis.groups import GroupComparison, GroupRow, PairTest, compare_groups
 from hpo_core.analysis.importance import param_importance
-from hpo_core.analysis.replay import Replay, render_replay, replay_decision
+from hpo_core.analysis.lineage import (
+    Generation,
+    Lineage,
+    SpecChange,
+    render_lineage,
+    spec_changes,
+    study_lineage,
+)
 from hpo_core.analysis.noise import NoiseEstimate, collapse_repeats, estimate_noise
-from hpo_core.analysis.trials import SweepSummary, TrialsTable, build_trials_table
+from hpo_core.analysis.replay import Replay, render_replay, replay_decision
+from hpo_core.analysis.trials import (
+    SweepSummary,
+    TrialOrigin,
+    TrialsTable,
+    build_trials_table,
+    carried_and_new,
+    gpu_hours,
+)
 
 __all__ = [
     "ATTR_DECISION",
@@ -41,20 +56,25 @@ __all__ = [
     "EliteParam",
     "Elites",
     "Gap",
+    "Generation",
     "GroupComparison",
     "GroupRow",
     "GroupStat",
+    "Lineage",
     "NoiseEstimate",
     "PairTest",
     "ParamEffect",
     "RedFlag",
     "Replay",
+    "SpecChange",
     "SupplementaryTrial",
     "SweepAnalysis",
     "SweepSummary",
+    "TrialOrigin",
     "TrialsTable",
     "analyze_study",
     "build_trials_table",
+    "carried_and_new",
     "collapse_repeats",
     "compare_analyses",
     "compare_groups",
@@ -63,11 +83,15 @@ __all__ = [
     "elite_analysis",
     "estimate_noise",
     "find_gaps",
+    "gpu_hours",
     "param_importance",
     "param_kind",
     "red_flags",
+    "render_lineage",
     "render_replay",
     "replay_decision",
+    "spec_changes",
+    "study_lineage",
     "supplementary_trials",
     "to_unit",
 ]

@@ -52,7 +52,7 @@ class Decision:
 def decide(table: TrialsTable) -> Decision:
     spec, s = table.spec, table.summary
     rules = spec.decision
-    finished = s.complete + s.pruned
+    finished = s.complete + s.pruned - s.carried  # a warm start's trials are not in the budget
     ended = s.ended
     maximize = spec.direction == "maximize"
     best = s.best_value

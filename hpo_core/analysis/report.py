@@ -21,7 +21,7 @@ import pandas as pd
 
 from hpo_core.analysis.analyze import SweepAnalysis
 from hpo_core.analysis.effects import ParamEffect
-from hpo_core.analysis.trials import ATTR
+from hpo_core.analysis.trials import ATTR, carried_and_new
 from hpo_core.errors import HpoError
 
 if TYPE_CHECKING:
@@ -207,6 +207,36 @@ def _lost_lines(a: SweepAnalysis) -> list[str]:
     ]
 
 
+def _carried_lines(a: SweepAnalysis) -> list[str]:
+    split = carried_and_new(a.table)
+    if split is None:
+        return []
+    carried = split[0]
+    return [
+        "## Warm start",
+        "",
+        f"{carried.finished} finished trial(s) were carried over from study {carried.source} "
+        "(they fit this space): the analysis uses them as evidence, the budget and the "
+        "checkpoints count only the new trials.",
+        "",
+        *_md_table(
+            ["trials", "finished", "completed", "pruned", f"best {a.spec.metric}", "mean"],
+            [
+                [
+                    o.origin if o.source is None else f"{o.origin} (from {o.source})",
+                    o.finished,
+                    o.complete,
+                    o.pruned,
+                    f"{_num(o.best_value)} (#{o.best_trial})" if o.best_trial is not None else "-",
+                    _num(o.mean_value),
+                ]
+                for o in split
+            ],
+        ),
+        "",
+    ]
+
+
 def _effect_rows(a: SweepAnalysis, kinds: tuple[str, ...]) -> list[ParamEffect]:
     return [e for e in a.effects if e.kind in kinds]
 
@@ -259,6 +289,7 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
         f"**Decision:** {a.decision.action.upper()} ({a.decision.rule}): {a.decision.message}",
         "",
         *_lost_lines(a),
+        *_carried_lines(a),
         "## Critical findings",
         "",
     ]

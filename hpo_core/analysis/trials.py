@@ -14,7 +14,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo_core.spec import SweepSpec
 
-__all__ = ["SweepSummary", "TrialsTable", "build_trials_table", "coerce_value"]
+__all__ = [
+    "SweepSummary",
+    "TrialOrigin",
+    "TrialsTable",
+    "build_trials_table",
+    "carried_and_new",
+    "coerce_value",
+]
 
 PARAM = "param."  # column prefix of parameters
 ATTR = "attr."  # column prefix of user attributes
@@ -22,6 +29,8 @@ ATTR = "attr."  # column prefix of user attributes
 # infrastructure, and the worker that ran it ({"gpus": [...], ...}).
 LOST_CAUSE = "lost_cause"
 WORKER = "worker"
+# The trial attribute of a trial a warm start carried in (hpo_core.study.warm.ATTR_CARRIED_FROM)
+CARRIED_FROM = "carried_from"
 
 
 @dataclass(frozen=True)
@@ -49,11 +58,15 @@ class SweepSummary:
     hours_lost: float = 0.0  # the lost trials' run time
     gpu_hours_lost: float = 0.0  # each lost trial's run time x the GPUs its worker had
     lost_causes: dict[str, int] = field(default_factory=dict)  # kind of cause -> trials, most first
+    # of complete and pruned, trials a warm start carried in from an earlier study: evidence,
+    # but not this sweep's work (not in the budget, the failure rate or the pace)
+    carried: int = 0
 
     @property
     def ended(self) -> int:
-        """Trials that ended for their own reasons: what the failure rate is taken over."""
-        return self.complete + self.pruned + self.failed
+        """Trials of this study that ended for their own reasons: what the failure rate is
+        taken over."""
+        return self.complete + self.pruned + self.failed - self.carried
 
 
 @dataclass
@@ -145,6 +158,7 @@ def build_trials_table(
             "started": t.datetime_start,
             "completed": t.datetime_complete,
             "last_step": t.last_step,
+            "carried": CARRIED_FROM in t.user_attrs,  # by a warm start, from an earlier study
         }
         for name, value in t.params.items():
             row[PARAM + name] = value
@@ -155,7 +169,16 @@ def build_trials_table(
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame(
-            columns=["number", "state", "value", "duration_s", "started", "completed", "last_step"]
+            columns=[
+                "number",
+                "state",
+                "value",
+                "duration_s",
+                "started",
+                "completed",
+                "last_step",
+                "carried",
+            ]
         )
     for name in spec.param_ranges:
         if PARAM + name not in frame:
@@ -182,12 +205,14 @@ def _summary(frame: pd.DataFrame, spec: SweepSpec, n_trials: int | None) -> Swee
         best_trial = int(complete.at[idx, "number"])
     lost = _lost_trials(frame)
     failed = counts.get("FAIL", 0) - len(lost)
-    finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+    carried = frame["carried"].astype(bool)  # finished trials only: a warm start copies no other
+    finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) - int(carried.sum())
     ended = finished + failed
     lost_hours = lost["duration_s"].fillna(0.0) / 3600
     pace = None
-    if finished and frame["started"].notna().any() and frame["completed"].notna().any():
-        hours = (frame["completed"].max() - frame["started"].min()).total_seconds() / 3600
+    own = frame[~carried]  # carried trials keep the times they ran at, in an earlier study
+    if finished and own["started"].notna().any() and own["completed"].notna().any():
+        hours = (own["completed"].max() - own["started"].min()).total_seconds() / 3600
         pace = finished / hours if hours > 0 else None
     chance = None
     if ATTR + "chance_level" in frame:
@@ -215,6 +240,7 @@ def _summary(frame: pd.DataFrame, spec: SweepSpec, n_trials: int | None) -> Swee
         lost_rate=len(lost) / (ended + len(lost)) if len(lost) else 0.0,
         hours_lost=float(lost_hours.sum()),
         gpu_hours_lost=float((lost_hours * lost[ATTR + WORKER].map(_gpus)).sum()),
+        carried=int(carried.sum()),
         lost_causes=dict(Counter(lost[ATTR + LOST_CAUSE].map(cause_kind)).most_common()),
     )
 
@@ -242,3 +268,62 @@ def _gpus(worker: Any) -> int:
     if isinstance(gpus, list):
         return len(gpus)
     return gpus if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus > 0 else 0
+
+
+@dataclass(frozen=True)
+class TrialOrigin:
+    """The finished trials of one origin in a study: carried in by a warm start, or new."""
+
+    origin: str  # "carried" (from ``source``) or "new"
+    source: str | None  # the study carried trials came from; None for new ones
+    finished: int  # complete + pruned
+    complete: int
+    pruned: int
+    best_value: float | None
+    best_trial: int | None
+    mean_value: float | None  # over completed trials
+
+
+def carried_and_new(table: TrialsTable) -> tuple[TrialOrigin, TrialOrigin] | None:
+    """The study's finished trials split into those a warm start carried in and its own (None
+    when nothing was carried): the report shows both, the rest of the analysis uses all."""
+    frame = table.frame
+    carried = frame["carried"].astype(bool)
+    if not carried.any():
+        return None
+    source = None
+    if ATTR + CARRIED_FROM in frame:
+        first = frame.loc[carried, ATTR + CARRIED_FROM].dropna()
+        source = json.loads(first.iloc[0]).get("study") if len(first) else None
+    origins = []
+    for name, rows in (("carried", frame[carried]), ("new", frame[~carried])):
+        done = rows[(rows["state"] == "COMPLETE") & rows["value"].notna()]
+        best = None
+        if len(done):
+            maximize = table.spec.direction == "maximize"
+            best = done["value"].idxmax() if maximize else done["value"].idxmin()
+        origins.append(
+            TrialOrigin(
+                origin=name,
+                source=source if name == "carried" else None,
+                finished=int(rows["state"].isin(("COMPLETE", "PRUNED")).sum()),
+                complete=len(done),
+                pruned=int((rows["state"] == "PRUNED").sum()),
+                best_value=float(done.at[best, "value"]) if best is not None else None,
+                best_trial=int(done.at[best, "number"]) if best is not None else None,
+                mean_value=float(done["value"].mean()) if len(done) else None,
+            )
+        )
+    return origins[0], origins[1]
+
+
+def gpu_hours(table: TrialsTable) -> float | None:
+    """GPU-hours this study's own trials ran (any state; carried ones ran in an earlier study):
+    each trial's run time x the GPUs its worker recorded. None when no worker recorded its
+    devices."""
+    frame = table.frame
+    if ATTR + WORKER not in frame or not frame[ATTR + WORKER].notna().any():
+        return None
+    own = frame[~frame["carried"].astype(bool)]
+    hours = own["duration_s"].fillna(0.0) / 3600
+    return float((hours * own[ATTR + WORKER].map(_gpus)).sum())

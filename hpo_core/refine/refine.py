@@ -357,6 +357,9 @@ def _render_yaml(
         "objective": spec.objective,
         "metric": spec.metric,
         "description": f"Refined from {spec.study_name} by hpo refine",
+        # the next study starts with this one's trials that fit its space (hpo_core.study.warm);
+        # they do not count in n_trials. Remove it to start cold.
+        "warm_start": {"study": spec.study_name},
     }
     rest = spec.model_dump(
         mode="json",
@@ -385,6 +388,8 @@ def _render_yaml(
         f"# study {spec.study_name}: {s.complete} completed, {s.pruned} pruned, {s.failed} failed"
         f" trials; best {spec.metric} {best}.",
         "# Each parameter carries its rule and evidence; see the rationale table for details.",
+        f"# warm_start: the new study begins with the trials of {spec.study_name} that fit this"
+        " space (not counted in n_trials); remove it to start cold.",
         yaml.safe_dump(head, sort_keys=False).rstrip(),
     ]
     if rest:

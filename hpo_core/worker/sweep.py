@@ -187,10 +187,12 @@ def run_sweep(
     tracking: bool = True,
     tracking_uri: str | None = None,
     gpus: GpuAssignment | None = None,
+    warm_start: str | None = None,
 ) -> SweepResult:
     """Launch ``workers`` local worker processes and follow the study until they exit. Each
     gets its own ``CUDA_VISIBLE_DEVICES`` from ``gpus`` (default: round robin over the visible
-    GPUs, see :func:`hpo_core.worker.assign_gpus`)."""
+    GPUs, see :func:`hpo_core.worker.assign_gpus`). ``warm_start`` names a study whose fitting
+    trials a new study starts with (:func:`hpo_core.study.create_study`)."""
     if workers < 1:
         raise HpoError(f"--workers: must be at least 1, but got {workers}")
     if gpus is None:
@@ -199,7 +201,9 @@ def run_sweep(
         raise ValueError(f"run_sweep: GPUs for {len(gpus.devices)} workers, not {workers}")
     require_objective_spec(loaded.spec, source=loaded.source)
     handle = open_storage(storage_url)
-    sweep = create_study(loaded, handle)  # once here, so spec and storage errors show once
+    # once here, so spec and storage errors show once, and the warm start is copied before any
+    # worker joins (they join by the spec file, which need not name it)
+    sweep = create_study(loaded, handle, warm_start=warm_start)
     require_running(sweep)
     if tracking:  # the parent run, once, before any worker starts
         from hpo_core.tracking import ATTR_TRACKING_URI, ENV_TRACKING, Tracker
