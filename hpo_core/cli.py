@@ -604,6 +604,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     require_objective_spec(loaded.spec, source=loaded.source)  # refused before saying "sweep"
     gpus = assign_gpus(args.workers, gpus=args.gpus, per_gpu=args.workers_per_gpu)
     url = _storage_url(args)
+    if args.warm_start_from or loaded.spec.warm_start:  # a bad source: one line, before the banner
+        from hpo_core.storage import open_storage
+        from hpo_core.study import check_warm_start
+
+        probe = open_storage(url)
+        try:
+            check_warm_start(loaded, probe, warm_start=args.warm_start_from)
+        finally:
+            probe.dispose()
     log_dir, stop_file = sweep_paths(loaded.spec.study_name)
     print(
         f"sweep {loaded.spec.study_name}: {args.workers} workers, storage {mask_url(url)}",

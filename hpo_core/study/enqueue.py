@@ -14,6 +14,7 @@ from hpo_core.errors import SpecError, SpecIssue
 from hpo_core.spec import SweepSpec, condition_holds
 from hpo_core.study.sampling import ATTR_PROBE_OF, ATTR_PROBE_SEED
 from hpo_core.study.study import ATTR_N_TRIALS, SweepStudy
+from hpo_core.study.warm import carried_count
 from hpo_core.userfiles import InputError, describe, parse_yaml, read_yaml
 
 __all__ = [
@@ -224,9 +225,12 @@ def enqueue_noise_probe(sweep: SweepStudy, k: int | None = None) -> NoiseProbe |
         }
         seeds = [base + i for i in range(1, k + 1)]
         missing = [s for s in seeds if s not in taken]
-        budget = int(sweep.study.user_attrs.get(ATTR_N_TRIALS, sweep.spec.n_trials))
-        # every trial not FAIL holds or will hold a slot of the budget
-        room = max(0, budget - sum(t.state != TrialState.FAIL for t in trials))
+        study_attrs = sweep.study.user_attrs
+        budget = int(study_attrs.get(ATTR_N_TRIALS, sweep.spec.n_trials))
+        # every trial not FAIL holds or will hold a slot of the budget, but those a warm start
+        # carried in (hpo_core.study.warm)
+        held = sum(t.state != TrialState.FAIL for t in trials) - carried_count(study_attrs)
+        room = max(0, budget - held)
         queue = missing[:room]
         for seed in queue:
             attrs = {ATTR_PROBE_OF: origin_number, ATTR_PROBE_SEED: seed}

@@ -34,6 +34,7 @@ __all__ = [
     "StudyProgress",
     "StudyRow",
     "SweepStudy",
+    "check_warm_start",
     "create_study",
     "current_actor",
     "list_studies",
@@ -225,6 +226,24 @@ def _check_warm_started(study_name: str, flag: str, attrs: dict[str, Any]) -> No
         "fills a new study only: give the spec another study_name, or drop --warm-start-from "
         "to go on with this one"
     )
+
+
+def check_warm_start(
+    loaded: LoadedSpec, handle: StorageHandle, *, warm_start: str | None = None
+) -> str | None:
+    """The study :func:`create_study` would warm-start ``loaded``'s study from (None without a
+    warm start), checked as it would check it but without writing anything: a caller that
+    prints before creating the study (`hpo sweep`) refuses a bad source in one line first."""
+    spec = loaded.spec
+    source_name, field = _warm_source(spec, warm_start)
+    if source_name is None:
+        return None
+    attrs = _stored_attrs(handle, spec.study_name)
+    if attrs is None or ATTR_SPEC_HASH not in attrs:
+        _warm_source_study(source_name, spec, handle, field)
+    elif warm_start is not None:
+        _check_warm_started(spec.study_name, warm_start, attrs)
+    return source_name
 
 
 def warm_start_of(sweep: SweepStudy) -> WarmStart | None:

@@ -159,7 +159,8 @@ def test_lineage_and_warm_start_on_the_command_line(
         "sweep", "--config", str(spec), "--no-tracking", "--warm-start-from", "nope", env=env
     )
     assert bad.returncode == 1, bad.stderr
-    assert bad.stderr.splitlines()[-1].startswith("error: --warm-start-from: no study named 'nope'")
+    assert bad.stderr.startswith("error: --warm-start-from: no study named 'nope'")
+    assert bad.stderr.count("\n") == 1  # one line, before the sweep's banner
     assert "planted_cli" not in {r.name for r in list_studies(open_storage(url))}  # nothing left
     swept = run_hpo(
         "sweep", "--config", str(spec), "--no-tracking", "--warm-start-from", names[0], env=env

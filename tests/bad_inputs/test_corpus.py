@@ -748,6 +748,12 @@ CLI_CASES: dict[str, tuple[tuple[str, ...], int, tuple[str, ...]]] = {
     "cleanup_unknown_study": (("cleanup", "nope"), 1, (NO_STUDY, LIST_THEM)),
     "stop_unknown_study": (("stop", "nope"), 1, (NO_STUDY, LIST_THEM)),
     "spec_unknown_study": (("spec", "nope"), 1, (NO_STUDY, LIST_THEM)),
+    "lineage_unknown_study": (("lineage", "nope"), 1, (NO_STUDY, LIST_THEM)),
+    "sweep_warm_start_into_an_existing_study": (
+        ("sweep", "--config", str(TINY_SWEEP), "--no-tracking", "--warm-start-from", EMPTY),
+        1,
+        (f"error: --warm-start-from: study '{STUDY}' exists already, created without a warm",),
+    ),
     "top_k_zero": (("top", STUDY, "-k", "0"), 2, ("argument -k/--top: must be at least 1",)),
     "thresholds_precision_above_one": (
         ("thresholds", STUDY, "--required-precision", "1.5"),

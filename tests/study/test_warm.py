@@ -288,3 +288,13 @@ def test_checkpoints_count_new_trials_and_a_bad_source_leaves_nothing(planted_ur
     with pytest.raises(StudyError, match=r"^--warm-start-from: study 'gated' exists already"):
         create_study(_planted("gated", NARROWED, 6), handle, warm_start="next")
     assert {s.study_name for s in optuna.get_all_study_summaries(handle.storage)} == names
+
+
+def test_a_noise_probe_finds_room_in_a_warm_started_budget(planted_url: str) -> None:
+    from hpo_core.study import enqueue_noise_probe
+
+    handle = open_storage(planted_url)
+    sweep = create_study(_planted("probed", NARROWED, 2, warm_start={"study": "flat"}), handle)
+    assert study_progress(sweep).carried > 2  # more carried trials than the budget
+    probe = enqueue_noise_probe(sweep, 2)
+    assert probe is not None and probe.queued == 2
