@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_core.errors import HpoError
 from hpo_core.storage import ENV_HOME, file_lock, mask_url
+from hpo_core.study import is_carried
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -351,8 +352,8 @@ class Tracker:
             for trial in sweep.study.get_trials(
                 deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
             ):
-                if trial.number in existing:
-                    continue
+                if trial.number in existing or is_carried(trial):
+                    continue  # a carried trial has its run under the sweep it came from
                 self._log_trial(sweep.name, sweep.spec.metric, experiment, parent, trial)
                 logged += 1
         except Exception as exc:

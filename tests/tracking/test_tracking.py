@@ -91,6 +91,15 @@ def test_trial_runs_under_one_parent_with_their_states(
     # back-filling finds nothing missing: one run per trial, never two
     logged, present = Tracker(uri).sync_trials(load_study("tracked", open_storage(storage)))
     assert (logged, present) == (0, len(trials))
+    # a warm-started next sweep: its carried trials have their runs under the old parent; only
+    # its own trials get runs under its parent
+    nxt = {**spec, "study_name": "tracked_v2", "n_trials": 2, "warm_start": {"study": "tracked"}}
+    run_worker(parse_spec(yaml.safe_dump(nxt)), storage)
+    v2 = load_study("tracked_v2", open_storage(storage))
+    carried = [t for t in v2.study.get_trials() if "carried_from" in t.user_attrs]
+    assert len(carried) == 12 and len(v2.study.get_trials()) >= 14
+    logged, present = Tracker(uri).sync_trials(v2)
+    assert (logged, present) == (len(v2.study.get_trials()) - 12, 0)
 
 
 def test_pruned_trials_end_killed_with_their_history(tmp_path: Path) -> None:
