@@ -219,6 +219,8 @@ def main() -> int:
 
         print("analysis: 1,000 and 10,000 trials, 15 parameters", flush=True)
         results["analysis"] = analysis.analysis_times([1000, 10000])
+        print("analysis: 10,000 trials with 20 intermediate values each, 70% pruned", flush=True)
+        results["analysis_pruned"] = analysis.pruned_times()
     if not args.skip_training:
         from bench import training
 

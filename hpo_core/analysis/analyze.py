@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 import optuna
 
 from hpo_core.analysis.decide import Decision, decide
-from hpo_core.analysis.effects import ParamEffect, directionality
+from hpo_core.analysis.effects import (
+    HypothesisTest,
+    ParamEffect,
+    directionality,
+    hypothesis_tests,
+)
 from hpo_core.analysis.elites import Elites, elite_analysis
 from hpo_core.analysis.flags import (
     Gap,
@@ -22,7 +27,12 @@ from hpo_core.analysis.flags import (
     supplementary_trials,
 )
 from hpo_core.analysis.groups import GroupComparison, compare_groups
-from hpo_core.analysis.importance import Method, param_importance
+from hpo_core.analysis.importance import (
+    Method,
+    importance_level,
+    level_study,
+    param_importance,
+)
 from hpo_core.analysis.noise import (
     ATTR_CHAMPION_NOISE,
     NoiseEstimate,
@@ -30,6 +40,7 @@ from hpo_core.analysis.noise import (
     effect_sizes,
     estimate_noise,
 )
+from hpo_core.analysis.rungs import FINAL, RungView, Survival, rung_view, survival
 from hpo_core.analysis.trials import SweepSummary, TrialsTable, build_trials_table
 from hpo_core.spec import SweepSpec
 
@@ -51,6 +62,9 @@ class SweepAnalysis:
     decision: Decision
     groups: list[GroupComparison] = field(default_factory=list)  # analysis.compare, e.g. budgets
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+    rungs: RungView | None = None  # every trial's value at every rung it reached
+    survival: list[Survival] = field(default_factory=list)  # how far each arm got (if pruned)
+    importance_rung: str = FINAL  # the level importance was computed at
     noise: NoiseEstimate | None = None  # the objective's seed noise, if measured or given
 
     @property
@@ -63,6 +77,11 @@ class SweepAnalysis:
 
     def effect(self, name: str) -> ParamEffect:
         return next(e for e in self.effects if e.name == name)
+
+    @property
+    def tests(self) -> list[HypothesisTest]:
+        """Every test of the analysis, with its Benjamini-Hochberg adjusted p-value."""
+        return hypothesis_tests(self.effects)
 
 
 def analyze_study(
@@ -84,24 +103,30 @@ def analyze_study(
         return time.perf_counter()
 
     t = step("trials")
-    table = build_trials_table(study.get_trials(deepcopy=False), spec, n_trials=n_trials)
+    trials = study.get_trials(deepcopy=False)
+    table = build_trials_table(trials, spec, n_trials=n_trials)
     noise = estimate_noise(table, champions=study.user_attrs.get(ATTR_CHAMPION_NOISE))
     # the tests see a configuration run again with other seeds once, with its mean
     full, table = table, collapse_repeats(table)
     timings["trials"] = time.perf_counter() - t
     t = step("directionality")
-    effects = directionality(table, min_group_trials=cfg.min_group_trials)
+    view = rung_view(table, trials)
+    effects = directionality(table, min_group_trials=cfg.min_group_trials, rungs=view)
+    survivals = survival(view, table)
     timings["directionality"] = time.perf_counter() - t
     method = importance or cfg.importance
     t = step(f"importance ({method})")
-    importances = param_importance(study, method)
+    importance_rung = importance_level(view, 2 * cfg.min_group_trials)
+    source = study
+    if importance_rung != FINAL:
+        source = level_study(spec.direction, view, importance_rung, trials)
+    importances = param_importance(source, method)
     timings["importance"] = time.perf_counter() - t
     t = step("elites")
     elites = elite_analysis(
         table,
         quantile=cfg.elite_quantile,
         boundary_fraction=cfg.boundary_fraction,
-        boundary_share=cfg.boundary_share,
         min_group_trials=cfg.min_group_trials,
         effects=effects,
     )
@@ -145,4 +170,7 @@ def analyze_study(
         groups=groups,
         timings=timings,
         noise=noise,
+        rungs=view,
+        survival=survivals,
+        importance_rung=importance_rung,
     )

@@ -1,12 +1,14 @@
 """The elite trials (the top quantile) and what they agree on.
 
 Convergence: for a categorical or boolean, the share of elites (where the parameter exists) with
-its most common value. Range: for a numeric parameter, the elites' min and max. Boundary hits: the
-zone within ``boundary_fraction`` of the range from a bound (in log space for log parameters) is
-hit when at least ``boundary_share`` of the elites sit in it, or when some elites sit in it and
-the parameter's trend (Spearman p < 0.05) points at it (the optimum is likely beyond the bound).
-Arms: for each parameter others depend on (e.g. ``encoder_type``), every value
-with its trials, mean, best and share of the elites.
+its most common value. Range: for a numeric parameter, the elites' min and max. Boundary hits: a
+bound is hit (the optimum likely lies beyond it) when the parameter's trend points at it and
+survives the Benjamini-Hochberg correction (adjusted p < 0.05, :mod:`.effects`), it has no
+interior optimum (:mod:`.shapes`), and some elite reached the zone within ``boundary_fraction`` of
+the range from that bound (log space for log parameters).
+Arms: for each parameter others depend on (e.g. ``encoder_type``), every value with its completed
+and pruned trials, mean, best and share of the elites; an arm is underpowered when it has fewer
+than ``min_group_trials`` trials at the level its switch was judged at (:mod:`.effects`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hpo_core.analysis.effects import ParamEffect
+from hpo_core.analysis.shapes import units
 from hpo_core.analysis.trials import TrialsTable, coerce_value
 from hpo_core.spec import ParamSpec
 
@@ -46,6 +49,7 @@ class EliteParam:
     trials_at_low: float | None = None  # completed trials in the same zones, for comparison
     trials_at_high: float | None = None
     hit: Literal["low", "high"] | None = None  # a boundary hit
+    elites_at_hit: int = 0  # elites in the zone of the hit bound
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class ArmStat:
     elites: int
     elite_share: float  # of all elites
     underpowered: bool
+    pruned: int = 0  # pruned trials in this arm
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,6 @@ def _elite_param(
     done: pd.DataFrame,
     column: pd.Series,
     fraction: float,
-    share: float,
     trend: Literal["low", "high"] | None,
 ) -> EliteParam:
     values = elites[column.name].dropna()
@@ -112,20 +116,15 @@ def _elite_param(
         )
     if values.empty:
         return EliteParam(name, 0, tried)
-    units = np.array([to_unit(param, v) for v in values.astype(float)])
-    at_low, at_high = float((units <= fraction).mean()), float((units >= 1 - fraction).mean())
-    everyone = np.array([to_unit(param, v) for v in done[column.name].dropna().astype(float)])
+    position = units(param, values.to_numpy(dtype=float))
+    at_low, at_high = float((position <= fraction).mean()), float((position >= 1 - fraction).mean())
+    everyone = units(param, done[column.name].dropna().to_numpy(dtype=float))
     all_low = float((everyone <= fraction).mean()) if len(everyone) else 0.0
     all_high = float((everyone >= 1 - fraction).mean()) if len(everyone) else 0.0
-
-    def hit_at(side: Literal["low", "high"], elite: float, base: float) -> bool:
-        return elite >= share or (trend == side and elite > 0)
-
     hit: Literal["low", "high"] | None = None
-    if hit_at("high", at_high, all_high) and at_high >= at_low:
-        hit = "high"
-    elif hit_at("low", at_low, all_low):
-        hit = "low"
+    share = at_high if trend == "high" else at_low
+    if trend is not None and share > 0:
+        hit = trend
     return EliteParam(
         name,
         len(values),
@@ -137,6 +136,7 @@ def _elite_param(
         trials_at_low=all_low,
         trials_at_high=all_high,
         hit=hit,
+        elites_at_hit=round(share * len(values)) if hit else 0,
     )
 
 
@@ -149,18 +149,20 @@ def elite_analysis(
     *,
     quantile: float = 0.25,
     boundary_fraction: float = 0.1,
-    boundary_share: float = 0.34,
     min_group_trials: int = 5,
     effects: list[ParamEffect] | None = None,
 ) -> Elites:
+    """The elites of ``table`` (its completed trials); ``effects`` (adjusted) give the trends
+    behind boundary hits and the levels arms are judged at."""
     done = table.complete  # best first
     n_elite = max(1, math.ceil(quantile * len(done))) if len(done) else 0
     elites = done.head(n_elite)
     spec = table.spec
+    by_name = {e.name: e for e in effects or []}
     trends: dict[str, Literal["low", "high"]] = {}
-    for e in effects or []:
-        if e.test == "spearman" and e.p is not None and e.p < 0.05 and e.rho:
-            trends[e.name] = "high" if e.direction == "increase" else "low"
+    for e in by_name.values():
+        if e.kind == "numeric" and e.peak is None and e.shape in ("increase", "decrease"):
+            trends[e.name] = "high" if e.shape == "increase" else "low"
     params = {
         name: _elite_param(
             name,
@@ -169,7 +171,6 @@ def elite_analysis(
             done,
             table.frame[table.param(name)],
             boundary_fraction,
-            boundary_share,
             trends.get(name),
         )
         for name, param in spec.param_ranges.items()
@@ -181,27 +182,44 @@ def elite_analysis(
             if parent in spec.param_ranges:
                 switches.setdefault(parent, []).append(name)
     maximize = spec.direction == "maximize"
+    pruned_rows = table.frame[table.frame["state"] == "PRUNED"]
     for switch, dependents in switches.items():
         column = table.param(switch)
+        param = spec.param_ranges[switch]
+        judged = {g.value: g.n for g in by_name[switch].groups} if switch in by_name else {}
+        pruned = pruned_rows[column].map(lambda v, p=param: coerce_value(p, v)).value_counts()
         stats = []
         for value, chunk in done.groupby(column, sort=True):
             in_elite = int((elites[column] == value).sum())
+            arm = coerce_value(param, value)
             stats.append(
                 ArmStat(
-                    value=coerce_value(spec.param_ranges[switch], value),
+                    value=arm,
                     trials=len(chunk),
                     mean=float(chunk["value"].mean()),
                     best=float(chunk["value"].max() if maximize else chunk["value"].min()),
                     elites=in_elite,
                     elite_share=in_elite / n_elite if n_elite else 0.0,
-                    underpowered=len(chunk) < min_group_trials,
+                    underpowered=judged.get(arm, len(chunk)) < min_group_trials,
+                    pruned=int(pruned.get(arm, 0)),
                 )
             )
-        param = spec.param_ranges[switch]
         seen = {s.value for s in stats}
         for choice in param.choices or ([True, False] if param.type == "bool" else []):
             if choice not in seen:
-                stats.append(ArmStat(choice, 0, None, None, 0, 0.0, True))
+                n = judged.get(choice, 0)
+                stats.append(
+                    ArmStat(
+                        choice,
+                        0,
+                        None,
+                        None,
+                        0,
+                        0.0,
+                        n < min_group_trials,
+                        int(pruned.get(choice, 0)),
+                    )
+                )
         ranked = [s for s in stats if s.mean is not None]
         ranked.sort(key=lambda s: s.mean or 0.0, reverse=maximize)
         arms.append(

@@ -56,33 +56,54 @@ def red_flags(
 ) -> list[RedFlag]:
     flags: list[RedFlag] = []
     s = table.summary
+    by_name = {e.name: e for e in effects}
     for p in elites.params.values():
         if p.hit:
             param = table.spec.param_ranges[p.name]
             bound = param.high if p.hit == "high" else param.low
             share = p.share_at_high if p.hit == "high" else p.share_at_low
+            base = p.trials_at_high if p.hit == "high" else p.trials_at_low
+            e = by_name.get(p.name)
+            trend = f"rho={e.rho:+.2f}, p_adj={e.p_adjusted:.3g}; " if e and e.rho else ""
             flags.append(
                 RedFlag(
                     "boundary_hit",
                     p.name,
-                    f"{p.name}: {share:.0%} of elites at the {p.hit} bound ({bound:g}); span "
-                    f"{p.low:g}-{p.high:g}",
+                    f"{p.name}: better toward the {p.hit} bound ({bound:g}) with no optimum "
+                    f"inside the range ({trend}{share:.0%} of elites within "
+                    f"{table.spec.analysis.boundary_fraction:.0%} of it, {base or 0:.0%} of "
+                    f"trials); elite span {p.low:g}-{p.high:g}",
                     f"expand the {p.hit} bound of {p.name}",
                 )
             )
     for arm in elites.arms:
+        switch = by_name.get(arm.switch)
+        pairs = {t.other: t for t in switch.pairs} if switch is not None else {}
         for a in arm.arms:
             if a.elites == 0 and elites.numbers:
+                pair = pairs.get(a.value)
+                judged = ""
+                if pair is not None and pair.p_adjusted is not None:
+                    judged = (
+                        f"; against {pair.leader!r} at {pair.rung}: {pair.relative or 0:.1%} "
+                        f"worse, p_adj={pair.p_adjusted:.3g}, n={pair.n_other}"
+                        + (
+                            f", worse at every rung it reached ({pair.compared_at})"
+                            if pair.worse_everywhere
+                            else ""
+                        )
+                    )
                 flags.append(
                     RedFlag(
                         "arm_without_elite",
                         arm.switch,
                         f"{arm.switch}={a.value!r}: no trial in the top {elites.quantile:.0%} "
-                        f"({a.trials} completed"
+                        f"({a.trials} completed, {a.pruned} pruned"
                         + (f", mean {a.mean:.4g}" if a.mean is not None else "")
-                        + ")",
+                        + ")"
+                        + judged,
                         "check that arm separately, or lower its weight keeping a floor"
-                        if a.trials >= 5
+                        if not a.underpowered
                         else "give it more trials before judging it",
                     )
                 )

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-from hpo_core.analysis.effects import ParamEffect
+from hpo_core.analysis.effects import PairTest, ParamEffect
 from hpo_core.analysis.trials import ATTR, TrialsTable, coerce_value
 
 __all__ = ["GroupComparison", "GroupRow", "PairTest", "compare_groups"]
@@ -33,16 +33,6 @@ class GroupRow:
     best: float | None  # of the optimised metric
     mean: float | None
     metrics: dict[str, float | None] = field(default_factory=dict)  # priority metric -> mean
-
-
-@dataclass(frozen=True)
-class PairTest:
-    leader: Any  # the group with the best mean
-    other: Any
-    p: float | None  # Mann-Whitney U, two-sided
-    p_adjusted: float | None  # Benjamini-Hochberg over the leader's tests of this parameter
-    n_leader: int
-    n_other: int
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """PNG plots drawn from an analysis: importance, optimisation history, parallel coordinates,
-slices of the top parameters. matplotlib with the Agg backend (no display needed)."""
+slices of the top parameters, rung survival (when trials were pruned). matplotlib with the Agg
+backend (no display needed)."""
 
 from __future__ import annotations
 
@@ -110,3 +111,34 @@ def draw_plots(a: SweepAnalysis) -> Iterator[tuple[str, bytes]]:
             ax.set_ylabel(metric, fontsize=8)
         fig.suptitle("Slices of the most important parameters", fontsize=10)
         yield "slices.png", _png(fig)
+
+    survival = _survival_plot(a) if a.survival else None
+    if survival is not None:
+        yield "rung_survival.png", survival
+
+
+def _survival_plot(a: SweepAnalysis, k: int = 4) -> bytes | None:
+    """Per group of the switches and the most important parameters, the share of its trials
+    that reached each rung."""
+    import matplotlib.pyplot as plt
+
+    by_name = {sv.param: sv for sv in a.survival}
+    switches = [arm.switch for arm in a.elites.arms]
+    order = switches + [n for n in _top_params(a, len(by_name)) if n not in switches]
+    shown = [by_name[n] for n in order if n in by_name][:k]
+    if not shown:
+        return None
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.4 * len(shown), 3.3), squeeze=False)
+    for ax, sv in zip(axes[0], shown, strict=False):
+        x = range(len(sv.rungs))
+        for g in sv.groups:
+            ax.plot(
+                x, [r / g.trials for r in g.reached], marker="o", label=f"{g.group} ({g.trials})"
+            )
+        ax.set_xticks(x, sv.rungs, rotation=20, fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(sv.param, fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("share of the group's trials", fontsize=8)
+    fig.suptitle("Rung survival: how far each group's trials got", fontsize=10)
+    return _png(fig)

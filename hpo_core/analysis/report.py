@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from hpo_core.analysis.analyze import SweepAnalysis
-from hpo_core.analysis.effects import ParamEffect
+from hpo_core.analysis.effects import PairTest, ParamEffect
 from hpo_core.analysis.trials import ATTR, carried_and_new
 from hpo_core.errors import HpoError
 
@@ -86,6 +86,10 @@ def analysis_dict(a: SweepAnalysis) -> dict[str, Any]:
             "groups": [dataclasses.asdict(g) for g in a.groups],
             "noise": dataclasses.asdict(a.noise) if a.noise is not None else None,
             "timings_s": a.timings,
+            "rungs": [dataclasses.asdict(r) for r in a.rungs.rungs] if a.rungs else [],
+            "survival": [dataclasses.asdict(sv) for sv in a.survival],
+            "tests": [dataclasses.asdict(t) for t in a.tests],
+            "importance_rung": a.importance_rung,
         }
     )
     return data
@@ -270,6 +274,147 @@ def _noise_lines(a: SweepAnalysis) -> list[str]:
     return ["", "## Seed noise", "", text]
 
 
+def _stars(p: float | None) -> str:
+    """Seed 000's stars, on an adjusted p: < 0.01 ***, < 0.10 **, < 0.30 *."""
+    if p is None:
+        return "-"
+    return "***" if p < 0.01 else "**" if p < 0.10 else "*" if p < 0.30 else "-"
+
+
+def _shape_text(e: ParamEffect, *, stars: bool = True) -> str:
+    """"peak near 0.003 (0.002-0.004)", "INCREASE", or the test, with its adjusted p."""
+    if e.shape == "peak":
+        q = e.p_quadratic_adjusted
+        text = f"peak near {e.peak:.3g} ({e.peak_low:.3g}-{e.peak_high:.3g}) p_adj={q:.3g}"
+        return text + (f" {_stars(q)}" if stars else "")
+    if e.shape in ("increase", "decrease"):
+        text = f"{e.shape.upper()} p_adj={e.p_adjusted:.3g}"
+    elif e.kind == "numeric":
+        text = f"no clear shape (p_adj={_num(e.p_adjusted, 3)})"
+    else:
+        text = f"{e.test} p_adj={_num(e.p_adjusted, 3)}"
+        if e.best_value is not None and e.relative_difference is not None:
+            text += f", best {e.best_value!r} by {e.relative_difference:.1%}"
+    return text + (f" {_stars(e.p_adjusted)}" if stars else "")
+
+
+def _pair_text(t: PairTest) -> str:
+    text = (
+        f"{t.other!r} {_pct(t.relative)} worse (p_adj={_num(t.p_adjusted, 3)}, "
+        f"n={t.n_other} vs {t.n_leader})"
+    )
+    if t.worse_everywhere:
+        text += f", worse at every rung it reached ({t.compared_at} rungs)"
+    return text
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def _arm_finding(a: SweepAnalysis, switch: str) -> str:
+    """The arms of a switch, judged where they ran (pruned trials included)."""
+    e = a.effect(switch)
+    if not e.pairs:
+        return f"- **{switch}:** fewer than two arms with trials to compare"
+    arm = next(x for x in a.elites.arms if x.switch == switch)
+    lead = e.pairs[0].leader
+    share = next((x.elite_share for x in arm.arms if x.value == lead), 0.0)
+    return (
+        f"- **{switch}: {lead!r} leads** at {e.rung} ({share:.0%} of elites): "
+        + "; ".join(_pair_text(t) for t in e.pairs)
+        + (" - underpowered" if e.underpowered else "")
+    )
+
+
+def _pair_lines(a: SweepAnalysis) -> list[str]:
+    rows = [
+        [
+            f"`{e.name}`",
+            repr(t.leader),
+            repr(t.other),
+            _num(t.difference, 3),
+            _pct(t.relative),
+            _num(t.p, 3),
+            _num(t.p_adjusted, 3),
+            f"{t.n_leader}/{t.n_other}",
+            t.rung,
+            f"{t.worse_at} of {t.compared_at}",
+        ]
+        for e in a.effects
+        for t in e.pairs
+    ]
+    if not rows:
+        return []
+    return [
+        "",
+        "Each choice against the leading one (the evidence behind dropping a choice; worse at: "
+        "the rungs where its mean was worse than the leader's, of those where both ran):",
+        "",
+        *_md_table(
+            [
+                "parameter",
+                "leader",
+                "other",
+                "difference",
+                "relative",
+                "p",
+                "p_adj",
+                "n leader/other",
+                "at",
+                "worse at",
+            ],
+            rows,
+        ),
+    ]
+
+
+def _survival_lines(a: SweepAnalysis) -> list[str]:
+    if not a.survival:
+        return []
+    rungs = a.rungs.rungs if a.rungs is not None else []
+    lines = [
+        "",
+        "## Rung survival",
+        "",
+        "How far the trials of each choice, and of each quarter of each numeric range, got: per "
+        "rung the trials that reached it (share of the group) and their mean "
+        f"{a.spec.metric} there. Rungs: "
+        + ", ".join(f"{r.label} ({r.reached} reached, {r.cut} pruned there)" for r in rungs[:-1])
+        + f"; final: {rungs[-1].reached} completed." if rungs else "",
+    ]
+    for sv in a.survival:
+        lines += ["", f"`{sv.param}`:", ""]
+        lines += _md_table(
+            ["group", "trials", *sv.rungs],
+            [
+                [g.group, g.trials]
+                + [
+                    f"{k} ({k / g.trials:.0%}), {_num(m, 3)}" if k else "0"
+                    for k, m in zip(g.reached, g.means, strict=True)
+                ]
+                for g in sv.groups
+            ],
+        )
+    return lines
+
+
+def _test_lines(a: SweepAnalysis) -> list[str]:
+    tests = sorted(a.tests, key=lambda t: t.p)
+    return [
+        "",
+        f"## Every test ({len(tests)}, Benjamini-Hochberg adjusted together)",
+        "",
+        *_md_table(
+            ["parameter", "test", "claim", "at", "n", "p", "p_adj"],
+            [
+                [f"`{t.param}`", t.test, t.claim, t.rung, t.n, _num(t.p, 3), _num(t.p_adjusted, 3)]
+                for t in tests
+            ],
+        ),
+    ]
+
+
 def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -> str:
     s, spec = a.summary, a.spec
     metric = spec.metric
@@ -293,21 +438,7 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
         "## Critical findings",
         "",
     ]
-    findings = []
-    for arm in a.elites.arms:
-        ranked = sorted(
-            (x for x in arm.arms if x.mean is not None),
-            key=lambda x: x.mean or 0.0,
-            reverse=spec.direction == "maximize",
-        )
-        if len(ranked) >= 2:
-            top, low = ranked[0], ranked[-1]
-            rel = (top.mean - low.mean) / abs(low.mean) if low.mean else float("nan")  # type: ignore[operator]
-            findings.append(
-                f"- **{arm.switch}: {top.value!r} leads** ({top.elite_share:.0%} of elites): "
-                f"mean {_num(top.mean)} vs {_num(low.mean)} for {low.value!r} "
-                f"({rel:+.0%} relative)" + (" - underpowered" if arm.underpowered else "")
-            )
+    findings = [_arm_finding(a, arm.switch) for arm in a.elites.arms]
     converged = [
         p
         for p in a.elites.params.values()
@@ -318,19 +449,18 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
             "- **100% elite convergence:** "
             + ", ".join(f"`{p.name}={p.top_value!r}`" for p in converged)
         )
-    ranked_effects = [e for e in a.effects if e.p is not None][:5]
+    ranked_effects = sorted(
+        (e for e in a.effects if e.p_adjusted is not None),
+        key=lambda e: min(e.p_adjusted or 1.0, e.p_quadratic_adjusted or 1.0),
+    )[:5]
     if ranked_effects:
         findings.append(
-            "- **Strongest signals:** "
+            "- **Strongest signals** (adjusted p, stars from it): "
             + "; ".join(
-                f"`{e.name}` "
-                + (f"rho={e.rho:+.2f}" if e.rho is not None else f"{e.test}")
-                + f" p={e.p:.3g} {_STARS[e.strength]}"
-                + (f" {e.direction.upper()}" if e.direction else "")
+                f"`{e.name}` {_shape_text(e)}"
                 + (" (underpowered)" if e.underpowered else "")
                 + (" (within noise)" if _within_noise(a, e) else "")
                 for e in ranked_effects
-                if e.p is not None
             )
         )
     lines += findings or ["(no completed trials yet)"]
@@ -341,27 +471,49 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
         "",
         "## Directionality",
         "",
-        "Numeric parameters (Spearman, completed trials where "
-        "the parameter exists; p_adj is Benjamini-Hochberg over all tests):",
+        "Each parameter is tested at the deepest rung where it has enough trials, pruned ones "
+        "included (`at`; `final` is the completed trials' values), with the other parameters "
+        "held fixed in an additive model where there are enough trials for it (tests `slope`, "
+        "`anova`; else on the parameter alone: Spearman, Mann-Whitney, Kruskal-Wallis). p_adj "
+        "is Benjamini-Hochberg over every test of the analysis (see *Every test*). rho is "
+        "Spearman's, for description.",
+        "",
+        "Numeric parameters (shape: a peak inside the range from the quadratic term, else the "
+        "trend):",
         "",
     ]
     lines += _md_table(
-        ["parameter", "direction", "rho", "p", "p_adj", "strength", "n", "note"],
+        [
+            "parameter",
+            "shape",
+            "rho",
+            "test",
+            "p",
+            "p_adj",
+            "quadratic p_adj",
+            "strength",
+            "n (pruned)",
+            "at",
+            "note",
+        ],
         [
             [
                 f"`{e.name}`",
-                e.direction or "-",
+                _shape_text(e, stars=False),
                 _num(e.rho, 2),
+                e.test,
                 _num(e.p, 3),
                 _num(e.p_adjusted, 3),
+                _num(e.p_quadratic_adjusted, 3),
                 _STARS[e.strength],
-                e.n,
+                f"{e.n} ({e.n_pruned})",
+                e.rung,
                 _note(a, e),
             ]
             for e in _effect_rows(a, ("numeric", "ordinal"))
         ],
     )
-    lines += ["", "Booleans (Mann-Whitney U):", ""]
+    lines += ["", "Booleans:", ""]
     lines += _md_table(
         [
             "parameter",
@@ -372,13 +524,34 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
             "p",
             "p_adj",
             "n true/false",
+            "at",
             "note",
         ],
-        [[f"`{e.name}`", *_bool_cells(e), _note(a, e)] for e in _effect_rows(a, ("bool",))],
+        [
+            [f"`{e.name}`", *_bool_cells(e), e.rung, _note(a, e)]
+            for e in _effect_rows(a, ("bool",))
+        ],
     )
-    lines += ["", "Categoricals (Kruskal-Wallis; ordinal ones also above):", ""]
+    lines += [
+        "",
+        "Categoricals (ordinal ones also above; difference and relative: best vs worst, "
+        "adjusted for the other parameters where modelled; means are raw):",
+        "",
+    ]
     lines += _md_table(
-        ["parameter", "best", "worst", "difference", "relative", "p", "p_adj", "means (n)", "note"],
+        [
+            "parameter",
+            "best",
+            "worst",
+            "difference",
+            "relative",
+            "test",
+            "p",
+            "p_adj",
+            "means (n)",
+            "at",
+            "note",
+        ],
         [
             [
                 f"`{e.name}`",
@@ -386,15 +559,23 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
                 repr(e.worst_value),
                 _num(e.difference, 3),
                 f"{e.relative_difference:+.1%}" if e.relative_difference is not None else "-",
+                e.test,
                 _num(e.p, 3),
                 _num(e.p_adjusted, 3),
                 ", ".join(f"{g.value!r}: {g.mean:.3g} ({g.n})" for g in e.groups),
+                e.rung,
                 _note(a, e),
             ]
             for e in _effect_rows(a, ("categorical", "ordinal"))
         ],
     )
-    lines += ["", f"## Importance ({a.importance_method})", ""]
+    lines += _pair_lines(a)
+    lines += _survival_lines(a)
+    lines += [
+        "",
+        f"## Importance ({a.importance_method}, at {a.importance_rung})",
+        "",
+    ]
     lines += _md_table(
         ["parameter", "importance"], [[f"`{k}`", f"{v:.3f}"] for k, v in a.importance.items()]
     )
@@ -430,11 +611,12 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
     for arm in a.elites.arms:
         lines += ["", f"Arms of `{arm.switch}` (dependents: {', '.join(arm.dependents)}):", ""]
         lines += _md_table(
-            ["value", "trials", "mean", "best", "elites", "elite share", "note"],
+            ["value", "completed", "pruned", "mean", "best", "elites", "elite share", "note"],
             [
                 [
                     repr(x.value),
                     x.trials,
+                    x.pruned,
                     _num(x.mean),
                     _num(x.best),
                     x.elites,
@@ -444,6 +626,7 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
                 for x in arm.arms
             ],
         )
+    lines += _test_lines(a)
     lines += ["", "## Red flags", ""]
     lines += [f"- **{f.kind}**: {f.message}. Action: {f.action}." for f in a.flags] or ["(none)"]
     lines += ["", "## Gaps and supplementary trials", ""]
@@ -490,7 +673,9 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
         "## Files",
         "",
         "trials.csv, directionality.csv, importance.csv, elites.csv, "
-        "arms.csv, flags.csv, gaps.csv, analysis.json"
+        "arms.csv, flags.csv, gaps.csv, tests.csv"
+        + (", survival.csv" if a.survival else "")
+        + ", analysis.json"
         + (", next_spec.yaml, rationale.csv" if refinement is not None else "")
         + ".",
     ]
@@ -524,6 +709,9 @@ def _bool_cells(e: ParamEffect) -> list[Any]:
     ]
 
 
+_NESTED = ("groups", "pairs", "curve")  # directionality.csv: these columns hold JSON
+
+
 def _csv(frame: pd.DataFrame) -> str:
     return str(frame.to_csv(index=False))
 
@@ -551,8 +739,9 @@ def write_report(
         _csv(
             pd.DataFrame(
                 [
-                    {k: v for k, v in dataclasses.asdict(e).items() if k != "groups"}
-                    | {"groups": json.dumps(_jsonable([dataclasses.asdict(g) for g in e.groups]))}
+                    {k: v for k, v in dataclasses.asdict(e).items() if k not in _NESTED}
+                    | {"shape": e.shape}
+                    | {k: json.dumps(_jsonable(dataclasses.asdict(e)[k])) for k in _NESTED}
                     for e in a.effects
                 ]
             )
@@ -586,6 +775,7 @@ def write_report(
                     "elites",
                     "elite_share",
                     "underpowered",
+                    "pruned",
                 ],
             )
         ),
@@ -608,6 +798,30 @@ def write_report(
             )
         ),
     )
+    put(
+        "tests.csv",
+        _csv(
+            pd.DataFrame(
+                [dataclasses.asdict(t) for t in a.tests],
+                columns=["param", "test", "claim", "rung", "n", "p", "p_adjusted"],
+            )
+        ),
+    )
+    if a.survival:
+        put(
+            "survival.csv",
+            _csv(
+                pd.DataFrame(
+                    [
+                        {"param": sv.param, "group": g.group, "trials": g.trials}
+                        | {f"reached {r}": k for r, k in zip(sv.rungs, g.reached, strict=True)}
+                        | {f"mean {r}": m for r, m in zip(sv.rungs, g.means, strict=True)}
+                        for sv in a.survival
+                        for g in sv.groups
+                    ]
+                )
+            ),
+        )
     put("analysis.json", json.dumps(analysis_dict(a), indent=2, default=str))
     if refinement is not None:
         put("next_spec.yaml", refinement.text)

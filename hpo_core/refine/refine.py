@@ -1,24 +1,32 @@
 """The next search space from the evidence of a sweep: conservative, explainable rules.
 
-Every parameter of the old space gets exactly one rule, with its evidence (seed 001's design):
+Every parameter of the old space gets exactly one rule, and its note says the rule that fired and
+the numbers behind it, or the rule that kept the parameter as it was (seed 001's design). Every
+fix, drop, narrowing and expansion rests on a test of the analysis (:mod:`hpo_core.analysis`,
+judged at the deepest rung with enough trials, pruned ones included) and must pass every gate of
+:func:`_kept_by`: its Benjamini-Hochberg adjusted p-value (q, over all the tests of the analysis)
+below the rule's threshold, a relative effect of at least ``min_effect`` (5%), and at least
+``min_arm_trials`` trials in each group (twice that for a numeric parameter).
 
-- ``fix``: a categorical/boolean whose elites all agree (``fix_min_convergence``, 100% by default)
-  AND whose best-vs-worst difference of means is above ``fix_min_effect`` (relative) AND whose test
-  gives p < ``fix_max_p``, with no underpowered group (a choice with too few trials is never
-  dropped). A numeric parameter whose elites sit at a bound that is also a hard limit (e.g. label
-  smoothing at 0) is fixed at that bound under the same p-value rule.
-- ``expand``: a numeric bound that elites hit grows by ``expand_factor`` x the range (in log space
-  for log parameters), never past a hard limit (the spec's ``refine.hard_limits``, the
+- ``fix``: a categorical/boolean whose every other choice is dropped (below; and the elites agree,
+  ``fix_min_convergence``), with ``fix_max_p`` and ``max(min_effect, fix_min_effect)``. A numeric
+  parameter that is better toward a bound that is also a hard limit (label smoothing at 0) is
+  fixed at that bound under the same gates.
+- ``drop_choice``: a choice worse than the leading one (pairwise Mann-Whitney, ``fix_max_p``),
+  by at least ``min_effect``, with no elite. A weighted near tie is never dropped.
+- ``expand``: a numeric parameter better toward a bound with no optimum inside the range (a
+  boundary hit, :mod:`hpo_core.analysis.elites`; its trend's q below ``expand_max_p``) grows
+  there by ``expand_factor`` x the range, by at most one step (a decade for a log parameter, one
+  range width otherwise), never past a hard limit (the spec's ``refine.hard_limits``, the
   objective's own limits, positivity of log ranges, integer bounds for ints).
-- ``narrow``: with a strong signal (Spearman p < ``narrow_max_p``, or an importance of at least
-  ``narrow_min_importance``, which also catches an optimum inside the range that a rank
-  correlation misses) and no boundary hit, the range shrinks to the elite span plus
-  ``narrow_margin`` x that span on each side.
+- ``narrow``: an interior optimum (a peak whose quadratic term passes ``narrow_max_p``) narrows
+  to its interval and the elite span, plus ``narrow_margin`` x that span on each side; a trend
+  without a boundary hit narrows to the elite span. Never when the new range would keep 90% of
+  the old one. A parameter with a peak inside its range is never expanded.
 - ``reweight``: a categorical switch (a parameter others depend on) gets weights proportional to
   the elite share of each arm, each at least ``arm_floor``, so the weaker arm still gets a fair
   trial; kept as it is when the arm comparison is underpowered.
-- ``drop_choice``: a choice with enough trials, no elite and a significant test is removed.
-- ``keep``: a weak or underpowered signal keeps its range.
+- ``keep``: everything else; the note says which gate kept it.
 
 Fixing a switch removes the dependents of the other arms (``drop``) and the condition from the
 dependents of the kept arm. The suggested ``n_trials`` is ``trials_per_param`` per searched
@@ -29,18 +37,18 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 
 from hpo_core.analysis import ParamEffect, SweepAnalysis
-from hpo_core.analysis.elites import EliteParam
+from hpo_core.analysis.elites import EliteParam, to_unit
 from hpo_core.objectives import objective_hard_limits
 from hpo_core.spec import ParamSpec, SweepSpec, parse_spec
 
-__all__ = ["RefineStep", "Refinement", "refine_spec"]
+__all__ = ["Evidence", "RefineStep", "Refinement", "refine_spec"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +57,8 @@ class RefineStep:
     rule: str  # fix | expand | narrow | reweight | drop_choice | drop | keep
     old: str  # the old space, as text
     new: str  # the new space, as text ("fixed: X" when fixed, "removed" when dropped)
-    evidence: str  # the figures behind the rule
-    figures: dict[str, Any] = field(default_factory=dict)
+    evidence: str  # the rule that fired (or kept it) and the figures behind it
+    figures: dict[str, Any] = field(default_factory=dict)  # the deciding Evidence, as a dict
 
 
 @dataclass
@@ -74,23 +82,76 @@ def _space(p: dict[str, Any]) -> str:
     return text
 
 
-def _fmt_p(p: float | None) -> str:
-    return "p=n/a" if p is None else f"p={p:.3g}"
+def _fmt_p(p: float | None, name: str = "p") -> str:
+    return f"{name}=n/a" if p is None else f"{name}={p:.3g}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The test behind one decision and the figures its gates read."""
+
+    claim: str  # what it would establish, in words
+    q: float | None  # its Benjamini-Hochberg adjusted p-value
+    max_q: float  # the rule's threshold
+    effect: float | None  # relative effect size
+    difference: float | None  # the same in objective units
+    n: int  # trials in its smallest group
+    group: str  # that group, in words
+    min_n: int  # trials a group needs
+    rung: str  # the level it was judged at
+    min_effect: float = 0.05  # the rule's minimum relative effect
+
+    def figures(self) -> str:
+        return (
+            f"{_fmt_p(self.q, 'q')}, effect {_pct(self.effect)}, n={self.n} ({self.group}) "
+            f"at {self.rung}"
+        )
+
+
+def _kept_by(ev: Evidence, a: SweepAnalysis) -> str | None:
+    """Why ``ev`` is not enough to act on (the gate that keeps the parameter as it is), or None
+    when every gate passes. Every fix, drop, narrowing and expansion goes through here."""
+    if ev.n < ev.min_n:
+        return (
+            f"underpowered: {ev.n} trials in {ev.group} at {ev.rung} (needs {ev.min_n}, "
+            "refine.min_arm_trials)"
+        )
+    if ev.q is None:
+        return f"no test of {ev.claim}"
+    if ev.q >= ev.max_q:
+        return f"q={ev.q:.3g} over {ev.max_q:g} for {ev.claim}"
+    if ev.effect is None or ev.effect < ev.min_effect:
+        return f"effect {_pct(ev.effect)} under min_effect {ev.min_effect:.0%} for {ev.claim}"
+    noise = a.noise
+    if noise is not None and noise.within_noise(ev.difference):
+        assert ev.difference is not None
+        return (
+            f"within noise: {abs(ev.difference):.3g} is under the seed noise sd {noise.sd:.3g} "
+            f"({noise.source}) for {ev.claim}"
+        )
+    return None
 
 
 def _evidence(e: ParamEffect, ep: EliteParam | None) -> str:
     parts = []
     if e.test == "spearman" and e.rho is not None:
-        parts.append(f"rho={e.rho:+.2f} {_fmt_p(e.p)}")
+        parts.append(f"rho={e.rho:+.2f} {_fmt_p(e.p)} {_fmt_p(e.p_adjusted, 'q')}")
     elif e.test != "none":
-        parts.append(f"{e.test} {_fmt_p(e.p)}")
+        parts.append(f"{e.test} {_fmt_p(e.p)} {_fmt_p(e.p_adjusted, 'q')}")
         if e.best_value is not None and e.relative_difference is not None:
             parts.append(f"best {e.best_value!r} by {e.relative_difference:+.1%}")
+    if e.p_quadratic is not None:
+        parts.append(f"quadratic {_fmt_p(e.p_quadratic_adjusted, 'q')}")
     if ep is not None and ep.convergence is not None:
         parts.append(f"elites {ep.convergence:.0%} {ep.top_value!r}")
     if ep is not None and ep.low is not None and ep.high is not None:
         parts.append(f"elites {ep.low:.4g}-{ep.high:.4g}")
-    parts.append(f"n={e.n}" + (" underpowered" if e.underpowered else ""))
+    pruned = f", {e.n_pruned} pruned" if e.n_pruned else ""
+    parts.append(f"n={e.n}{pruned} at {e.rung}" + (" underpowered" if e.underpowered else ""))
     return ", ".join(parts)
 
 
@@ -132,7 +193,8 @@ def _nice(
             return round(x)
     else:
         value = float(f"{x:.3g}")
-        if x != 0 and ((outward == "high" and value < x) or (outward == "low" and value > x)):
+        close = math.isclose(value, x, rel_tol=1e-9)  # 0.1 * 10 ** 0.0 is 0.10000000000000002
+        if not close and ((outward == "high" and value < x) or (outward == "low" and value > x)):
             scale = 10.0 ** (math.floor(math.log10(abs(x))) - 2)
             step = math.ceil if outward == "high" else math.floor
             value = float(f"{step(x / scale) * scale:.3g}")
@@ -145,81 +207,203 @@ def _nice(
     return int(value) if p.type == "int" else value
 
 
-def _numeric(
-    name: str,
-    p: ParamSpec,
-    e: ParamEffect,
-    ep: EliteParam,
-    spec: SweepSpec,
-    importance: dict[str, float],
-) -> tuple[str, dict[str, Any] | None, Any, str]:
-    """(rule, new param dict or None when fixed, fixed value, note)."""
+Decided = tuple[str, dict[str, Any] | None, Any, str, Evidence | None]
+"""(rule, new param dict or None when fixed, fixed value, note, the deciding evidence)."""
+
+
+def _narrowed(
+    p: ParamSpec, lo: float, hi: float, e_lo: float, e_hi: float, margin: float
+) -> tuple[dict[str, Any] | None, str]:
+    """The range [e_lo, e_hi] (in the parameter's space) plus ``margin`` x its width each side,
+    inside the old [lo, hi]; None and why when that is not a narrowing worth making."""
+    span = hi - lo
+    pad = max(margin * (e_hi - e_lo), 0.05 * span)
+    new_lo, new_hi = max(lo, e_lo - pad), min(hi, e_hi + pad)
+    if new_hi - new_lo >= 0.9 * span:
+        return None, f"the narrowed range would keep {(new_hi - new_lo) / span:.0%} of the old one"
+    assert p.low is not None and p.high is not None
+    d = _param_dict(p)
+    d["low"] = max(_nice(p, _from_space(p, new_lo), outward="low", limit=p.low), p.low)
+    d["high"] = min(_nice(p, _from_space(p, new_hi), outward="high", limit=p.high), p.high)
+    if d["low"] >= d["high"]:
+        return None, "the narrowed range would be empty at the parameter's resolution"
+    if p.type == "float":
+        d.pop("step", None)
+    return d, ""
+
+
+def _expanded(p: ParamSpec, side: str, spec: SweepSpec, name: str) -> tuple[dict[str, Any], str]:
+    """The range grown at ``side`` by ``expand_factor`` x the range, at most one step (a decade
+    for log, one range width otherwise), never past a hard limit."""
+    assert p.low is not None and p.high is not None
     r = spec.refine
+    d = _param_dict(p)
+    lo, hi = _to_space(p, p.low), _to_space(p, p.high)
+    step = math.log(10.0) if p.log else hi - lo
+    grow = min(r.expand_factor * (hi - lo), step)
+    hard_low, hard_high = _limits(spec, name, p)
+    if side == "high":
+        new = _from_space(p, hi + grow)
+        new = min(new, hard_high) if hard_high is not None else new
+        d["high"] = max(_nice(p, new, outward="high", limit=hard_high), p.high)
+    else:
+        new = _from_space(p, lo - grow)
+        new = max(new, hard_low) if hard_low is not None else new
+        d["low"] = min(_nice(p, new, outward="low", limit=hard_low), p.low)
+    if p.type == "int" and p.step:
+        d["high"] = d["low"] + ((d["high"] - d["low"]) // p.step) * p.step
+    if p.step and p.type == "float":
+        d.pop("step", None)
+    how = (
+        "a decade"
+        if p.log and grow == step
+        else "one range width"
+        if grow == step
+        else (f"{r.expand_factor:g} x the range")
+    )
+    return d, how
+
+
+def _near_peak(p: ParamSpec, e: ParamEffect, tolerance: float) -> tuple[float, float]:
+    """The positions in the range (0 to 1) where the fitted curve of ``e``'s peak stays within
+    ``tolerance`` (relative to the mean objective) of the peak, and the peak's interval."""
+    assert e.curve is not None and e.peak_low is not None and e.peak_high is not None
+    assert e.difference is not None and e.relative_difference
+    b, c, shift = e.curve
+    vertex = -b / (2 * c) + shift
+    half = math.sqrt(tolerance * abs(e.difference) / e.relative_difference / abs(c))
+    low = min(vertex - half, to_unit(p, e.peak_low))
+    high = max(vertex + half, to_unit(p, e.peak_high))
+    return max(0.0, low), min(1.0, high)
+
+
+def _numeric(name: str, p: ParamSpec, e: ParamEffect, ep: EliteParam, a: SweepAnalysis) -> Decided:
+    spec, r = a.spec, a.spec.refine
     d = _param_dict(p)
     assert p.low is not None and p.high is not None
     lo, hi = _to_space(p, p.low), _to_space(p, p.high)
-    span = hi - lo
-    hard_low, hard_high = _limits(spec, name, p)
+    base = Evidence(
+        "a trend",
+        e.p_adjusted,
+        r.narrow_max_p,
+        e.relative_difference,
+        e.difference,
+        e.n,
+        f"trials with {name}",
+        2 * r.min_arm_trials,
+        e.rung,
+        r.min_effect,
+    )
+    if e.peak is not None:  # an optimum inside the range: never expanded
+        peak = f"peak near {e.peak:.3g} ({e.peak_low:.3g}-{e.peak_high:.3g})"
+        ev = replace(base, claim=peak, q=e.p_quadratic_adjusted)
+        why = _kept_by(ev, a)
+        if why is not None:
+            return "keep", d, None, f"kept: {why}; a peak inside the range is never expanded", ev
+        u_lo, u_hi = _near_peak(p, e, r.min_effect)
+        new, why = _narrowed(
+            p, lo, hi, lo + u_lo * (hi - lo), lo + u_hi * (hi - lo), r.narrow_margin
+        )
+        if new is None:
+            return "keep", d, None, f"kept: {why}; {peak}, never expanded", ev
+        return (
+            "narrow",
+            new,
+            None,
+            f"narrowed around the {peak}, to where the fitted curve stays within "
+            f"{r.min_effect:.0%} of it: {ev.figures()}",
+            ev,
+        )
     if ep.hit is not None:
         bound = p.high if ep.hit == "high" else p.low
+        hard_low, hard_high = _limits(spec, name, p)
         hard = hard_high if ep.hit == "high" else hard_low
+        toward = f"better toward the {ep.hit} bound ({bound:g}), no optimum inside"
         if hard is not None and (bound >= hard if ep.hit == "high" else bound <= hard):
-            if e.p is not None and e.p < r.fix_max_p and not e.underpowered:
-                value = int(bound) if p.type == "int" else bound
-                return "fix", None, value, f"elites at the {ep.hit} bound, a hard limit"
-            return "keep", d, None, f"elites at the {ep.hit} bound, which is a hard limit"
-        grow = r.expand_factor * span
-        if ep.hit == "high":
-            new = _from_space(p, hi + grow)
-            new = min(new, hard_high) if hard_high is not None else new
-            d["high"] = max(_nice(p, new, outward="high", limit=hard_high), p.high)
-        else:
-            new = _from_space(p, lo - grow)
-            new = max(new, hard_low) if hard_low is not None else new
-            d["low"] = min(_nice(p, new, outward="low", limit=hard_low), p.low)
-        if p.type == "int" and p.step:
-            d["high"] = d["low"] + ((d["high"] - d["low"]) // p.step) * p.step
-        if p.step and p.type == "float":
-            d.pop("step", None)
-        return "expand", d, None, f"elites hit the {ep.hit} bound"
-    important = importance.get(name, 0.0) >= r.narrow_min_importance
-    strong = (e.p is not None and e.p < r.narrow_max_p and not e.underpowered) or important
-    if strong and ep.low is not None and ep.high is not None and ep.n_elites >= 3:
-        e_lo, e_hi = _to_space(p, ep.low), _to_space(p, ep.high)
-        margin = max(r.narrow_margin * (e_hi - e_lo), 0.05 * span)
-        new_lo, new_hi = max(lo, e_lo - margin), min(hi, e_hi + margin)
-        if new_hi - new_lo < 0.9 * span:
-            d["low"] = _nice(p, _from_space(p, new_lo), outward="low", limit=p.low)
-            d["high"] = _nice(p, _from_space(p, new_hi), outward="high", limit=p.high)
-            d["low"], d["high"] = max(d["low"], p.low), min(d["high"], p.high)
-            if d["low"] >= d["high"]:
-                return "keep", _param_dict(p), None, "too narrow"
-            d.pop("step", None) if p.type == "float" else None
-            why = "importance" if important else "Spearman p"
-            return "narrow", d, None, f"strong signal ({why}): narrowed to the elite cluster"
-    return "keep", d, None, "weak or underpowered signal: kept broad"
+            ev = replace(
+                base,
+                claim=toward,
+                max_q=r.fix_max_p,
+                min_effect=max(r.min_effect, r.fix_min_effect),
+            )
+            why = _kept_by(ev, a)
+            if why is not None:
+                return "keep", d, None, f"kept: {why}; the {ep.hit} bound is a hard limit", ev
+            value = int(bound) if p.type == "int" else bound
+            return "fix", None, value, f"{toward}, a hard limit: fixed there; {ev.figures()}", ev
+        ev = replace(base, claim=toward, max_q=r.expand_max_p)
+        why = _kept_by(ev, a)
+        if why is not None:
+            return "keep", d, None, f"kept: {why}", ev
+        new, how = _expanded(p, ep.hit, spec, name)
+        return (
+            "expand",
+            new,
+            None,
+            f"{toward}: the {ep.hit} bound grows by {how} ({ep.elites_at_hit} elites within "
+            f"{spec.analysis.boundary_fraction:.0%} of it); {ev.figures()}",
+            ev,
+        )
+    ev = replace(base, claim=f"a trend ({e.direction or 'none'})")
+    why = _kept_by(ev, a)
+    if why is None and (ep.low is None or ep.high is None or ep.n_elites < 3):
+        why = "fewer than 3 elites to narrow to"
+    if why is not None:
+        return "keep", d, None, f"kept: {why}", ev
+    assert ep.low is not None and ep.high is not None
+    # the bound the trend points at stays: the optimum is there or beyond
+    up = e.direction == "increase"
+    e_lo, e_hi = (_to_space(p, ep.low), hi) if up else (lo, _to_space(p, ep.high))
+    new, why = _narrowed(p, lo, hi, e_lo, e_hi, r.narrow_margin)
+    if new is None:
+        return "keep", d, None, f"kept: {why}", ev
+    moved = "low bound raised to" if up else "high bound lowered to"
+    return (
+        "narrow",
+        new,
+        None,
+        f"{e.direction} trend: {moved} the elites (the other bound, where the trend points, "
+        f"stays); {ev.figures()}",
+        ev,
+    )
 
 
 def _discrete(
     name: str, p: ParamSpec, e: ParamEffect, ep: EliteParam, a: SweepAnalysis, switch: bool
-) -> tuple[str, dict[str, Any] | None, Any, str]:
+) -> Decided:
     r = a.spec.refine
     d = _param_dict(p)
-    effect_ok = (e.relative_difference or 0.0) >= r.fix_min_effect
-    p_ok = e.p is not None and e.p < r.fix_max_p
-    if (
-        ep.convergence is not None
-        and ep.convergence >= r.fix_min_convergence
-        and effect_ok
-        and p_ok
-        and not e.underpowered
-        and ep.n_elites >= 2
-    ):
-        return "fix", None, ep.top_value, "elites converged, effect and p-value pass"
+    verdicts: list[tuple[Any, Evidence, str | None]] = []
+    for t in e.pairs:
+        small = t.other if t.n_other <= t.n_leader else t.leader
+        ev = Evidence(
+            f"{t.other!r} worse than {t.leader!r}"
+            + (f" at every rung it reached ({t.compared_at} rungs)" if t.worse_everywhere else ""),
+            t.p_adjusted,
+            r.fix_max_p,
+            t.relative,
+            t.difference,
+            min(t.n_leader, t.n_other),
+            repr(small),
+            r.min_arm_trials,
+            t.rung,
+            r.min_effect,
+        )
+        verdicts.append((t.other, ev, _kept_by(ev, a)))
+    dead = [other for other, _, why in verdicts if why is None]
+    if verdicts and len(dead) == len(verdicts):
+        leader = e.pairs[0].leader
+        fix_effect = max(r.min_effect, r.fix_min_effect)
+        weak = [ev for _, ev, _ in verdicts if (ev.effect or 0.0) < fix_effect]
+        # fixing takes the choice away for good: the elites must agree too
+        agree = ep.top_value == leader and (ep.convergence or 0.0) >= r.fix_min_convergence
+        if not weak and agree and ep.n_elites >= 2:
+            figures = "; ".join(f"{ev.claim}: {ev.figures()}" for _, ev, _ in verdicts)
+            return "fix", None, leader, f"every other choice is worse: {figures}", verdicts[0][1]
     if switch and p.type == "categorical":
         arm = next((arm for arm in a.elites.arms if arm.switch == name), None)
         if arm is None or arm.underpowered or not a.elites.numbers:
-            return "keep", d, None, "arm comparison underpowered: weights kept"
+            return "keep", d, None, "kept: arm comparison underpowered", None
         shares = {s.value: s.elite_share for s in arm.arms}
         choices = list(p.choices or [])
         raw = [max(shares.get(c, 0.0), 1e-9) for c in choices]
@@ -227,26 +411,22 @@ def _discrete(
         d["weights"] = [round(w, 3) for w in weights]
         total = sum(d["weights"])
         d["weights"][-1] = round(d["weights"][-1] + (1 - total), 3)
-        return "reweight", d, None, f"weights toward the elite share, floor {r.arm_floor:.0%}"
-    if p.type == "categorical" and p_ok and not e.underpowered:
-        elite_values = {g.value for g in e.groups if ep.top_value == g.value}
-        dead = [
-            g.value
-            for g in e.groups
-            if g.n >= a.spec.analysis.min_group_trials
-            and g.value not in elite_values
-            and _elite_count(a, name, g.value) == 0
-        ]
-        keep = [c for c in p.choices or [] if c not in dead]
-        if dead and len(keep) >= 1:
-            d["choices"] = keep
-            if p.weights:
-                weights = [w for c, w in zip(p.choices or [], p.weights, strict=True) if c in keep]
-                d["weights"] = [round(w / sum(weights), 3) for w in weights]
-            if len(keep) == 1:
-                return "fix", None, keep[0], "every other choice has no elite"
-            return "drop_choice", d, None, f"no elite with {', '.join(map(repr, dead))}"
-    return "keep", d, None, "weak or underpowered signal: kept broad"
+        return "reweight", d, None, f"weights toward the elite share, floor {r.arm_floor:.0%}", None
+    keep = [c for c in p.choices or [] if c not in dead]
+    if p.type == "categorical" and dead and keep:
+        d["choices"] = keep
+        if p.weights:
+            weights = [w for c, w in zip(p.choices or [], p.weights, strict=True) if c in keep]
+            d["weights"] = [round(w / sum(weights), 3) for w in weights]
+        figures = "; ".join(f"{ev.claim}: {ev.figures()}" for o, ev, _ in verdicts if o in dead)
+        if len(keep) == 1:
+            return "fix", None, keep[0], f"every other choice is worse: {figures}", verdicts[0][1]
+        return "drop_choice", d, None, f"dropped {figures}", verdicts[0][1]
+    if not verdicts:
+        return "keep", d, None, "kept: no two choices with trials to compare", None
+    # the choice nearest to a drop: the largest effect
+    _, ev, why = max(verdicts, key=lambda v: v[1].effect or 0.0)
+    return "keep", d, None, f"kept: {why or 'the elites do not agree'}", ev
 
 
 def _elite_count(a: SweepAnalysis, name: str, value: Any) -> int:
@@ -289,17 +469,20 @@ def refine_spec(analysis: SweepAnalysis, *, study_name: str | None = None) -> Re
         e, ep = analysis.effect(name), analysis.elites.params[name]
         old = _param_dict(p)
         if p.type in ("float", "int"):
-            rule, new, value, note = _numeric(name, p, e, ep, spec, analysis.importance)
+            rule, new, value, note, ev = _numeric(name, p, e, ep, analysis)
         else:
-            rule, new, value, note = _discrete(name, p, e, ep, analysis, name in switches)
+            rule, new, value, note, ev = _discrete(name, p, e, ep, analysis, name in switches)
         evidence = f"{note}; {_evidence(e, ep)}"
+        figures = asdict(ev) if ev is not None else {}
         if rule == "fix":
             fixed[name] = value
-            steps.append(RefineStep(name, rule, _space(old), f"fixed: {value!r}", evidence))
+            steps.append(
+                RefineStep(name, rule, _space(old), f"fixed: {value!r}", evidence, figures)
+            )
         else:
             assert new is not None
             ranges[name] = new
-            steps.append(RefineStep(name, rule, _space(old), _space(new), evidence))
+            steps.append(RefineStep(name, rule, _space(old), _space(new), evidence, figures))
     # a fixed switch: drop the other arms' dependents, unconditional for the kept arm
     for name in list(ranges):
         when = dict(ranges[name].get("when") or {})

@@ -210,13 +210,19 @@ class HardLimit(_Section):
 class RefineSpec(_Section):
     """Rules that turn a sweep into the next search space (seed 001's defaults)."""
 
+    # Every p below is Benjamini-Hochberg adjusted over all tests of the analysis (a q-value).
     fix_min_convergence: Annotated[float, Field(gt=0, le=1)] = 1.0  # elite share of one value
-    fix_min_effect: Annotated[float, Field(ge=0)] = 0.05  # relative difference of group means
-    fix_max_p: Annotated[float, Field(gt=0, le=1)] = 0.10  # and its p-value below this
-    narrow_max_p: Annotated[float, Field(gt=0, le=1)] = 0.05  # strong signal: narrow to elites
-    narrow_min_importance: Annotated[float, Field(gt=0, le=1)] = 0.2  # ... or this importance
+    fix_min_effect: Annotated[float, Field(ge=0)] = 0.05  # a fix: relative difference at least
+    fix_max_p: Annotated[float, Field(gt=0, le=1)] = 0.10  # a fix or dropped choice: p below
+    narrow_max_p: Annotated[float, Field(gt=0, le=1)] = 0.05  # a narrowing: p of trend or peak
+    # no longer narrows on its own (importance has no test); kept so that older specs load
+    narrow_min_importance: Annotated[float, Field(gt=0, le=1)] = 0.2
     narrow_margin: Annotated[float, Field(ge=0)] = 0.25  # of the elite span, added each side
-    expand_factor: Annotated[float, Field(gt=0)] = 0.5  # grow a hit bound by this x the range
+    # grow a hit bound by this x the range, by at most a decade (log) or one range width
+    expand_factor: Annotated[float, Field(gt=0)] = 0.5
+    expand_max_p: Annotated[float, Field(gt=0, le=1)] = 0.05  # an expansion: p of the trend
+    min_effect: Annotated[float, Field(ge=0)] = 0.05  # every rule: relative effect at least
+    min_arm_trials: Annotated[int, Field(ge=2)] = 5  # every rule: trials per group (x2 numeric)
     arm_floor: Annotated[float, Field(gt=0, lt=0.5)] = 0.25  # weakest arm keeps at least this
     trials_per_param: Annotated[int, Field(ge=1)] = 8  # next n_trials ~ this x searched params
     hard_limits: dict[str, HardLimit] = {}  # e.g. {depth: {low: 1, high: 24}}
