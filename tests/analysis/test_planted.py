@@ -92,7 +92,7 @@ def test_refine_expands_the_right_bound_and_fixes_nothing_it_should_not(
         assert refinement.spec.fixed["use_bn"] is True
     # the YAML written for people validates as a spec, comments and all
     assert parse_spec(refinement.text).spec == refinement.spec
-    assert "# EXPAND: elites hit the high bound" in refinement.text
+    assert "# EXPAND: better toward the high bound (2), no optimum inside" in refinement.text
 
 
 def test_a_refined_sweep_beats_the_same_budget_on_the_original_space(tmp_path: Path) -> None:
