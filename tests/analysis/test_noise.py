@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from hpo_core.analysis import SweepAnalysis, analyze_study
 from hpo_core.analysis.report import write_report
 from hpo_core.pipeline import RunPlan, gate
+from hpo_core.refine import refine_spec
 from hpo_core.spec import LoadedSpec, SweepSpec, parse_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import (
@@ -179,3 +180,11 @@ def test_without_an_estimate_the_report_says_how_to_get_one(tmp_path: Path) -> N
     assert "Not measured" in report and "decision.noise_probe" in report
     assert "within noise" not in report
 
+
+def test_refine_keeps_a_parameter_whose_effect_is_within_the_noise() -> None:
+    step = next(s for s in refine_spec(two_arm_analysis(0.05)).steps if s.param == "b")
+    assert step.rule == "keep" and "within noise" in step.evidence
+    # the same sweep with less noise than the effect: b is fixed
+    assert (
+        next(s for s in refine_spec(two_arm_analysis(0.01)).steps if s.param == "b").rule == "fix"
+    )
