@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from hpo_core.worker import WorkerReport
 
 __all__ = [
-    "ALPHA",
     "EPOCHS",
     "SURFACES",
     "PlantedScore",
@@ -57,13 +56,11 @@ __all__ = [
     "planted_spec",
     "planted_surface",
     "planted_value",
-    "reported_shape",
     "run_planted_sweep",
     "score",
     "scratch_folder",
 ]
 
-ALPHA = 0.05  # an effect is "found" when its Benjamini-Hochberg adjusted p is below this
 EPOCHS = 9  # planted_epochs: Hyperband's rungs fall at epochs 1, 3 and 9
 LR_OPTIMUM = 3e-3
 
@@ -238,17 +235,6 @@ def run_planted_sweep(spec_or_name: str, storage_url: str, *, workers: int = 1) 
     return load_study(name, open_storage(storage_url))
 
 
-def reported_shape(effect: ParamEffect) -> str:
-    """The shape the analysis reports for a numeric parameter: its own ``shape`` when it has one,
-    else the direction of a trend that survives the correction, else "none"."""
-    shape = getattr(effect, "shape", None)
-    if isinstance(shape, str) and shape:
-        return shape
-    if effect.p_adjusted is not None and effect.p_adjusted < ALPHA and effect.direction:
-        return effect.direction
-    return "none"
-
-
 @dataclass
 class PlantedScore:
     """Named checks, True where the analysis or refine did the right thing; a failed check keeps
@@ -273,8 +259,8 @@ GOOD = {
     "located": "true optimum inside the reported peak's interval",
     "expanded": "bound expanded where the optimum lies beyond it",
     "narrowed": "interior optimum narrowed around it",
-    "dropped_bad": "clearly bad arm dropped",
-    "judged_pruned": "bad arm judged from its pruned trials",
+    "dropped_bad": "clearly bad arm dropped (runs where it had 5+ trials)",
+    "judged_pruned": "bad arm judged with its pruned trials (runs where it had 5+ trials)",
 }
 BAD = {
     "touched": "no-effect parameter fixed, narrowed or expanded",
@@ -290,7 +276,10 @@ def score(
     analysis: SweepAnalysis, refinement: Refinement, truth: dict[str, Truth], *, pruned: bool
 ) -> PlantedScore:
     """Every check of ``truth`` against an analysis and its refinement. ``pruned``: the sweep ran
-    under a pruner, so a bad arm must also be judged with its pruned trials."""
+    under a pruner, so a bad arm must also be judged with its pruned trials. An effect is found
+    where the analysis calls it one: adjusted p below its ``SIGNIFICANT``."""
+    from hpo_core.analysis.effects import SIGNIFICANT
+
     out = PlantedScore()
     steps = {st.param: st for st in refinement.steps}
     new_spec = refinement.spec
@@ -300,18 +289,17 @@ def score(
         new = new_spec.param_ranges.get(name)
         fixed = name in new_spec.fixed and name not in analysis.spec.fixed
         step_note = f"{st.rule} {st.old} -> {st.new}: {st.evidence}"
-        significant = e.p_adjusted is not None and e.p_adjusted < ALPHA
+        significant = e.p_adjusted is not None and e.p_adjusted < SIGNIFICANT
         if t.shape != "none":
-            shape = reported_shape(e)
-            out.check(f"found:{name}", shape == t.shape, _effect_note(e, shape))
+            out.check(f"found:{name}", e.shape == t.shape, _effect_note(e))
             if t.optimum is not None:
-                low, high = getattr(e, "peak_low", None), getattr(e, "peak_high", None)
+                low, high = e.peak_low, e.peak_high
                 inside = low is not None and high is not None and low <= t.optimum <= high
-                out.check(f"located:{name}", shape == "peak" and inside, _effect_note(e, shape))
+                out.check(f"located:{name}", e.shape == "peak" and inside, _effect_note(e))
         elif t.best is not None:
             ok = significant and e.best_value == t.best
             out.check(f"found:{name}", ok, _effect_note(e))
-        elif t.bad:
+        elif t.bad and _tried(analysis, name, t.bad):
             ok = significant and e.worst_value in t.bad
             out.check(f"found:{name}", ok, _effect_note(e))
         elif not t.near_tie:  # a near tie is a real effect, only too small to act on
@@ -331,12 +319,13 @@ def score(
             kept = all(c in choices for c in t.near_tie)
             out.check(f"near_tie_dropped:{name}", kept, step_note)
         if t.bad:
-            out.check(f"dropped_bad:{name}", all(c not in choices for c in t.bad), step_note)
             ties = [c for c in old.choices or [] if c not in t.bad]
             out.check(f"tie_dropped:{name}", all(c in choices for c in ties), step_note)
+        if t.bad and _tried(analysis, name, t.bad):
+            out.check(f"dropped_bad:{name}", all(c not in choices for c in t.bad), step_note)
             if pruned:  # found, on enough trials, pruned ones among them
-                used_pruned = int(getattr(e, "n_pruned", 0)) > 0
-                ok = significant and not e.underpowered and e.worst_value in t.bad and used_pruned
+                powered = not e.underpowered and e.n_pruned > 0
+                ok = significant and powered and e.worst_value in t.bad
                 out.check(f"judged_pruned:{name}", ok, _effect_note(e))
         if t.best is not None:
             right = not fixed or new_spec.fixed[name] == t.best
@@ -344,17 +333,25 @@ def score(
     return out
 
 
-def _effect_note(e: ParamEffect, shape: str | None = None) -> str:
+def _tried(analysis: SweepAnalysis, name: str, values: tuple[Any, ...]) -> bool:
+    """Whether each of ``values`` ran in enough finished trials (``refine.min_arm_trials``) to
+    be judged: TPE may stop sampling a clearly bad arm after a couple of trials, and an arm that
+    few trials is rightly kept (underpowered), so its checks do not apply to that sweep."""
+    frame = analysis.table.frame
+    finished = frame[frame["state"].isin(["COMPLETE", "PRUNED"])][analysis.table.param(name)]
+    need = analysis.spec.refine.min_arm_trials
+    return all(int((finished == v).sum()) >= need for v in values)
+
+
+def _effect_note(e: ParamEffect) -> str:
     p = "n/a" if e.p_adjusted is None else f"{e.p_adjusted:.3g}"
     parts = [f"{e.test} p_adj={p}", f"n={e.n}"]
-    n_pruned = getattr(e, "n_pruned", 0)
-    if n_pruned:
-        parts.append(f"{n_pruned} pruned, at {getattr(e, 'rung', '?')}")
-    if shape is not None:
-        parts.append(f"reported shape {shape}")
-    peak: list[Any] = [getattr(e, key, None) for key in ("peak", "peak_low", "peak_high")]
-    if None not in peak:
-        parts.append(f"peak {peak[0]:.3g} ({peak[1]:.3g}-{peak[2]:.3g})")
+    if e.n_pruned:
+        parts.append(f"{e.n_pruned} pruned, at {e.rung}")
+    if e.kind == "numeric":
+        parts.append(f"shape {e.shape}")
+    if e.peak is not None and e.peak_low is not None and e.peak_high is not None:
+        parts.append(f"peak {e.peak:.3g} ({e.peak_low:.3g}-{e.peak_high:.3g})")
     if e.best_value is not None:
         parts.append(f"best {e.best_value!r}, worst {e.worst_value!r}")
     if e.underpowered:

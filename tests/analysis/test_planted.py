@@ -15,6 +15,14 @@ from hpo_core.spec import parse_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import SweepStudy, load_study
 from hpo_core.testing.objectives import PLANTED_SPACE
+from hpo_core.testing.planted import (
+    SURFACES,
+    PlantedScore,
+    planted_spec,
+    run_planted_sweep,
+    score,
+    scratch_folder,
+)
 from hpo_core.worker import run_worker
 
 PLANTED = "hpo_core.testing.objectives:planted"
@@ -95,23 +103,59 @@ def test_refine_expands_the_right_bound_and_fixes_nothing_it_should_not(
     assert "# EXPAND: better toward the high bound (2), no optimum inside" in refinement.text
 
 
-def test_a_refined_sweep_beats_the_same_budget_on_the_original_space(tmp_path: Path) -> None:
+def test_a_refined_sweep_beats_the_same_budget_on_the_original_space() -> None:
     """Seeded and repeated: 60 random trials, refine, then 30 TPE trials on the refined space
     against 30 TPE trials on the original space."""
     gains = []
-    for seed in range(5):
-        first = sweep(tmp_path, f"first_{seed}", PLANTED_SPACE, 60, seed)
-        refinement = refine_spec(analyze_study(first.study, first.spec))
-        ranges = {
-            k: v.model_dump(mode="json", exclude_unset=True) | {"type": v.type}
-            for k, v in refinement.spec.param_ranges.items()
-        }
-        fixed = {k: v for k, v in refinement.spec.fixed.items()}
-        refined = sweep(
-            tmp_path, f"refined_{seed}", ranges, 30, 100 + seed, sampler="tpe", fixed=fixed
-        )
-        original = sweep(tmp_path, f"original_{seed}", PLANTED_SPACE, 30, 100 + seed, sampler="tpe")
-        gains.append(refined.study.best_value - original.study.best_value)
+    with scratch_folder() as tmp:
+        for seed in range(5):
+            first = sweep(tmp, f"first_{seed}", PLANTED_SPACE, 60, seed)
+            refinement = refine_spec(analyze_study(first.study, first.spec))
+            ranges = {
+                k: v.model_dump(mode="json", exclude_unset=True) | {"type": v.type}
+                for k, v in refinement.spec.param_ranges.items()
+            }
+            fixed = {k: v for k, v in refinement.spec.fixed.items()}
+            refined = sweep(tmp, f"refined_{seed}", ranges, 30, 100 + seed, sampler="tpe", fixed=fixed)
+            original = sweep(tmp, f"original_{seed}", PLANTED_SPACE, 30, 100 + seed, sampler="tpe")
+            gains.append(refined.study.best_value - original.study.best_value)
     print("refined - original best, per seed:", [round(g, 4) for g in gains])
     assert sum(g > 0 for g in gains) >= 4 and sum(gains) / len(gains) > 0.02
     assert all(math.isfinite(g) for g in gains)
+
+
+# Planted truth with every kind of decision (hpo_core.testing.planted): the wrong decisions that
+# must never happen, on two sweeps where the rules before issue 16 took some of them (TPE seed 7
+# dropped the near-tie weighted arm and expanded a no-effect range; random seed 7 dropped a choice
+# of a no-effect categorical). bench/planted.py measures the rates over many seeds.
+NEVER = ("touched", "near_tie_dropped", "peak_expanded")
+
+
+@pytest.fixture(scope="module")
+def planted_scores() -> dict[str, PlantedScore]:
+    surface = SURFACES["static"]
+    scores = {}
+    with scratch_folder() as tmp:
+        for sampler, seed in (("tpe", 7), ("random", 7)):
+            name = f"truth_{sampler}_{seed}"
+            spec = planted_spec(surface, name, 80, seed=seed, sampler=sampler)
+            s = run_planted_sweep(spec, f"journal://{tmp / name}.journal")
+            analysis = analyze_study(s.study, s.spec)
+            scores[name] = score(analysis, refine_spec(analysis), surface.truth, pruned=False)
+            s.handle.dispose()
+    return scores
+
+
+def test_no_effect_is_never_touched_and_a_near_tie_never_dropped(
+    planted_scores: dict[str, PlantedScore],
+) -> None:
+    wrong = {
+        f"{run} {check}": result.notes[check]
+        for run, result in planted_scores.items()
+        for check in result.failed()
+        if check.split(":")[0] in NEVER
+    }
+    assert not wrong
+    # the scorer saw every parameter of the truth
+    assert all({f"touched:{p}" for p in ("act", "dropout", "wd")} <= set(r.checks) for r in planted_scores.values())
+    assert all("near_tie_dropped:encoder" in r.checks for r in planted_scores.values())
