@@ -13,7 +13,8 @@ Rules, in order, from the spec's ``decision:`` section (``best`` is the best com
 4. ``budget``: finished trials reached ``n_trials``: done (saying so when a ``target`` was set
    and not reached)
 5. ``stop_if_best_worse_than``: at or past a checkpoint, best still worse than it: stop
-6. ``plateau``: no new best in the last ``plateau_trials`` completed trials: stop
+6. ``plateau``: no new best in the last ``plateau_trials`` completed trials: done (the search
+   has converged: its champions are still trained; a poor plateau is caught by rule 5 first)
 7. ``regret_bound``: at or past a checkpoint, Optuna's regret bound (:mod:`.regret`) below
    ``regret_bound``: done (more trials are unlikely to find much better)
 8. ``on_track``: best better than ``on_track_if_best_better_than``: continue
@@ -125,7 +126,7 @@ def decide(table: TrialsTable) -> Decision:
         )
     if rules.plateau_trials and since_best is not None and since_best >= rules.plateau_trials:
         return made(
-            "stop",
+            "done",
             "plateau",
             f"no new best in the last {since_best} completed trials (limit "
             f"{rules.plateau_trials}); best {_fmt(best)}",

@@ -125,7 +125,7 @@ def _table(
             "stop",
             "stop_if_best_worse_than",
         ),  # pruned trials count toward the checkpoint
-        ([0.9] + [0.5] * 6, {"plateau_trials": 6}, {}, "stop", "plateau"),
+        ([0.9] + [0.5] * 6, {"plateau_trials": 6}, {}, "done", "plateau"),
         (
             [0.9] + [0.5] * 5,
             {"plateau_trials": 6, "on_track_if_best_better_than": 0.3},

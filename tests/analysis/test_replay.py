@@ -85,7 +85,7 @@ def test_each_rule_stops_where_decide_would_in_the_order_trials_ended() -> None:
     # trials 3-11, 15, 16, 17 completed after trial 2's 0.5 (13 pruned, 14 failed): 12 without a
     # new best once 17 ends; in number order 12's 0.7 would have reset the count at the 13th end
     assert (plateau.action, plateau.after_trial, plateau.ended, plateau.finished) == (
-        "stop",
+        "done",
         17,
         17,
         16,
@@ -109,7 +109,7 @@ def test_each_rule_stops_where_decide_would_in_the_order_trials_ended() -> None:
     assert (target.action, target.after_trial, target.trials_saved) == ("done", 23, 0)
     assert [(g.checkpoint, g.after_trial, g.action, g.rule) for g in replay.gates] == [
         (4, 3, "continue", "default"),
-        (16, 17, "stop", "plateau"),
+        (16, 17, "done", "plateau"),
     ]
     assert replay.gates_stop is not None and replay.gates_stop.trials_saved == 7
 
@@ -206,9 +206,9 @@ def test_replay_text_and_bad_decision_files_in_one_line(
     good = write_spec({"plateau_trials": 12, "checkpoints": [16]}, "alone.yaml")
     assert main(["replay", "test_study", "--decision", str(good), "--storage", stored]) == 0
     out = capsys.readouterr().out
-    assert "plateau (no new best in 12 completed trials): stop after trial 17 (17 of 24" in out
+    assert "plateau (no new best in 12 completed trials): done after trial 17 (17 of 24" in out
     assert "saves 7 trial(s), 5 h of trial time, 10 GPU-hours, 1 h wall time" in out
-    assert "checkpoint 16 (after trial 17): stop (plateau)" in out
+    assert "checkpoint 16 (after trial 17): done (plateau)" in out
 
     cases = {
         "decision:\n  plateau_trial: 5\n": "decision.plateau_trial: unknown key (did you mean "
