@@ -260,7 +260,7 @@ GOOD = {
     "expanded": "bound expanded where the optimum lies beyond it",
     "narrowed": "interior optimum narrowed around it",
     "dropped_bad": "clearly bad arm dropped (runs where it had 5+ trials)",
-    "judged_pruned": "bad arm judged with its pruned trials (runs where it had 5+ trials)",
+    "judged_pruned": "bad arm worse at every rung, pruned trials counted (runs with 5+ of it)",
 }
 BAD = {
     "touched": "no-effect parameter fixed, narrowed or expanded",
@@ -299,9 +299,10 @@ def score(
         elif t.best is not None:
             ok = significant and e.best_value == t.best
             out.check(f"found:{name}", ok, _effect_note(e))
-        elif t.bad and _tried(analysis, name, t.bad):
-            ok = significant and e.worst_value in t.bad
-            out.check(f"found:{name}", ok, _effect_note(e))
+        elif t.bad:
+            if _tried(analysis, name, t.bad):
+                ok = significant and e.worst_value in t.bad
+                out.check(f"found:{name}", ok, _effect_note(e))
         elif not t.near_tie:  # a near tie is a real effect, only too small to act on
             out.check(f"false_effect:{name}", not significant, _effect_note(e))
         if t.decision == "keep" and not t.near_tie:
@@ -323,9 +324,19 @@ def score(
             out.check(f"tie_dropped:{name}", all(c in choices for c in ties), step_note)
         if t.bad and _tried(analysis, name, t.bad):
             out.check(f"dropped_bad:{name}", all(c not in choices for c in t.bad), step_note)
-            if pruned:  # found, on enough trials, pruned ones among them
-                powered = not e.underpowered and e.n_pruned > 0
-                ok = significant and powered and e.worst_value in t.bad
+            if pruned:  # worse than the leader at every rung, significantly, pruned trials in
+                need = analysis.spec.refine.min_arm_trials
+                ok = e.n_pruned > 0 and all(
+                    any(
+                        pair.other == bad
+                        and pair.n_other >= need
+                        and pair.worse_everywhere
+                        and pair.p_adjusted is not None
+                        and pair.p_adjusted < SIGNIFICANT
+                        for pair in e.pairs
+                    )
+                    for bad in t.bad
+                )
                 out.check(f"judged_pruned:{name}", ok, _effect_note(e))
         if t.best is not None:
             right = not fixed or new_spec.fixed[name] == t.best
