@@ -170,7 +170,7 @@ def _gpu_params(
 
     text, per_gpu = params.get("gpus"), params.get("workers_per_gpu")
     if text is not None and (not isinstance(text, str) or len(text) > 4096):
-        raise HpoError(f"params.gpus: must be text such as \"0,1\" or empty, got {text!r:.60}")
+        raise HpoError(f'params.gpus: must be text such as "0,1" or empty, got {text!r:.60}')
     # bool is an int to Python, not to the form's schema
     if per_gpu is not None and (
         isinstance(per_gpu, bool) or not isinstance(per_gpu, int) or per_gpu < 1
@@ -441,6 +441,7 @@ def finish_sweep(
             "complete": progress.complete,
             "pruned": progress.pruned,
             "failed": progress.failed,
+            "carried": progress.carried,  # of complete and pruned: a warm start's, not this run's
             "best_value": progress.best_value,
             "best_trial": progress.best_trial,
             "failure_rate": round(analysis.summary.failure_rate, 4),
@@ -554,7 +555,13 @@ def _summary_markdown(s: dict[str, Any]) -> str:
         "",
         f"- config `{s['config']}`, {s['workers']} {s['mode']} worker(s)",
         f"- trials: {s['complete']} completed, {s['pruned']} pruned, {s['failed']} failed of a "
-        f"budget of {s['n_trials']} (failure rate {s['failure_rate']:.1%})",
+        f"budget of {s['n_trials']} (failure rate {s['failure_rate']:.1%})"
+        + (
+            f"; {s['carried']} completed or pruned were carried in by a warm start (the budget "
+            "counts new trials)"
+            if s.get("carried")
+            else ""
+        ),
         f"- lost to the infrastructure: {s['lost']} trial(s), re-queued ({s['lost_rate']:.1%}; "
         f"{s['gpu_hours_lost']:.3g} GPU-hours"
         + "".join(f", {kind} {n}" for kind, n in s["lost_causes"].items())

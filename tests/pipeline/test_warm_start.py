@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hpo_core.pipeline import gate, plan_run, prepare_sweep
+from hpo_core.pipeline import finish_sweep, gate, plan_run, prepare_sweep
 from hpo_core.spec import parse_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import load_study, study_progress
@@ -54,3 +54,9 @@ def test_prepare_copies_and_the_gate_counts_new_trials(
     decision = gate(plan, 0, storage_url=journal_url)
     assert decision["action"] == "continue" and decision["figures"]["finished"] == 3
     assert decision["checkpoint"] == 3
+    # the run's summary tells this run's trials from the carried ones
+    run_worker("next", journal_url)
+    summary = finish_sweep(plan, storage_url=journal_url, tracking_uri=None, decision=decision)
+    assert (summary["complete"] - summary["carried"], summary["carried"]) == (6, 20)
+    text = next(tmp_path.rglob("summary.md")).read_text()
+    assert "20 completed or pruned were carried in by a warm start" in text
