@@ -293,7 +293,7 @@ def render(results: dict[str, Any]) -> list[str]:
         if check.split(":")[0] in BAD
     ]
     if wrong:
-        lines += ["", "Wrong decisions (surface, sampler, workers, seed, check: the step's note):"]
+        lines += ["", "Rows marked (never) that happened (surface, sampler, workers, seed):"]
         lines += [
             f"- {run['surface']} {run['sampler']} {run['workers']}w seed {run['seed']}, "
             f"{check}: {note}"
