@@ -9,7 +9,14 @@ from __future__ import annotations
 from hpo_core.analysis.analyze import SweepAnalysis, analyze_study
 from hpo_core.analysis.compare import ComparisonRow, compare_analyses
 from hpo_core.analysis.decide import ATTR_DECISION, Decision, decide
-from hpo_core.analysis.effects import GroupStat, ParamEffect, directionality, param_kind
+from hpo_core.analysis.effects import (
+    GroupStat,
+    HypothesisTest,
+    ParamEffect,
+    directionality,
+    hypothesis_tests,
+    param_kind,
+)
 from hpo_core.analysis.elites import (
     ArmComparison,
     ArmStat,
@@ -38,6 +45,7 @@ from hpo_core.analysis.lineage import (
 )
 from hpo_core.analysis.noise import NoiseEstimate, collapse_repeats, estimate_noise
 from hpo_core.analysis.replay import Replay, render_replay, replay_decision
+from hpo_core.analysis.rungs import GroupSurvival, Rung, RungView, Survival, rung_view, survival
 from hpo_core.analysis.trials import (
     SweepSummary,
     TrialOrigin,
@@ -60,14 +68,19 @@ __all__ = [
     "GroupComparison",
     "GroupRow",
     "GroupStat",
+    "GroupSurvival",
+    "HypothesisTest",
     "Lineage",
     "NoiseEstimate",
     "PairTest",
     "ParamEffect",
     "RedFlag",
     "Replay",
+    "Rung",
+    "RungView",
     "SpecChange",
     "SupplementaryTrial",
+    "Survival",
     "SweepAnalysis",
     "SweepSummary",
     "TrialOrigin",
@@ -84,14 +97,17 @@ __all__ = [
     "estimate_noise",
     "find_gaps",
     "gpu_hours",
+    "hypothesis_tests",
     "param_importance",
     "param_kind",
     "red_flags",
     "render_lineage",
     "render_replay",
     "replay_decision",
+    "rung_view",
     "spec_changes",
     "study_lineage",
     "supplementary_trials",
+    "survival",
     "to_unit",
 ]

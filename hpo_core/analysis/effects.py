@@ -54,6 +54,7 @@ __all__ = [
 
 Kind = Literal["numeric", "ordinal", "bool", "categorical"]
 SIGNIFICANT = 0.05  # an adjusted p below this is a finding (a shape, a "beats")
+MIN_TRIALS = 5  # a parameter with fewer trials (or fewer than two groups of 2) is not tested
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,7 @@ def _marginal(
         return found
 
     def compare(lead: GroupStat, g: GroupStat) -> tuple[float, float | None]:
-        p = None
+        p = found["p"] if len(groups) == 2 else None  # two groups: the main test is the pair's
         if len(groups) > 2 and lead.n >= 2 and g.n >= 2:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -379,12 +380,13 @@ def _effect(
     maximize = table.spec.direction == "maximize"
     n, n_distinct = len(values), int(values.nunique())
     where: dict[str, Any] = {"rung": level, "n_pruned": int((at["state"] == "PRUNED").sum())}
-    if n < 3 or n_distinct < 2:
-        where["underpowered"] = True
-        return ParamEffect(name, kind, n, n_distinct, "none", None, None, **where)
     numeric = kind == "numeric"
     keys = values if numeric else _coerced(values, param)
     groups = [] if numeric else _groups(values, target, maximize, param)
+    # fewer trials than this make a p-value of nothing (rho=1 on 3 trials has p=0)
+    if n < MIN_TRIALS or n_distinct < 2 or (groups and sum(g.n >= 2 for g in groups) < 2):
+        where["underpowered"] = True
+        return ParamEffect(name, kind, n, n_distinct, "none", None, None, groups=groups, **where)
     adjusted = fits(level)
     model = models[level]
     if model is not None and adjusted:

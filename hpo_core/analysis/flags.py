@@ -88,7 +88,7 @@ def red_flags(
                         f"; against {pair.leader!r} at {pair.rung}: {pair.relative or 0:.1%} "
                         f"worse, p_adj={pair.p_adjusted:.3g}, n={pair.n_other}"
                         + (
-                            f", worse at every rung it reached ({pair.compared_at})"
+                            f", worse at every rung it reached ({pair.compared_at} rungs)"
                             if pair.worse_everywhere
                             else ""
                         )

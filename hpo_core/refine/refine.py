@@ -107,7 +107,7 @@ class Evidence:
 
     def figures(self) -> str:
         return (
-            f"{_fmt_p(self.q, 'q')}, effect {_pct(self.effect)}, n={self.n} ({self.group}) "
+            f"{_fmt_p(self.q, 'q')}, effect {_pct(self.effect)}, n={self.n} {self.group} "
             f"at {self.rung}"
         )
 
@@ -117,8 +117,8 @@ def _kept_by(ev: Evidence, a: SweepAnalysis) -> str | None:
     when every gate passes. Every fix, drop, narrowing and expansion goes through here."""
     if ev.n < ev.min_n:
         return (
-            f"underpowered: {ev.n} trials in {ev.group} at {ev.rung} (needs {ev.min_n}, "
-            "refine.min_arm_trials)"
+            f"underpowered: {ev.n} trial{'' if ev.n == 1 else 's'} {ev.group} at {ev.rung} "
+            f"(needs {ev.min_n}, refine.min_arm_trials)"
         )
     if ev.q is None:
         return f"no test of {ev.claim}"
@@ -289,7 +289,7 @@ def _numeric(name: str, p: ParamSpec, e: ParamEffect, ep: EliteParam, a: SweepAn
         e.relative_difference,
         e.difference,
         e.n,
-        f"trials with {name}",
+        f"with {name}",
         2 * r.min_arm_trials,
         e.rung,
         r.min_effect,
@@ -384,7 +384,7 @@ def _discrete(
             t.relative,
             t.difference,
             min(t.n_leader, t.n_other),
-            repr(small),
+            f"in {small!r}",
             r.min_arm_trials,
             t.rung,
             r.min_effect,
@@ -403,7 +403,9 @@ def _discrete(
     if switch and p.type == "categorical":
         arm = next((arm for arm in a.elites.arms if arm.switch == name), None)
         if arm is None or arm.underpowered or not a.elites.numbers:
-            return "keep", d, None, "kept: arm comparison underpowered", None
+            nearest = max(verdicts, key=lambda v: v[1].effect or 0.0) if verdicts else None
+            reason = (nearest[2] if nearest else None) or "arm comparison underpowered"
+            return "keep", d, None, f"kept: {reason}", nearest[1] if nearest else None
         shares = {s.value: s.elite_share for s in arm.arms}
         choices = list(p.choices or [])
         raw = [max(shares.get(c, 0.0), 1e-9) for c in choices]
