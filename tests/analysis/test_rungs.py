@@ -12,6 +12,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from hpo_core.analysis import SweepAnalysis, analyze_study
+from hpo_core.analysis.importance import importance_level, level_study
 from hpo_core.analysis.plots import _survival_plot
 from hpo_core.analysis.report import write_report
 from hpo_core.analysis.rungs import FINAL, LEVEL, rung_view
@@ -70,6 +71,12 @@ def test_each_trial_counts_at_every_rung_it_reached() -> None:
     assert by_level["step 4"] == [pytest.approx(0.4), nan, nan, 0.4]
     assert by_level[FINAL] == [0.95, nan, nan, nan]
     assert view.levels == [FINAL, "step 4", "step 3", "step 1"]  # deepest first
+    # importance: at the deepest level enough trials reached, each completed with its value there
+    assert importance_level(view, 3) == "step 3" and importance_level(view, 9) == "step 1"
+    at_rung = level_study("maximize", view, "step 3", trials).get_trials()
+    assert [(t.state, t.value) for t in at_rung] == [
+        (TrialState.COMPLETE, v) for v in (0.3, 0.3, 0.25)
+    ]
 
 
 @pytest.fixture(scope="module")
