@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_core.errors import HpoError
 from hpo_core.storage import ENV_HOME, file_lock, mask_url
-from hpo_core.study import is_carried
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -343,6 +342,8 @@ class Tracker:
     def sync_trials(self, sweep: SweepStudy) -> tuple[int, int]:
         """Back-fill a child run for every finished trial that has none: (logged, present)."""
         from optuna.trial import TrialState
+
+        from hpo_core.study import is_carried  # imports optuna
 
         parent = self.ensure_parent_run(sweep)
         experiment = str(sweep.study.user_attrs.get(ATTR_EXPERIMENT))
