@@ -133,39 +133,6 @@ def test_a_sweep_runs_end_to_end_and_registers_a_champion(pg_url: str, tmp_path:
     assert json.loads(summaries[-1].read_text())["champion"]["version"] == "1"
 
 
-@pytest.mark.postgres
-def test_a_sweep_that_trips_the_stop_rule_stops_and_alerts(
-    pg_url: str, tmp_path: Path, webhook: Webhook
-) -> None:
-    # the instant synthetic objective: the ARC path is the end-to-end test's
-    spec = {
-        "study_name": "dag_stop_v1",
-        "n_trials": 6,
-        "objective": "synthetic",
-        "sampler": {"type": "random", "seed": 1},
-        "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
-        "decision": {"checkpoints": [3], "stop_if_best_worse_than": 1e9},
-    }
-    env = _setup(tmp_path, {"stop.yaml": spec}, pg_url)
-    env["AIRFLOW_CONN_HPO_ALERTS"] = webhook.url
-    result = run_dag({**BASE_CONF, "config": "stop.yaml"}, env)
-    tis = result["tis"]
-    assert result["state"] == "success", result["output"][-4000:]
-    assert tis["gate_0"] == "success" and tis["stop_0"] == "success"
-    assert tis["segment_1.local_slots"] == "skipped"
-    assert tis["segment_1.local_workers"] == "skipped" and tis["finish"] == "success"
-    sweep = load_study("dag_stop_v1", open_storage(pg_url))
-    assert len(sweep.study.get_trials()) == 3 and sweep.study.user_attrs[ATTR_STOP]
-    run = _run_dir(tmp_path, "dag_stop_v1")
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["champion"] is None and "stopped" in summary["champions_skipped"]
-    assert [a["subject"] for a in webhook.received] == ["sweep dag_stop_v1 stopped at checkpoint 3"]
-    assert "stop_if_best_worse_than" in webhook.received[0]["text"]
-    alerts = [json.loads(line) for line in (run / "alerts.jsonl").read_text().splitlines()]
-    # recorded by scheme and host only: a webhook's token lives in its path
-    assert alerts[0]["channel"] == f"http://127.0.0.1:{webhook.server.server_port}/..."
-
-
 def test_the_prelaunch_dag_checks_and_touches_no_study(tmp_path: Path) -> None:
     spec = {
         "study_name": "checked_v1",
@@ -239,9 +206,12 @@ def test_a_failed_check_stops_the_run_before_any_worker(broken: str, tmp_path: P
     assert "prelaunch.checklist" in alerts[0]["text"] and "s3cret" not in alerts[0]["text"]
 
 
+@pytest.mark.postgres
 def test_a_failed_trial_rate_over_the_limit_stops_the_sweep_and_alerts(
-    tmp_path: Path, webhook: Webhook
+    pg_url: str, tmp_path: Path, webhook: Webhook
 ) -> None:
+    """A gate that stops (here on the failure rate; each rule's verdict: tests/analysis): the
+    stop flag, the skipped segments, no champion, the alerts to a real webhook."""
     spec = {
         "study_name": "dag_failing_v1",
         "n_trials": 12,
@@ -252,11 +222,23 @@ def test_a_failed_trial_rate_over_the_limit_stops_the_sweep_and_alerts(
         "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
         "decision": {"checkpoints": [4], "max_failure_rate": 0.2, "min_trials_for_failure_rate": 4},
     }
-    env = _setup(tmp_path, {"failing.yaml": spec}, f"journal://{tmp_path / 'studies.journal'}")
+    env = _setup(tmp_path, {"failing.yaml": spec}, pg_url)
     env["AIRFLOW_CONN_HPO_ALERTS"] = webhook.url
     result = run_dag({**BASE_CONF, "config": "failing.yaml", "workers": 1, "smoke": False}, env)
+    tis = result["tis"]
     assert result["state"] == "success", result["output"][-4000:]
-    assert result["tis"]["stop_0"] == "success" and result["tis"]["finish"] == "success"
+    assert tis["gate_0"] == "success" and tis["stop_0"] == "success"
+    assert tis["segment_1.local_slots"] == "skipped"
+    assert tis["segment_1.local_workers"] == "skipped" and tis["finish"] == "success"
+    sweep = load_study("dag_failing_v1", open_storage(pg_url))
+    assert sweep.study.user_attrs[ATTR_STOP]
+    assert sum(t.state.name == "COMPLETE" for t in sweep.study.get_trials()) == 4
+    run = _run_dir(tmp_path, "dag_failing_v1")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["champion"] is None and "stopped" in summary["champions_skipped"]
+    alerts = [json.loads(line) for line in (run / "alerts.jsonl").read_text().splitlines()]
+    # recorded by scheme and host only: a webhook's token lives in its path
+    assert alerts[0]["channel"] == f"http://127.0.0.1:{webhook.server.server_port}/..."
     # checked at the gate (which stops the sweep) and again at the end
     stopped, rate = webhook.received
     assert stopped["subject"] == "sweep dag_failing_v1 stopped at checkpoint 4"
