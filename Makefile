@@ -17,11 +17,10 @@ help:
 	@echo "make soak    PostgreSQL restarts, killed workers, an MLflow outage; recovery measured"
 	@echo "make lint    ruff and mypy"
 
-# --no-compile: modules are byte-compiled when first imported (a run imports a fraction of them)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
-	$(BIN)/pip install --quiet --no-compile -c constraints.txt -e '.[dev,arc,tracking,airflow]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,arc,tracking,airflow]'
 	touch $(STAMP)
 
 install: $(STAMP)
