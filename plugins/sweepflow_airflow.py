@@ -273,7 +273,8 @@ class SweepWorkerPodOperator(BaseOperator):
                     if (allowed := os.environ.get(ENV_ALLOWED_OBJECTIVES))
                     else []
                 ),
-                # a tracking server with login (MLflow's basic-auth app): the account of the
+                # the database password apart from the URL (libpq reads PGPASSWORD), and a
+                # tracking server with login (MLflow's basic-auth app): the account of the
                 # workers, from optional keys of the same Secret
                 *(
                     k8s.V1EnvVar(
@@ -285,6 +286,7 @@ class SweepWorkerPodOperator(BaseOperator):
                         ),
                     )
                     for name, key in (
+                        ("PGPASSWORD", "storage-password"),
                         ("MLFLOW_TRACKING_USERNAME", "tracking-username"),
                         ("MLFLOW_TRACKING_PASSWORD", "tracking-password"),
                     )

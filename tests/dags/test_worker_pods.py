@@ -133,6 +133,11 @@ def test_worker_pods_are_valid_restricted_kubernetes_from_the_deployment_setting
         "optional": True,
     }
     assert env["MLFLOW_TRACKING_USERNAME"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "hpo-storage",
+        "key": "storage-password",
+        "optional": True,
+    }
     assert env["HPO_ALLOWED_OBJECTIVES"]["value"] == "synthetic"  # the deployment's allowlist
     assert all("value" not in e or "://" not in e["value"] for e in container["env"])
     assert spec["nodeSelector"] == {"gpu": "a100"}

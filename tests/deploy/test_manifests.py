@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from hpo_core.pipeline import pod_settings
 from hpo_core.pipeline.pods import pod_deployment
@@ -95,11 +96,12 @@ def test_the_storage_secret_has_the_keys_the_pods_read_and_no_real_value() -> No
         if "valueFrom" in e and e["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
     }
     assert set(secret["stringData"]) == read == {
-        "storage-url", "tracking-uri", "tracking-username", "tracking-password"
+        "storage-url", "storage-password", "tracking-uri", "tracking-username", "tracking-password"
     }  # fmt: skip
     assert secret["metadata"]["namespace"] == pod["metadata"]["namespace"]
     assert secret["stringData"]["tracking-password"] == "change-me"
-    assert ":change-me@" in secret["stringData"]["storage-url"]
+    assert secret["stringData"]["storage-password"] == "change-me"
+    assert make_url(secret["stringData"]["storage-url"]).password is None  # never in a URL
 
 
 def test_the_connection_template_validates_and_names_the_kits_objects() -> None:
@@ -120,8 +122,9 @@ def test_the_connection_template_validates_and_names_the_kits_objects() -> None:
     assert claim["metadata"]["namespace"] == deployment.namespace
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # every worker pod mounts it
     for key in ("AIRFLOW_CONN_HPO_STORAGE", "AIRFLOW_CONN_HPO_TRACKING"):
-        conn = Connection.from_uri(connections[key], conn_id=key)
-        assert conn.password == "change-me", key  # placeholders only
+        conn = Connection.from_json(connections[key], conn_id=key)
+        assert conn.password == "change-me", key  # placeholders only, apart from any URL
+        assert conn.host.endswith(".sweepflow-data.svc"), key
 
 
 # chart 1.18 values.schema.json: the key paths deploy/helm/values.yaml may use
