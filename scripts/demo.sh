@@ -57,4 +57,4 @@ echo "         study in $HPO_HOME/studies.journal (HPO_HOME=$HPO_HOME hpo status
 echo "         MLflow runs and the registered champion in $HPO_HOME/mlflow.db; to browse them:"
 echo "           $BIN/mlflow ui --backend-store-uri sqlite:///$HPO_HOME/mlflow.db --port 5000"
 echo "           then open http://127.0.0.1:5000 (experiment $study, model demo_arc_classifier)"
-echo "         the Airflow UI, to trigger hpo_sweep with its form: see the README (airflow standalone)"
+echo "         the Airflow UI, to trigger hpo_sweep with its form: see docs/airflow.md (airflow standalone)"

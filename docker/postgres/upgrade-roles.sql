@@ -1,6 +1,6 @@
 -- For a PostgreSQL volume created before hpo_owner and hpo_reader existed (when hpo_worker owned
 -- Optuna's tables): brings it to what init-databases.sql sets up, keeping the data. Run once, as
--- the superuser, after updating .env and `docker-compose up -d postgres` (README: Database roles):
+-- the superuser, after updating .env and `docker-compose up -d postgres` (docker/README.md: Database roles):
 --   docker-compose exec -T postgres psql -U postgres -v ON_ERROR_STOP=1 -f - < docker/postgres/upgrade-roles.sql
 -- Checked by hand against a volume made by the previous script; not part of the test suite.
 

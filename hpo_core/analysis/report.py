@@ -657,7 +657,7 @@ def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -
             "## Recommended next config",
             "",
             f"Written to `next_spec.yaml` (suggested n_trials {refinement.n_trials}); the "
-            "rules are in the README.",
+            "rules are in docs/reading-a-sweep.md.",
             "",
         ]
         lines += _md_table(
