@@ -316,9 +316,11 @@ def open_storage(
                 )
 
         try:
-            if kind == "postgresql" and create:
+            if kind == "postgresql":
                 # N pods starting on a fresh database all run Optuna's CREATE TABLEs at once and
                 # collide in the catalog; one at a time, the later ones find the schema there.
+                # Opening without creating takes the lock too: Optuna still writes its version
+                # row and stamps alembic_version (a CREATE TABLE) on a schema not yet stamped.
                 storage = _with_schema_lock(url, engine_kwargs["connect_args"], build)
             else:
                 storage = build()
