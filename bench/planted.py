@@ -37,7 +37,7 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from hpo_core.analysis import analyze_study
-from hpo_core.analysis.report import write_atomic
+from hpo_core.files import write_atomic
 from hpo_core.refine import refine_spec
 from hpo_core.study import SweepStudy, set_budget
 from hpo_core.testing.planted import (

@@ -708,7 +708,7 @@ def _cmd_top(args: argparse.Namespace) -> int:
         _out_file(args.out)
     top = top_trials(sweep, args.top)
     if args.out:
-        from hpo_core.analysis.report import write_atomic
+        from hpo_core.files import write_atomic
 
         configs = [
             {
@@ -909,7 +909,7 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def _cmd_refine(args: argparse.Namespace) -> int:
-    from hpo_core.analysis.report import write_atomic
+    from hpo_core.files import write_atomic
     from hpo_core.refine import refine_spec
 
     sweep = _open_sweep(args, args.study)

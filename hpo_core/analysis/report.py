@@ -9,9 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +20,7 @@ import pandas as pd
 from hpo_core.analysis.analyze import SweepAnalysis
 from hpo_core.analysis.effects import PairTest, ParamEffect
 from hpo_core.analysis.trials import ATTR, carried_and_new
-from hpo_core.errors import HpoError
+from hpo_core.files import write_atomic
 
 if TYPE_CHECKING:
     from hpo_core.refine import Refinement
@@ -31,31 +29,10 @@ __all__ = [
     "StudyReport",
     "analysis_dict",
     "report_study",
-    "write_atomic",
     "write_report",
 ]
 
 _STARS = {"strong": "***", "moderate": "**", "weak": "*", "none": "-"}
-
-
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise HpoError(
-            f"{path}: cannot write ({exc.strerror}); free some space or choose another --out; "
-            "the previous file is unchanged"
-        ) from None
-    return path
 
 
 def _jsonable(value: Any) -> Any:

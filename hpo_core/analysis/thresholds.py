@@ -155,7 +155,7 @@ def render_csv(report: ThresholdReport) -> str:
 
 def write_threshold_report(report: ThresholdReport, out_dir: str | Path) -> list[Path]:
     """thresholds.md, thresholds.csv and precision_recall_vs_threshold.png in ``out_dir``."""
-    from hpo_core.analysis.report import write_atomic
+    from hpo_core.files import write_atomic
     from hpo_core.metrics import precision_recall_vs_threshold
 
     out = Path(out_dir)

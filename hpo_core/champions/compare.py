@@ -215,7 +215,7 @@ def format_table(c: ChampionComparison) -> str:
 
 def write_comparison(c: ChampionComparison, out_dir: str | Path) -> list[Path]:
     """champions.csv, champions.md and champions.png in ``out_dir`` (written atomically)."""
-    from hpo_core.analysis.report import write_atomic
+    from hpo_core.files import write_atomic
 
     out = Path(out_dir)
     buffer = io.StringIO()

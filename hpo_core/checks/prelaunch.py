@@ -104,7 +104,7 @@ class Checklist:
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """checklist.md and checklist.json in ``out_dir``, each written atomically."""
-        from hpo_core.analysis.report import write_atomic
+        from hpo_core.files import write_atomic
 
         out = Path(out_dir)
         return [

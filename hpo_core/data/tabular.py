@@ -18,7 +18,6 @@ import functools
 import math
 import numbers
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from hpo_core.errors import DataError
+from hpo_core.files import atomic_target
 
 if TYPE_CHECKING:
     import torch
@@ -202,18 +202,11 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     the old file or the new one, never half of one."""
     target = Path(path)
     suffix = _check_suffix(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    try:
+    with atomic_target(target) as partial:
         if suffix == ".parquet":
-            frame.to_parquet(temp_name, engine="pyarrow", index=False)
+            frame.to_parquet(partial, engine="pyarrow", index=False)
         else:
-            frame.to_csv(temp_name, index=False)
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+            frame.to_csv(partial, index=False)
     return target
 
 

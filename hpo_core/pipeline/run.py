@@ -377,7 +377,8 @@ def finish_sweep(
 ) -> dict[str, Any]:
     """After the workers: the analysis report and the refined spec (attached to the parent run),
     champions unless the sweep failed or this is a dry run, and a summary (markdown + JSON)."""
-    from hpo_core.analysis.report import report_study, write_atomic
+    from hpo_core.analysis.report import report_study
+    from hpo_core.files import write_atomic
     from hpo_core.storage import open_storage
     from hpo_core.study import load_study, study_progress
 

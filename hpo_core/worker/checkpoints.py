@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -37,6 +36,7 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo_core.errors import StorageError
+from hpo_core.files import fsync_folder, partial_file
 from hpo_core.storage.urls import ENV_HOME
 from hpo_core.worker.lost import ATTR_CHECKPOINT, ATTR_LOST_CAUSE
 
@@ -94,34 +94,11 @@ class _AtomicFileStore(FileSystemArtifactStore):
             # multi-gigabyte state is written once.
             os.replace(source, target)
         else:
-            partial = _partial_file(self.folder, lambda out: shutil.copyfileobj(content_body, out))
+            partial = partial_file(
+                self.folder, lambda out: shutil.copyfileobj(content_body, out), prefix=_PARTIAL
+            )
             os.replace(partial, target)
-        _fsync_folder(self.folder)
-
-
-def _partial_file(folder: Path, write: Callable[[BinaryIO], object]) -> str:
-    """A temporary file in ``folder`` with what ``write`` wrote, on disk; none if it fails."""
-    fd, partial = tempfile.mkstemp(prefix=_PARTIAL, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(partial)
-        raise
-    return partial
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` survive a machine crash, not only a process crash."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_folder(self.folder)
 
 
 class TrialCheckpoints:
@@ -155,7 +132,7 @@ class TrialCheckpoints:
                 f"a checkpoint state needs an int 'epoch' (the last completed epoch), "
                 f"but got {epoch!r}"
             )
-        partial = _partial_file(self.folder, lambda out: torch.save(state, out))
+        partial = partial_file(self.folder, lambda out: torch.save(state, out), prefix=_PARTIAL)
         try:
             artifact_id = upload_artifact(
                 artifact_store=self.store, file_path=partial, study_or_trial=trial
