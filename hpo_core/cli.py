@@ -502,9 +502,9 @@ def _out_file(value: str, option: str = "--out") -> Path:
 
 
 def _storage_url(args: argparse.Namespace) -> str:
-    from hpo_core.storage import resolve_storage_url
+    from hpo_core.pipeline import storage_url
 
-    return resolve_storage_url(args.storage)  # a password in it was refused by main()
+    return storage_url(args.storage)  # a password in it was refused by main()
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -595,46 +595,36 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from hpo_core.objectives import require_objective_spec
-    from hpo_core.spec import load_spec
+    from hpo_core.pipeline import plan_local_sweep, run_local_sweep
     from hpo_core.storage import mask_url
-    from hpo_core.worker import assign_gpus, run_sweep, sweep_paths
 
-    loaded = load_spec(args.config)
-    require_objective_spec(loaded.spec, source=loaded.source)  # refused before saying "sweep"
-    gpus = assign_gpus(args.workers, gpus=args.gpus, per_gpu=args.workers_per_gpu)
-    url = _storage_url(args)
-    if args.warm_start_from or loaded.spec.warm_start:  # a bad source: one line, before the banner
-        from hpo_core.storage import open_storage
-        from hpo_core.study import check_warm_start
-
-        probe = open_storage(url)
-        try:
-            check_warm_start(loaded, probe, warm_start=args.warm_start_from)
-        finally:
-            probe.dispose()
-    log_dir, stop_file = sweep_paths(loaded.spec.study_name)
-    print(
-        f"sweep {loaded.spec.study_name}: {args.workers} workers, storage {mask_url(url)}",
-        file=sys.stderr,
-    )
-    print(
-        f"  worker logs in {log_dir}; stop gracefully with Ctrl-C or `touch {stop_file}`",
-        file=sys.stderr,
-    )
-    print(f"  {gpus.line()}", file=sys.stderr)
-    result = run_sweep(
-        loaded,
+    # a bad spec, GPU list or warm-start source: one line, before the banner
+    plan = plan_local_sweep(
         args.config,
-        url,
+        _storage_url(args),
+        workers=args.workers,
+        gpus=args.gpus,
+        per_gpu=args.workers_per_gpu,
+        warm_start=args.warm_start_from,
+    )
+    print(
+        f"sweep {plan.loaded.spec.study_name}: {args.workers} workers, storage "
+        f"{mask_url(plan.url)}",
+        file=sys.stderr,
+    )
+    print(
+        f"  worker logs in {plan.log_dir}; stop gracefully with Ctrl-C or "
+        f"`touch {plan.stop_file}`",
+        file=sys.stderr,
+    )
+    print(f"  {plan.gpus.line()}", file=sys.stderr)
+    result = run_local_sweep(
+        plan,
         workers=args.workers,
         timeout=args.timeout,
-        log_dir=log_dir,
-        stop_file=stop_file,
         status_interval=args.status_interval,
         tracking=not args.no_tracking,
         tracking_uri=args.tracking_uri,
-        gpus=gpus,
         warm_start=args.warm_start_from,
     )
     print(result.progress.line())
@@ -761,10 +751,9 @@ def _priority_figures(spec: Any, attrs: dict[str, Any]) -> dict[str, str]:
 
 
 def _open_sweep(args: argparse.Namespace, name: str) -> Any:
-    from hpo_core.storage import open_storage
-    from hpo_core.study import load_study
+    from hpo_core.pipeline import open_sweep
 
-    return load_study(name, open_storage(_storage_url(args), create=False))
+    return open_sweep(name, _storage_url(args))
 
 
 def _progress(sweep: Any, *, show: bool) -> Any:
@@ -785,20 +774,13 @@ def _progress(sweep: Any, *, show: bool) -> Any:
 
 
 def _analysis(sweep: Any, importance: Any = None, *, progress: bool = False) -> Any:
-    from hpo_core.analysis import analyze_study
+    from hpo_core.pipeline import analyze_sweep
 
-    n_trials = sweep.study.user_attrs.get("sweepflow.n_trials")
-    return analyze_study(
-        sweep.study,
-        sweep.spec,
-        n_trials=n_trials,
-        importance=importance,
-        on_step=_progress(sweep, show=progress),
-    )
+    return analyze_sweep(sweep, importance, on_step=_progress(sweep, show=progress))
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from hpo_core.analysis.report import report_study
+    from hpo_core.pipeline import report_study
 
     sweep = _open_sweep(args, args.study)
     _out_folder(args.out)
@@ -828,46 +810,24 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _attach(sweep: Any, path: Path, artifact_path: str | None, *, backfill: bool = False) -> None:
     """A tracked sweep's report or next spec goes to its MLflow parent run too (best effort:
     the files on disk are the result; a tracking outage only costs the copy)."""
-    if "sweepflow.mlflow_parent_run" not in sweep.study.user_attrs:
-        return
-    from hpo_core.tracking import Tracker
+    from hpo_core.pipeline import publish
 
-    tracker = Tracker.for_study(sweep)
-    if tracker is None:
+    done = publish(sweep, path, artifact_path, backfill=backfill)
+    if done is None:
         return
-    if backfill:
-        try:  # trials whose runs were lost to an outage while the sweep ran
-            logged, _ = tracker.sync_trials(sweep)
-            if logged:
-                print(f"tracking: back-filled {logged} trial run(s) in {tracker.masked_uri}")
-        except HpoError as exc:
-            print(f"warning: {exc}".splitlines()[0], file=sys.stderr)
-            return
-    if tracker.attach(sweep, path, artifact_path):
-        parent = sweep.study.user_attrs["sweepflow.mlflow_parent_run"]
-        print(f"tracking: attached {path.name} to run {parent} in {tracker.masked_uri}")
+    uri = done.tracker.masked_uri
+    if done.backfilled:  # trials whose runs were lost to an outage while the sweep ran
+        print(f"tracking: back-filled {done.backfilled} trial run(s) in {uri}")
+    if done.warning is not None:
+        print(f"warning: {done.warning}", file=sys.stderr)
+    elif done.attached:
+        print(f"tracking: attached {path.name} to run {done.parent} in {uri}")
 
 
 def _cmd_decide(args: argparse.Namespace) -> int:
-    from hpo_core.analysis import ATTR_DECISION, build_trials_table, decide
-    from hpo_core.study import stop_study
+    from hpo_core.pipeline import decide_sweep
 
-    sweep = _open_sweep(args, args.study)
-    n_trials = sweep.study.user_attrs.get("sweepflow.n_trials")
-    decision = decide(
-        build_trials_table(sweep.study.get_trials(deepcopy=False), sweep.spec, n_trials=n_trials)
-    )
-    record = decision.as_dict()
-    sweep.study.set_user_attr(ATTR_DECISION, record)
-    if args.apply and decision.action == "stop":
-        stop_study(sweep, f"hpo decide --apply: {decision.rule}: {decision.message}")
-        record["applied"] = "stop flag set; workers finish their current trial and exit"
-    elif args.apply and decision.action == "continue":
-        from hpo_core.study import enqueue_noise_probe
-
-        probe = enqueue_noise_probe(sweep)
-        if probe is not None:
-            record["noise_probe"] = probe.as_dict()
+    record = decide_sweep(_open_sweep(args, args.study), apply=args.apply)
     print(json.dumps(record, indent=2, default=str))
     return EXIT_OK
 
@@ -887,19 +847,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_cleanup(args: argparse.Namespace) -> int:
-    from hpo_core.worker import cleanup_stale_trials
+    from hpo_core.pipeline import cleanup_sweep
 
     sweep = _open_sweep(args, args.study)
-    cleaned = cleanup_stale_trials(sweep, older_than=args.older_than, dry_run=args.dry_run)
+    cleaned, running = cleanup_sweep(sweep, older_than=args.older_than, dry_run=args.dry_run)
     # a trial whose worker is gone is lost (the infrastructure's doing, not the trial's) and
     # re-queued, up to worker.stale_trial_retries: it does not count as a failure
     verb = "would mark lost" if args.dry_run else "marked lost"
     arrow = "would go RUNNING -> lost" if args.dry_run else "RUNNING -> lost"
     for t in cleaned:
         print(f"trial {t.number}: {arrow} ({t.reason})")
-    from optuna.trial import TrialState
-
-    running = len(sweep.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     print(
         f"{args.study}: {verb} {len(cleaned)} stale trial(s); {running} still running"
         if cleaned
@@ -909,16 +866,11 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def _cmd_refine(args: argparse.Namespace) -> int:
-    from hpo_core.files import write_atomic
-    from hpo_core.refine import refine_spec
+    from hpo_core.pipeline import refine_sweep
 
     sweep = _open_sweep(args, args.study)
     _out_file(args.out)
-    analysis = _analysis(sweep)
-    if not analysis.summary.complete:
-        raise HpoError(f"{args.study}: no completed trials yet; nothing to refine from")
-    refinement = refine_spec(analysis, study_name=args.study_name)
-    write_atomic(Path(args.out), refinement.text)
+    refinement = refine_sweep(sweep, Path(args.out), study_name=args.study_name)
     width = max(len(st.param) for st in refinement.steps) if refinement.steps else 5
     for st in refinement.steps:
         print(f"{st.param:<{width}}  {st.rule:<11} {st.old} -> {st.new}  ({st.evidence})")
@@ -1035,10 +987,10 @@ def _cmd_configs(args: argparse.Namespace) -> int:
 
 
 def _cmd_champions(args: argparse.Namespace) -> int:
-    from hpo_core.champions import train_champions
+    from hpo_core.pipeline import champion_ui, train_sweep_champions
 
     sweep = _open_sweep(args, args.study)
-    result = train_champions(
+    result = train_sweep_champions(
         sweep,
         tracking_uri=args.tracking_uri,
         top_k=args.top,
@@ -1058,13 +1010,7 @@ def _cmd_champions(args: argparse.Namespace) -> int:
     for trial, (mean, std) in result.means.items():
         print(f"trial {trial}: mean {metric} {mean:.4f} +- {std:.4f}")
     print(f"registered model {result.model_name}: {result.message}")
-    from hpo_core.tracking import ATTR_TRACKING_URI
-
-    uri = sweep.study.user_attrs.get(ATTR_TRACKING_URI, "")
-    if uri.startswith("sqlite:"):
-        print(f"MLflow UI: mlflow ui --backend-store-uri {uri}  (then open http://127.0.0.1:5000)")
-    else:
-        print(f"MLflow UI: {uri}")
+    print(f"MLflow UI: {champion_ui(sweep)}")
     return EXIT_OK
 
 
@@ -1084,14 +1030,12 @@ def _cmd_compare_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_track(args: argparse.Namespace) -> int:
-    from hpo_core.tracking import ATTR_PARENT_RUN, ATTR_TRACKING_URI, Tracker
+    from hpo_core.pipeline import track_sweep
 
-    sweep = _open_sweep(args, args.study)
-    tracker = Tracker(args.tracking_uri, stored=sweep.study.user_attrs.get(ATTR_TRACKING_URI))
-    logged, present = tracker.sync_trials(sweep)
+    logged, present, parent, uri = track_sweep(_open_sweep(args, args.study), args.tracking_uri)
     print(
-        f"{args.study}: parent run {sweep.study.user_attrs.get(ATTR_PARENT_RUN)} in "
-        f"{tracker.masked_uri}; logged {logged} missing trial run(s), {present} were there"
+        f"{args.study}: parent run {parent} in {uri}; logged {logged} missing trial run(s), "
+        f"{present} were there"
     )
     return EXIT_OK
 

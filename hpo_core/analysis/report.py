@@ -10,10 +10,10 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -22,15 +22,39 @@ from hpo_core.analysis.effects import PairTest, ParamEffect
 from hpo_core.analysis.trials import ATTR, carried_and_new
 from hpo_core.files import write_atomic
 
-if TYPE_CHECKING:
-    from hpo_core.refine import Refinement
-
 __all__ = [
-    "StudyReport",
+    "NextSpec",
+    "NextSpecStep",
     "analysis_dict",
-    "report_study",
     "write_report",
 ]
+
+
+class NextSpecStep(Protocol):
+    """One parameter's change in a next spec, as the report shows it (a refine step)."""
+
+    @property
+    def param(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def old(self) -> str: ...
+    @property
+    def new(self) -> str: ...
+    @property
+    def evidence(self) -> str: ...
+
+
+class NextSpec(Protocol):
+    """A next spec to write beside the report (a refinement, computed by the caller: the
+    analysis reports on it, it does not make it)."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def n_trials(self) -> int: ...
+    @property
+    def steps(self) -> Sequence[NextSpecStep]: ...
 
 _STARS = {"strong": "***", "moderate": "**", "weak": "*", "none": "-"}
 
@@ -392,7 +416,7 @@ def _test_lines(a: SweepAnalysis) -> list[str]:
     ]
 
 
-def _render(a: SweepAnalysis, refinement: Refinement | None, plots: list[str]) -> str:
+def _render(a: SweepAnalysis, refinement: NextSpec | None, plots: list[str]) -> str:
     s, spec = a.summary, a.spec
     metric = spec.metric
     lines = [
@@ -697,7 +721,7 @@ def write_report(
     a: SweepAnalysis,
     out_dir: str | Path,
     *,
-    refinement: Refinement | None = None,
+    refinement: NextSpec | None = None,
     plots: bool = True,
     on_file: Callable[[str], None] | None = None,
 ) -> list[Path]:
@@ -807,7 +831,13 @@ def write_report(
             _csv(
                 pd.DataFrame(
                     [
-                        {k: v for k, v in dataclasses.asdict(st).items() if k != "figures"}
+                        {
+                            "param": st.param,
+                            "rule": st.rule,
+                            "old": st.old,
+                            "new": st.new,
+                            "evidence": st.evidence,
+                        }
                         for st in refinement.steps
                     ]
                 )
@@ -822,45 +852,3 @@ def write_report(
             plot_files.append(name)
     put("report.md", _render(a, refinement, plot_files))
     return written
-
-
-@dataclasses.dataclass(frozen=True)
-class StudyReport:
-    analysis: SweepAnalysis
-    refinement: Refinement | None  # None without completed trials, or when refining failed
-    files: list[Path]
-
-
-def report_study(
-    sweep: Any,
-    out_dir: str | Path,
-    *,
-    importance: Any = None,
-    plots: bool = True,
-    on_step: Callable[[str], None] | None = None,
-    on_file: Callable[[str], None] | None = None,
-    on_warning: Callable[[str], None] | None = None,
-) -> StudyReport:
-    """Analyse a sweep, refine its next spec, write the report: what `hpo analyze` and the
-    DAG's finish step both do. A spec that cannot be refined costs only the next spec
-    (``on_warning`` says why)."""
-    from hpo_core.analysis.analyze import analyze_study
-    from hpo_core.errors import SpecError
-    from hpo_core.refine import refine_spec
-
-    analysis = analyze_study(
-        sweep.study,
-        sweep.spec,
-        n_trials=sweep.study.user_attrs.get("sweepflow.n_trials"),
-        importance=importance,
-        on_step=on_step,
-    )
-    refinement = None
-    if analysis.summary.complete:
-        try:
-            refinement = refine_spec(analysis)
-        except SpecError as exc:
-            if on_warning is not None:
-                on_warning(f"no next spec: {str(exc).splitlines()[0]}")
-    files = write_report(analysis, out_dir, refinement=refinement, plots=plots, on_file=on_file)
-    return StudyReport(analysis, refinement, files)

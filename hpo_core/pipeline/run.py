@@ -329,16 +329,15 @@ def run_local_worker(
 def gate(plan: RunPlan, segment: int, *, storage_url: str) -> dict[str, Any]:
     """The mid-sweep decision after segment ``segment`` (``hpo decide``), stored in the study;
     on continue, the noise probe's trials queued first (``decision.noise_probe``)."""
-    from hpo_core.analysis import ATTR_DECISION, build_trials_table, decide
+    from hpo_core.analysis import ATTR_DECISION
+    from hpo_core.pipeline.sweeps import judge
     from hpo_core.storage import open_storage
-    from hpo_core.study import ATTR_N_TRIALS, enqueue_noise_probe, load_study
+    from hpo_core.study import enqueue_noise_probe, load_study
 
     handle = open_storage(storage_url, create=False)
     try:
         sweep = load_study(plan.study_name, handle)
-        n_trials = sweep.study.user_attrs.get(ATTR_N_TRIALS)
-        trials = sweep.study.get_trials(deepcopy=False)
-        decision = decide(build_trials_table(trials, sweep.spec, n_trials=n_trials))
+        decision = judge(sweep)
         record = decision.as_dict()
         record["segment"] = segment
         record["checkpoint_target"] = plan.segments[segment]
@@ -377,8 +376,8 @@ def finish_sweep(
 ) -> dict[str, Any]:
     """After the workers: the analysis report and the refined spec (attached to the parent run),
     champions unless the sweep failed or this is a dry run, and a summary (markdown + JSON)."""
-    from hpo_core.analysis.report import report_study
     from hpo_core.files import write_atomic
+    from hpo_core.pipeline.finish import publish, report_study
     from hpo_core.storage import open_storage
     from hpo_core.study import load_study, study_progress
 
@@ -394,14 +393,17 @@ def finish_sweep(
             on_warning=_log.warning,
         )
         analysis, refinement, files = done.analysis, done.refinement, done.files
-        tracker = None
-        if plan.tracking:
-            from hpo_core.tracking import Tracker
-
-            tracker = Tracker.for_study(sweep, tracking_uri)
-            if tracker is not None:
-                tracker.sync_trials(sweep)
-                tracker.attach(sweep, run_dir / "report", "report")
+        published = None
+        if plan.tracking:  # a tracking outage fails the step: Airflow retries it
+            published = publish(
+                sweep,
+                run_dir / "report",
+                "report",
+                tracking_uri=tracking_uri,
+                backfill=True,
+                best_effort=False,
+            )
+        tracker = published.tracker if published is not None else None
         stopped = (decision or {}).get("action") == "stop"
         champion: dict[str, Any] | None = None
         skipped = None

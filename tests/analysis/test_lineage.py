@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from hpo_core.analysis import analyze_study, build_trials_table, decide, study_lineage
-from hpo_core.analysis.report import report_study
+from hpo_core.pipeline import report_study
 from hpo_core.refine import refine_spec
 from hpo_core.spec import parse_spec
 from hpo_core.storage import open_storage

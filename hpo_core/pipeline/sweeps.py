@@ -1,0 +1,186 @@
+"""One sweep's stages as the `hpo` command runs them: open it, start it on this machine, decide,
+clean up, champions, tracking. Each composes the stage packages once; the CLI only parses and
+prints, and the DAG's steps (:mod:`hpo_core.pipeline.run`) reuse what they share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpo_core.analysis import Decision
+    from hpo_core.champions import ChampionResult
+    from hpo_core.spec import LoadedSpec
+    from hpo_core.study import SweepStudy
+    from hpo_core.worker import CleanedTrial, GpuAssignment, SweepResult
+
+__all__ = [
+    "LocalSweep",
+    "champion_ui",
+    "cleanup_sweep",
+    "decide_sweep",
+    "judge",
+    "open_sweep",
+    "plan_local_sweep",
+    "run_local_sweep",
+    "storage_url",
+    "track_sweep",
+    "train_sweep_champions",
+]
+
+
+def storage_url(option: str | None) -> str:
+    """The storage a command works on: ``--storage``, else $HPO_STORAGE_URL, else the journal."""
+    from hpo_core.storage import resolve_storage_url
+
+    return resolve_storage_url(option)
+
+
+def open_sweep(name: str, url: str) -> SweepStudy:
+    """An existing study with its stored spec (the storage is not created)."""
+    from hpo_core.storage import open_storage
+    from hpo_core.study import load_study
+
+    return load_study(name, open_storage(url, create=False))
+
+
+# -- start: N local workers ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalSweep:
+    """A local sweep checked and placed, before any worker starts (the caller says so first)."""
+
+    loaded: LoadedSpec
+    config: str
+    url: str
+    gpus: GpuAssignment
+    log_dir: Path
+    stop_file: Path
+
+
+def plan_local_sweep(
+    config: str,
+    url: str,
+    *,
+    workers: int,
+    gpus: str | None = None,
+    per_gpu: int | None = None,
+    warm_start: str | None = None,
+) -> LocalSweep:
+    """Check what a local sweep needs (the spec, its objective, the GPUs, a warm start's source)
+    so a bad input costs one line before any banner or worker."""
+    from hpo_core.objectives import require_objective_spec
+    from hpo_core.spec import load_spec
+    from hpo_core.worker import assign_gpus, sweep_paths
+
+    loaded = load_spec(config)
+    require_objective_spec(loaded.spec, source=loaded.source)
+    placed = assign_gpus(workers, gpus=gpus, per_gpu=per_gpu)
+    if warm_start or loaded.spec.warm_start:
+        from hpo_core.storage import open_storage
+        from hpo_core.study import check_warm_start
+
+        probe = open_storage(url)
+        try:
+            check_warm_start(loaded, probe, warm_start=warm_start)
+        finally:
+            probe.dispose()
+    log_dir, stop_file = sweep_paths(loaded.spec.study_name)
+    return LocalSweep(loaded, config, url, placed, log_dir, stop_file)
+
+
+def run_local_sweep(plan: LocalSweep, **options: Any) -> SweepResult:
+    """Run the planned sweep's workers with a live progress line (options: those of
+    :func:`hpo_core.worker.run_sweep`)."""
+    from hpo_core.worker import run_sweep
+
+    return run_sweep(
+        plan.loaded,
+        plan.config,
+        plan.url,
+        log_dir=plan.log_dir,
+        stop_file=plan.stop_file,
+        gpus=plan.gpus,
+        **options,
+    )
+
+
+# -- decide --------------------------------------------------------------------------------
+
+
+def judge(sweep: SweepStudy) -> Decision:
+    """The decision rules over the study as it stands, against its live budget."""
+    from hpo_core.analysis import build_trials_table, decide
+    from hpo_core.study import ATTR_N_TRIALS
+
+    n_trials = sweep.study.user_attrs.get(ATTR_N_TRIALS)
+    return decide(
+        build_trials_table(sweep.study.get_trials(deepcopy=False), sweep.spec, n_trials=n_trials)
+    )
+
+
+def decide_sweep(sweep: SweepStudy, *, apply: bool = False) -> dict[str, Any]:
+    """`hpo decide`: the decision, stored in the study; with ``apply``, a stop sets the stop
+    flag and a continue queues the noise probe. Returns the record (and what was applied)."""
+    from hpo_core.analysis import ATTR_DECISION
+    from hpo_core.study import enqueue_noise_probe, stop_study
+
+    decision = judge(sweep)
+    record = decision.as_dict()
+    sweep.study.set_user_attr(ATTR_DECISION, record)
+    if apply and decision.action == "stop":
+        stop_study(sweep, f"hpo decide --apply: {decision.rule}: {decision.message}")
+        record["applied"] = "stop flag set; workers finish their current trial and exit"
+    elif apply and decision.action == "continue":
+        probe = enqueue_noise_probe(sweep)
+        if probe is not None:
+            record["noise_probe"] = probe.as_dict()
+    return record
+
+
+# -- clean up, track, champions ------------------------------------------------------------
+
+
+def cleanup_sweep(
+    sweep: SweepStudy, *, older_than: float | None = None, dry_run: bool = False
+) -> tuple[list[CleanedTrial], int]:
+    """Trials left RUNNING by dead workers marked lost and re-queued; with the trials still
+    running afterwards."""
+    from optuna.trial import TrialState
+
+    from hpo_core.worker import cleanup_stale_trials
+
+    cleaned = cleanup_stale_trials(sweep, older_than=older_than, dry_run=dry_run)
+    running = len(sweep.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    return cleaned, running
+
+
+def track_sweep(sweep: SweepStudy, tracking_uri: str | None) -> tuple[int, int, Any, str]:
+    """The sweep's MLflow parent run created if missing, its trial runs back-filled:
+    (logged, present, parent run id, masked tracking URI)."""
+    from hpo_core.tracking import ATTR_PARENT_RUN, ATTR_TRACKING_URI, Tracker
+
+    tracker = Tracker(tracking_uri, stored=sweep.study.user_attrs.get(ATTR_TRACKING_URI))
+    logged, present = tracker.sync_trials(sweep)
+    return logged, present, sweep.study.user_attrs.get(ATTR_PARENT_RUN), tracker.masked_uri
+
+
+def champion_ui(sweep: SweepStudy) -> str:
+    """Where to look at a sweep's champions: the MLflow UI command or URL."""
+    from hpo_core.tracking import ATTR_TRACKING_URI
+
+    uri = str(sweep.study.user_attrs.get(ATTR_TRACKING_URI, ""))
+    if uri.startswith("sqlite:"):
+        return f"mlflow ui --backend-store-uri {uri}  (then open http://127.0.0.1:5000)"
+    return uri
+
+
+def train_sweep_champions(sweep: SweepStudy, **options: Any) -> ChampionResult:
+    """Retrain a sweep's top configurations and register the best (options: those of
+    :func:`hpo_core.champions.train_champions`)."""
+    from hpo_core.champions import train_champions
+
+    return train_champions(sweep, **options)
