@@ -146,7 +146,7 @@ def test_sweep_runs_workers_shows_progress_and_stops_on_ctrl_c(
 def test_importing_the_library_does_not_import_heavy_frameworks() -> None:
     code = (
         "import sys, hpo_core, hpo_core.spec, hpo_core.storage, hpo_core.objectives, hpo_core.data;"
-        "import hpo_core.checks, hpo_core.pipeline, hpo_core.tracking;"
+        "import hpo_core.checks, hpo_core.pipeline, hpo_core.tracking, hpo_core.cli;"
         "heavy = [m for m in ('torch', 'mlflow', 'airflow', 'optuna') if m in sys.modules];"
         "print(','.join(heavy))"
     )
@@ -154,3 +154,32 @@ def test_importing_the_library_does_not_import_heavy_frameworks() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_help_lists_every_command_once_under_its_stage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from hpo_core import cli
+
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--help"])
+    assert done.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    choices = cli._parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert len(choices) >= 27
+    listed = [ln.split()[0] for ln in lines if ln.startswith("    ") and ln.split()]
+    assert sorted(listed) == sorted(choices)  # each command once, none missing
+    titles = ["Plan", "Run", "Watch", "Control", "Decide & refine", "Champions", "Data"]
+    assert [ln.strip() for ln in lines if ln.strip() in titles] == titles
+    under = {ln.split()[0]: title for title in titles for ln in _group_lines(lines, title)}
+    assert (under["analyze"], under["worker"], under["champions"]) == (
+        "Decide & refine",
+        "Run",
+        "Champions",
+    )
+
+
+def _group_lines(lines: list[str], title: str) -> list[str]:
+    start = lines.index(f"  {title}") + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("    ")), len(lines))
+    return lines[start:end]
