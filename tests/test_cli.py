@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import HPO, base_spec, run_hpo
+from tests.helpers import HPO, base_spec, run_hpo
 
 ROOT = Path(__file__).resolve().parents[1]
 

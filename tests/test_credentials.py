@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import base_spec, run_hpo
+from tests.helpers import base_spec, run_hpo
 
 SECRET = "Zq7-never-in-a-file-9x"
 

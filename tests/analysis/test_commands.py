@@ -13,7 +13,7 @@ from hpo_core.storage import open_storage
 from hpo_core.study import ATTR_STOP, load_study
 from hpo_core.testing.objectives import PLANTED_SPACE
 from hpo_core.worker import run_worker
-from tests.conftest import run_hpo
+from tests.helpers import run_hpo
 
 
 def _planted(url: str, name: str, n: int = 40, seed: int = 0) -> None:

@@ -16,8 +16,7 @@ from hpo_core.pipeline import finish_sweep
 from hpo_core.spec import parse_spec
 from hpo_core.testing.objectives import PLANTED_SPACE
 from hpo_core.worker import run_worker
-from tests.conftest import base_spec
-from tests.pipeline.test_run import _plan
+from tests.helpers import base_spec, run_plan
 
 
 def _table(
@@ -191,7 +190,7 @@ def test_a_target_only_sweep_ending_below_its_target_says_so_in_report_and_summa
     }
     run_worker(parse_spec(yaml.safe_dump(spec)), journal_url)
     plan = replace(
-        _plan(tmp_path / "target_only.yaml", tmp_path / "run"),
+        run_plan(tmp_path / "target_only.yaml", tmp_path / "run"),
         study_name="target_only",
         n_trials=6,
         dry_run=True,

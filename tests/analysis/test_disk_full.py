@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import HPO, base_spec, run_hpo, small_disk
+from tests.helpers import HPO, base_spec, run_hpo, small_disk
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from hpo_core.storage import open_storage
 from hpo_core.study import ATTR_CARRIED_FROM, fit_trial, list_studies, load_study
 from hpo_core.testing.objectives import PLANTED_SPACE
 from hpo_core.worker import run_worker
-from tests.conftest import run_hpo
+from tests.helpers import run_hpo
 
 FIRST = {
     "study_name": "planted_v1",

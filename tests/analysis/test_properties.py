@@ -25,7 +25,7 @@ from hpo_core.metrics import binary_metrics
 from hpo_core.refine import refine_spec
 from hpo_core.spec import parse_spec
 from hpo_core.study import suggest_params
-from tests.spec.test_properties import ci, valid_spec_dicts
+from tests.strategies import ci, valid_spec_dicts
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

@@ -20,7 +20,7 @@ from hpo_core.cli import main
 from hpo_core.spec import DecisionSpec, parse_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import create_study, load_study
-from tests.conftest import base_spec, run_hpo
+from tests.helpers import base_spec, run_hpo
 
 T0 = datetime(2026, 1, 1)
 # Trial numbers in the order they end: 12 (the 0.7) runs 2 h and ends between 20 and 21; 3 and 4

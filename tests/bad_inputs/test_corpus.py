@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import run_hpo
+from tests.helpers import run_hpo
 
 CASES = Path(__file__).parent / "cases"
 SPECS = {path.stem: path for path in sorted((CASES / "specs").glob("*.yaml"))}

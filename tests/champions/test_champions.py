@@ -18,8 +18,7 @@ import pytest
 import yaml
 
 from hpo_core.testing import MlflowServer, PostgresServer
-from tests.conftest import HPO, run_hpo, tiny_arc_spec
-from tests.tracking.test_tracking import mlflow_client, sweep_runs
+from tests.helpers import HPO, mlflow_client, run_hpo, sweep_runs, tiny_arc_spec
 
 pytestmark = pytest.mark.slow
 

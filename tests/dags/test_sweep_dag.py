@@ -16,8 +16,8 @@ import yaml
 
 from hpo_core.storage import open_storage
 from hpo_core.study import ATTR_STOP, load_study
-from tests.conftest import tiny_arc_spec
-from tests.dags.conftest import AIRFLOW_HOME, REPO, run_dag
+from tests.airflow_env import AIRFLOW_HOME, run_dag
+from tests.helpers import REPO, tiny_arc_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
 

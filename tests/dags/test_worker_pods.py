@@ -27,8 +27,8 @@ from hpo_core.spec import load_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import create_study, load_study
 from hpo_core.testing import restricted_violations
-from tests.conftest import HPO
-from tests.dags.conftest import REPO, run_dag
+from tests.airflow_env import run_dag
+from tests.helpers import HPO, REPO
 from tests.kube_api import FakeKubernetes, task_context
 
 CONFIGS = REPO / "configs" / "hpo"

@@ -1,6 +1,6 @@
 """Airflow's test environment (a temporary AIRFLOW_HOME, the plugins folder on sys.path), set by
-tests/dags/conftest.py before Airflow is first imported: the RBAC checks build the operator."""
+tests/airflow_env.py before Airflow is first imported: the RBAC checks build the operator."""
 
 from __future__ import annotations
 
-import tests.dags.conftest  # noqa: F401
+import tests.airflow_env  # noqa: F401

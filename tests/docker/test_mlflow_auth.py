@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from hpo_core.testing import MlflowServer, PostgresServer
-from tests.conftest import base_spec, run_hpo
 from tests.docker.scripts import DOCKER, load_script
+from tests.helpers import base_spec, run_hpo
 
 INI = DOCKER / "mlflow" / "basic_auth.ini"
 ADMIN = {"MLFLOW_AUTH_ADMIN_USERNAME": "admin", "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-pw-for-tests"}

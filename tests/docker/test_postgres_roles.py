@@ -21,8 +21,8 @@ import psycopg2.errors
 import pytest
 
 from hpo_core.testing import PostgresServer
-from tests.conftest import base_spec, run_hpo
 from tests.docker.scripts import load_script
+from tests.helpers import base_spec, run_hpo
 
 ROOT = Path(__file__).resolve().parents[2]
 INIT_SCRIPT = ROOT / "docker" / "postgres" / "init-databases.sh"

@@ -15,7 +15,7 @@ from hpo_core.spec import load_spec, parse_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import load_study
 from hpo_core.worker import run_smoke_trials, run_worker
-from tests.conftest import run_hpo
+from tests.helpers import run_hpo
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "hpo"
 USER_CONFIGS = [

@@ -18,7 +18,7 @@ from hpo_core.models import parse_budget
 from hpo_core.spec import SweepSpec
 from hpo_core.storage import open_storage
 from hpo_core.study import load_study
-from tests.conftest import run_hpo
+from tests.helpers import run_hpo
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "hpo" / "demo_buy_signals.yaml"

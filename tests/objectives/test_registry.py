@@ -21,7 +21,7 @@ from hpo_core.objectives import (
 )
 from hpo_core.objectives.synthetic import score
 from hpo_core.spec import parse_spec
-from tests.conftest import base_spec
+from tests.helpers import base_spec
 
 
 def test_registered_names_resolve_without_importing_torch() -> None:

@@ -15,11 +15,11 @@ import yaml
 
 from hpo_core.checks import check_data, verify_manifest
 from hpo_core.errors import HpoError
-from hpo_core.pipeline import RunPlan, run_local_worker
+from hpo_core.pipeline import run_local_worker
 from hpo_core.spec import load_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import create_study
-from tests.conftest import base_spec
+from tests.helpers import base_spec, run_plan
 
 SECRETS = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://airflow:metadb-secret@db/airflow",
@@ -29,22 +29,6 @@ SECRETS = {
     "POSTGRES_PASSWORD": "pg-secret",
     "AWS_SECRET_ACCESS_KEY": "aws-secret",
 }
-
-
-def _plan(config: Path, run_dir: Path) -> RunPlan:
-    return RunPlan(
-        config=str(config),
-        config_name=config.name,
-        study_name="test_study",
-        workers=1,
-        mode="local",
-        n_trials=1,
-        allow_cpu=True,
-        dry_run=False,
-        tracking=True,
-        segments=[1],
-        run_dir=str(run_dir),
-    )
 
 
 def test_a_local_worker_gets_what_it_needs_and_none_of_the_orchestrators_secrets(
@@ -69,7 +53,7 @@ def test_a_local_worker_gets_what_it_needs_and_none_of_the_orchestrators_secrets
     monkeypatch.setenv("HPO_WORKER_ENV_PASSTHROUGH", "AWS_SECRET_ACCESS_KEY")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://stale-value-from-the-parent")
     report = run_local_worker(
-        _plan(config, tmp_path / "run"),
+        run_plan(config, tmp_path / "run"),
         {"worker_id": "test_study-s0-w0", "until": None},
         storage_url=journal_url,
         tracking_uri=None,

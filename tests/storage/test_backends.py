@@ -9,7 +9,7 @@ import yaml
 from hpo_core.spec import parse_spec
 from hpo_core.testing import PostgresServer
 from hpo_core.worker import run_worker
-from tests.conftest import base_spec
+from tests.helpers import base_spec
 
 
 @pytest.mark.parametrize("pool", ["", "none"])

@@ -24,7 +24,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from hpo_core.errors import StorageError
 from hpo_core.storage import open_storage
 from hpo_core.storage.journal import DurableJournalBackend, TornRecord, read_torn_records
-from tests.conftest import HPO, base_spec, run_hpo, small_disk
+from tests.helpers import HPO, base_spec, run_hpo, small_disk
 
 STUDY = "journal_v1"
 

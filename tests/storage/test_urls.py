@@ -15,7 +15,7 @@ from hpo_core.storage import (
     resolve_storage_url,
     url_origin,
 )
-from tests.conftest import run_hpo
+from tests.helpers import run_hpo
 
 # (URL, how it is shown). Passwords are made of marker pieces (two letters and a digit: Kw1) joined
 # by the characters a URL parser must get right; no marker may survive masking.

@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 from hpo_core.spec import parse_spec
 from hpo_core.study import ResumableHyperbandPruner, build_pruner
 from hpo_core.worker.lost import ATTR_CHECKPOINT, lose_trial
-from tests.conftest import base_spec
+from tests.helpers import base_spec
 
 HYPERBAND = {"type": "hyperband", "min_resource": 1, "max_resource": 9, "reduction_factor": 3}
 STEPS = range(1, 10)

@@ -12,7 +12,7 @@ from scipy import stats
 
 from hpo_core.spec import parse_spec
 from hpo_core.study import build_sampler, suggest_params
-from tests.conftest import base_spec
+from tests.helpers import base_spec
 
 
 def _sample(spec_dict: dict[str, Any], n: int) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from hpo_core.study import (
     set_budget,
     study_progress,
 )
-from tests.conftest import base_spec
+from tests.helpers import base_spec
 
 
 @pytest.fixture(params=["journal", "postgres"])

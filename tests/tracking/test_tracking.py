@@ -19,22 +19,9 @@ from hpo_core.study import create_study, load_study
 from hpo_core.testing import MlflowServer, PostgresServer
 from hpo_core.tracking import ATTR_PARENT_RUN, ATTR_TRACKING_URI, Tracker
 from hpo_core.worker import run_worker
-from tests.conftest import HPO, run_hpo
+from tests.helpers import HPO, mlflow_client, run_hpo, sweep_runs
 
 pytestmark = pytest.mark.slow
-
-
-def mlflow_client(uri: str) -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient(uri)
-
-
-def sweep_runs(uri: str, study: str, role: str | None = None) -> list[Any]:
-    client = mlflow_client(uri)
-    experiment = client.get_experiment_by_name(study)
-    runs = client.search_runs([experiment.experiment_id]) if experiment else []
-    return [r for r in runs if role is None or r.data.tags.get("sweepflow.role") == role]
 
 
 @pytest.fixture

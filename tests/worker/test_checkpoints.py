@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from hpo_core.errors import StorageError
 from hpo_core.worker.checkpoints import TrialCheckpoints, _AtomicFileStore
 from hpo_core.worker.lost import ATTR_CHECKPOINT, lose_trial
-from tests.conftest import base_spec, run_hpo
+from tests.helpers import base_spec, run_hpo
 
 
 @pytest.fixture

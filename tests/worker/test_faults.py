@@ -16,8 +16,15 @@ from hpo_core.spec import load_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import create_study
 from hpo_core.testing import running_postgres
-from tests.conftest import base_spec, run_hpo
-from tests.worker.test_workers import _spec, _start, _states, _trials, _wait_all
+from tests.helpers import (
+    base_spec,
+    count_states,
+    run_hpo,
+    slow_spec,
+    start_worker,
+    study_trials,
+    wait_workers,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -50,17 +57,17 @@ def test_workers_ride_out_a_postgres_restart(write_spec: Callable[..., Path]) ->
         url = server.create_database("restart")
         # A short grace period: a trial orphaned by the restart is failed and retried in seconds.
         config = write_spec(
-            _spec(
+            slow_spec(
                 n_trials=16,
                 data={"seconds": 0.4},
                 worker={"heartbeat_interval": 2, "grace_period": 10},
             )
         )
-        procs = [_start(config, url) for _ in range(2)]
+        procs = [start_worker(config, url) for _ in range(2)]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                done = [t for t in _trials(url) if t.state == TrialState.COMPLETE]
+                done = [t for t in study_trials(url) if t.state == TrialState.COMPLETE]
             except Exception:
                 done = []
             if len(done) >= 3:
@@ -68,10 +75,10 @@ def test_workers_ride_out_a_postgres_restart(write_spec: Callable[..., Path]) ->
             time.sleep(0.2)
         began = time.monotonic()
         server.restart(down_seconds=3)
-        logs = _wait_all(procs, timeout=240)
+        logs = wait_workers(procs, timeout=240)
         recovered = time.monotonic() - began
-        trials = _trials(url)
-    states = _states(trials)
+        trials = study_trials(url)
+    states = count_states(trials)
     assert states.get(TrialState.COMPLETE, 0) == 16, states
     assert TrialState.RUNNING not in states
     numbers = [t.number for t in trials]
@@ -88,13 +95,13 @@ def test_a_running_trial_that_never_sent_a_heartbeat_is_failed_and_retried(
     """A reservation that created its trial and then lost the connection leaves a RUNNING trial
     no worker runs and that never beats. Optuna's stale check skips it; before this was handled
     the last worker waited on it for ever (a CI run hung after a PostgreSQL restart)."""
-    config = write_spec(_spec(n_trials=4, worker={"heartbeat_interval": 1, "grace_period": 2}))
+    config = write_spec(slow_spec(n_trials=4, worker={"heartbeat_interval": 1, "grace_period": 2}))
     sweep = create_study(load_spec(config), open_storage(pg_url))
     orphan = sweep.handle.storage.create_new_trial(sweep.study_id)
     sweep.handle.dispose()
-    (log,) = _wait_all([_start(config, pg_url)], timeout=90)
-    trials = _trials(pg_url)
-    assert _states(trials) == {TrialState.COMPLETE: 4, TrialState.FAIL: 1}, log[-2000:]
+    (log,) = wait_workers([start_worker(config, pg_url)], timeout=90)
+    trials = study_trials(pg_url)
+    assert count_states(trials) == {TrialState.COMPLETE: 4, TrialState.FAIL: 1}, log[-2000:]
     (failed,) = [t for t in trials if t.state == TrialState.FAIL]
     assert failed._trial_id == orphan
     assert failed.user_attrs["lost_cause"].startswith("orphan: never sent a heartbeat")
@@ -113,8 +120,8 @@ def test_a_diverging_trial_is_pruned_with_its_reason_and_the_worker_goes_on(
             param_ranges={"x": {"type": "float", "low": 0.0, "high": 1.0}},
         )
     )
-    (log,) = _wait_all([_start(config, journal_url)])
-    trials = _trials(journal_url)
+    (log,) = wait_workers([start_worker(config, journal_url)])
+    trials = study_trials(journal_url)
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert pruned and complete and len(pruned) + len(complete) == 6
@@ -134,10 +141,10 @@ def test_an_out_of_memory_trial_fails_with_its_reason_and_the_worker_goes_on(
             param_ranges={"x": {"type": "float", "low": 0.0, "high": 1.0}},
         )
     )
-    _wait_all([_start(config, journal_url)])
-    trials = _trials(journal_url)
+    wait_workers([start_worker(config, journal_url)])
+    trials = study_trials(journal_url)
     failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert failed and _states(trials)[TrialState.COMPLETE] == 5
+    assert failed and count_states(trials)[TrialState.COMPLETE] == 5
     assert all(
         t.user_attrs["fail_reason"].startswith("MemoryError: Unable to allocate") for t in failed
     )
@@ -148,21 +155,21 @@ def test_cleanup_loses_and_requeues_trials_of_killed_workers_once_and_says_so(
 ) -> None:
     markers = tmp_path / "markers"
     config = _sleepers(write_spec, markers, 4, 60)
-    procs = [_start(config, journal_url) for _ in range(2)]
+    procs = [start_worker(config, journal_url) for _ in range(2)]
     _wait_for_markers(markers, 2)
     for proc in procs:  # every worker dies mid-trial: nobody is left to fail their trials
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert _states(_trials(journal_url)) == {TrialState.RUNNING: 2}
+    assert count_states(study_trials(journal_url)) == {TrialState.RUNNING: 2}
     env = {"HPO_STORAGE_URL": journal_url}
     dry = run_hpo("cleanup", "test_study", "--dry-run", env=env)
     assert dry.returncode == 0 and "would mark lost 2 stale trial(s)" in dry.stdout, dry.stdout
-    assert _states(_trials(journal_url)) == {TrialState.RUNNING: 2}
+    assert count_states(study_trials(journal_url)) == {TrialState.RUNNING: 2}
     first = run_hpo("cleanup", "test_study", env=env)
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("RUNNING -> lost (its worker process") == 2
-    trials = _trials(journal_url)
-    assert _states(trials) == {TrialState.FAIL: 2, TrialState.WAITING: 2}  # lost, and re-queued
+    trials = study_trials(journal_url)
+    assert count_states(trials) == {TrialState.FAIL: 2, TrialState.WAITING: 2}  # lost, and re-queued
     lost = [t for t in trials if t.state == TrialState.FAIL]
     assert all(t.user_attrs["lost_cause"].startswith("cleaned up by hpo cleanup: ") for t in lost)
     again = run_hpo("cleanup", "test_study", env=env)
@@ -174,12 +181,12 @@ def test_cleanup_leaves_live_trials_alone(
 ) -> None:
     markers = tmp_path / "markers"
     config = _sleepers(write_spec, markers, 1, 4)
-    proc = _start(config, journal_url)
+    proc = start_worker(config, journal_url)
     _wait_for_markers(markers, 1)
     result = run_hpo("cleanup", "test_study", env={"HPO_STORAGE_URL": journal_url})
     assert result.returncode == 0 and "no stale trials; 1 running" in result.stdout
-    _wait_all([proc])
-    assert _states(_trials(journal_url)) == {TrialState.COMPLETE: 1}
+    wait_workers([proc])
+    assert count_states(study_trials(journal_url)) == {TrialState.COMPLETE: 1}
 
 
 def test_cleanup_of_a_missing_study_is_one_line(journal_url: str) -> None:
@@ -197,7 +204,7 @@ def test_cleanup_on_postgres_judges_heartbeats_by_the_spec_of_the_study(
     60 s, back-dated by an hour), and leaves a trial with a fresh heartbeat alone."""
     import sqlalchemy
 
-    config = write_spec(_spec(n_trials=4))
+    config = write_spec(slow_spec(n_trials=4))
     sweep = create_study(load_spec(config), open_storage(pg_url))
     storage = sweep.handle.storage
     silent, orphan, live = (storage.create_new_trial(sweep.study_id) for _ in range(3))
@@ -213,11 +220,11 @@ def test_cleanup_on_postgres_judges_heartbeats_by_the_spec_of_the_study(
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("RUNNING -> lost (no heartbeat within the grace period)") == 2
     assert "marked lost 2 stale trial(s); 1 still running" in result.stdout, result.stdout
-    trials = _trials(pg_url)
+    trials = study_trials(pg_url)
     states = {t._trial_id: t.state for t in trials if t.state != TrialState.WAITING}
     assert states == {silent: TrialState.FAIL, orphan: TrialState.FAIL, live: TrialState.RUNNING}
     lost = [t for t in trials if t.state == TrialState.FAIL]
     assert all(t.user_attrs["lost_cause"].startswith("cleaned up by hpo cleanup: ") for t in lost)
-    assert _states(trials)[TrialState.WAITING] == 2
+    assert count_states(trials)[TrialState.WAITING] == 2
     again = run_hpo("cleanup", "test_study", env=env)
     assert "no stale trials; 1 running" in again.stdout, again.stdout

@@ -24,8 +24,7 @@ from hpo_core.spec import load_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import create_study, load_study
 from hpo_core.worker import DAG_NAMES, assign_gpus, visible_gpus
-from tests.conftest import base_spec, run_hpo
-from tests.pipeline.test_run import _plan
+from tests.helpers import base_spec, run_hpo, run_plan
 
 FOUR_GPUS = "".join(
     f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-{i}aa1c0de-5b7e-4c1d-9f00-00000000000{i})\n"
@@ -225,7 +224,7 @@ def test_the_dags_local_mode_places_each_slot(
     config = _env_spec(write_spec, out, n_trials=1)
     create_study(load_spec(config), open_storage(journal_url))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7,5,1")  # the Airflow worker's own GPUs
-    plan = replace(_plan(config, tmp_path / "run"), workers=3, tracking=False, gpus=["5", "7"])
+    plan = replace(run_plan(config, tmp_path / "run"), workers=3, tracking=False, gpus=["5", "7"])
     slots = worker_slots(plan, 0)
     assert [s["gpus"] for s in slots] == [["5"], ["7"], ["5"]]
     json.dumps(slots)  # an XCom

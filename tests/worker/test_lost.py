@@ -32,8 +32,7 @@ from hpo_core.study import (
 from hpo_core.testing import PostgresServer
 from hpo_core.worker import run_worker
 from hpo_core.worker.lost import lose_trial
-from tests.conftest import base_spec
-from tests.pipeline.test_run import _plan
+from tests.helpers import base_spec, run_plan
 
 
 @pytest.fixture(params=["journal", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -210,7 +209,7 @@ def test_a_sweep_losing_30pc_of_its_workers_finishes_and_one_raising_on_30pc_sto
     )
 
     plan = replace(
-        _plan(tmp_path / "killed.yaml", tmp_path / "run"),
+        run_plan(tmp_path / "killed.yaml", tmp_path / "run"),
         study_name="killed",
         n_trials=10,
         dry_run=True,

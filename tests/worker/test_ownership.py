@@ -23,7 +23,7 @@ from hpo_core.storage import open_storage
 from hpo_core.study import ATTR_SPEC_YAML, create_study, load_study
 from hpo_core.worker import cleanup_stale_trials
 from hpo_core.worker.lost import lose_trial
-from tests.conftest import HPO, base_spec, run_hpo
+from tests.helpers import HPO, base_spec, run_hpo
 
 pytestmark = pytest.mark.slow
 

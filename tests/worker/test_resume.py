@@ -17,8 +17,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.conftest import HPO, run_hpo, tiny_arc_spec
-from tests.worker.test_workers import _trials
+from tests.helpers import HPO, run_hpo, study_trials, tiny_arc_spec
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +96,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> optuna.trial.Froz
     config.write_text(yaml.safe_dump(_spec("resume_reference")))
     url = f"journal://{folder / 'studies.journal'}"
     _finish(_start(config, url))
-    (trial,) = _trials(url, "resume_reference")
+    (trial,) = study_trials(url, "resume_reference")
     assert trial.state == TrialState.COMPLETE
     assert len(set(trial.intermediate_values.values())) >= 3  # a curve that tells runs apart
     return trial
@@ -139,7 +138,7 @@ def test_a_sigterm_preempted_trial_resumes_in_another_worker_as_if_never_stopped
     first.send_signal(signal.SIGTERM)  # what the kubelet sends an evicted pod
     log = _finish(first, timeout=60)
     assert "SIGTERM received: the running trial saves a checkpoint" in log, log[-3000:]
-    lost, copy = _trials(url, "resume_sigterm")
+    lost, copy = study_trials(url, "resume_sigterm")
     assert lost.state == TrialState.FAIL and lost.user_attrs["lost_cause"] == "preempted: SIGTERM"
     saved = lost.user_attrs["sweepflow.checkpoint"]
     assert saved["origin"] == 0 and 2 <= saved["epoch"] < 6, "the trial ended before the signal"
@@ -149,7 +148,7 @@ def test_a_sigterm_preempted_trial_resumes_in_another_worker_as_if_never_stopped
 
     log = _finish(_start(config, url))
     assert "is already reported" not in log  # Optuna's warning for a step reported twice
-    resumed = _trials(url, "resume_sigterm")[1]
+    resumed = study_trials(url, "resume_sigterm")[1]
     _assert_resumed_like(resumed, uninterrupted, after=saved["epoch"])
     assert resumed.user_attrs["resumed_epoch"] == saved["epoch"]
     # a finished trial's checkpoint is deleted (keep_checkpoints: 0); so is its parent's
@@ -164,7 +163,7 @@ def test_a_sigkilled_trial_resumes_from_its_last_checkpoint_after_the_grace_peri
 
     def saved_epoch() -> int | None:
         try:
-            trials = _trials(pg_url, "resume_sigkill")
+            trials = study_trials(pg_url, "resume_sigkill")
         except Exception:  # the study may not exist yet
             return None
         pointer = trials[0].user_attrs.get("sweepflow.checkpoint") if trials else None
@@ -174,12 +173,12 @@ def test_a_sigkilled_trial_resumes_from_its_last_checkpoint_after_the_grace_peri
     _wait_for_checkpoint(first, saved_epoch, 2)
     first.kill()  # SIGKILL: no checkpoint at the kill, no goodbye
     first.wait()
-    killed_at = _trials(pg_url, "resume_sigkill")[0]
+    killed_at = study_trials(pg_url, "resume_sigkill")[0]
     saved = killed_at.user_attrs["sweepflow.checkpoint"]["epoch"]
     assert killed_at.state == TrialState.RUNNING and saved < 6, "the trial ended before the kill"
 
     log = _finish(_start(config, pg_url))  # loses the silent trial after 3 s, then resumes it
-    lost, resumed = _trials(pg_url, "resume_sigkill")
+    lost, resumed = study_trials(pg_url, "resume_sigkill")
     assert lost.state == TrialState.FAIL
     assert lost.user_attrs["lost_cause"].startswith("heartbeat:"), lost.user_attrs
     assert "is already reported" not in log
@@ -195,12 +194,12 @@ def test_hpo_stop_now_preempts_the_running_trial_and_resume_lets_it_finish(
     assert stopped.returncode == 0 and "save a checkpoint at their next batch" in stopped.stdout
     log = _finish(worker, timeout=60)
     assert "study stop flag set" in log, log[-3000:]
-    lost, copy = _trials(url, "resume_stop_now")
+    lost, copy = study_trials(url, "resume_stop_now")
     assert lost.user_attrs["lost_cause"] == "preempted: hpo stop --now"
     assert copy.state == TrialState.WAITING
     assert run_hpo("resume", "resume_stop_now", env=env).returncode == 0
     _finish(_start(config, url))
-    resumed = _trials(url, "resume_stop_now")[1]
+    resumed = study_trials(url, "resume_stop_now")[1]
     _assert_resumed_like(
         resumed, uninterrupted, after=lost.user_attrs["sweepflow.checkpoint"]["epoch"]
     )

@@ -11,62 +11,22 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo_core.storage import open_storage
-from hpo_core.study import load_study
-from tests.conftest import HPO, base_spec, run_hpo
+from tests.helpers import (
+    base_spec,
+    count_states,
+    run_hpo,
+    slow_spec,
+    start_worker,
+    study_trials,
+    wait_workers,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def _spec(**overrides: Any) -> dict[str, Any]:
-    spec = base_spec(objective="hpo_core.testing.objectives:slow", **overrides)
-    spec.setdefault("data", {"seconds": 0.1})
-    return spec
-
-
-def _start(config: Path, url: str, *extra: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, HPO_STORAGE_URL=url)
-    return subprocess.Popen(
-        [HPO, "worker", "--config", str(config), *extra],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_all(procs: list[subprocess.Popen[str]], timeout: float = 180) -> list[str]:
-    logs = []
-    deadline = time.monotonic() + timeout
-    for i, proc in enumerate(procs):
-        try:
-            _out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            for other in procs[i:]:  # a hung sweep: show what every worker said last
-                other.kill()
-            tails = logs + [other.communicate()[1] for other in procs[i:]]
-            said = "\n".join(f"worker {j}:\n{tail[-2500:]}" for j, tail in enumerate(tails))
-            pytest.fail(f"workers still running after {timeout:g}s\n{said}")
-        logs.append(err)
-        assert proc.returncode == 0, err[-3000:]
-    return logs
-
-
-def _trials(url: str, name: str = "test_study") -> list[optuna.trial.FrozenTrial]:
-    return load_study(name, open_storage(url)).study.get_trials(deepcopy=False)
-
-
-def _states(trials: list[optuna.trial.FrozenTrial]) -> dict[TrialState, int]:
-    out: dict[TrialState, int] = {}
-    for t in trials:
-        out[t.state] = out.get(t.state, 0) + 1
-    return out
 
 
 @pytest.fixture(params=["journal", "postgres"])
@@ -77,10 +37,10 @@ def storage_url(request: pytest.FixtureRequest, journal_url: str) -> str:
 def test_three_workers_reach_exactly_n_trials(
     storage_url: str, write_spec: Callable[..., Path]
 ) -> None:
-    config = write_spec(_spec(n_trials=12, data={"seconds": 0.3}))
-    _wait_all([_start(config, storage_url) for _ in range(3)])
-    trials = _trials(storage_url)
-    assert _states(trials) == {TrialState.COMPLETE: 12}
+    config = write_spec(slow_spec(n_trials=12, data={"seconds": 0.3}))
+    wait_workers([start_worker(config, storage_url) for _ in range(3)])
+    trials = study_trials(storage_url)
+    assert count_states(trials) == {TrialState.COMPLETE: 12}
     # they ran at once (a worker that starts late on a loaded machine may find the budget taken)
     assert len({t.user_attrs["worker"]["id"] for t in trials}) >= 2
 
@@ -89,12 +49,12 @@ def test_eight_workers_never_overshoot_on_postgres(
     pg_url: str, write_spec: Callable[..., Path]
 ) -> None:
     # Optuna's MaxTrialsCallback overshoots here; the reservation under an advisory lock must not.
-    config = write_spec(_spec(n_trials=24, data={"seconds": 0.05}))
-    _wait_all([_start(config, pg_url) for _ in range(8)])
-    assert _states(_trials(pg_url)) == {TrialState.COMPLETE: 24}
+    config = write_spec(slow_spec(n_trials=24, data={"seconds": 0.05}))
+    wait_workers([start_worker(config, pg_url) for _ in range(8)])
+    assert count_states(study_trials(pg_url)) == {TrialState.COMPLETE: 24}
     # A restarted worker on a finished study runs nothing.
-    _wait_all([_start(config, pg_url)])
-    assert len(_trials(pg_url)) == 24
+    wait_workers([start_worker(config, pg_url)])
+    assert len(study_trials(pg_url)) == 24
 
 
 def test_failed_trials_are_recorded_and_do_not_use_the_budget(
@@ -105,8 +65,8 @@ def test_failed_trials_are_recorded_and_do_not_use_the_budget(
             objective="hpo_core.testing.objectives:fails_when", n_trials=8, data={"threshold": 0.5}
         )
     )
-    _wait_all([_start(config, storage_url)])
-    trials = _trials(storage_url)
+    wait_workers([start_worker(config, storage_url)])
+    trials = study_trials(storage_url)
     finished = [t for t in trials if t.state == TrialState.COMPLETE]
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert len(finished) == 8
@@ -127,15 +87,15 @@ def test_failure_limit_stops_the_worker(journal_url: str, write_spec: Callable[.
     result = run_hpo("worker", "--config", str(config), env={"HPO_STORAGE_URL": journal_url})
     assert result.returncode == 0, result.stderr
     assert "3 failed trials (limit 3)" in result.stderr
-    assert _states(_trials(journal_url)) == {TrialState.FAIL: 3}
+    assert count_states(study_trials(journal_url)) == {TrialState.FAIL: 3}
 
 
 def test_stop_file_finishes_the_current_trial_then_exits(
     storage_url: str, write_spec: Callable[..., Path], tmp_path: Path
 ) -> None:
-    config = write_spec(_spec(n_trials=200, data={"seconds": 0.3}))
+    config = write_spec(slow_spec(n_trials=200, data={"seconds": 0.3}))
     stop = tmp_path / "stop.flag"
-    procs = [_start(config, storage_url, "--stop-file", str(stop)) for _ in range(2)]
+    procs = [start_worker(config, storage_url, "--stop-file", str(stop)) for _ in range(2)]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         done = [t for t in _trials_if_any(storage_url) if t.state == TrialState.COMPLETE]
@@ -143,30 +103,30 @@ def test_stop_file_finishes_the_current_trial_then_exits(
             break
         time.sleep(0.2)
     stop.touch()
-    logs = _wait_all(procs, timeout=30)
+    logs = wait_workers(procs, timeout=30)
     assert all(f"stop file {stop} present" in log for log in logs)
-    states = _states(_trials(storage_url))
+    states = count_states(study_trials(storage_url))
     assert TrialState.RUNNING not in states and TrialState.FAIL not in states
     assert 2 <= states[TrialState.COMPLETE] < 200
 
 
 def _trials_if_any(url: str) -> list[optuna.trial.FrozenTrial]:
     try:
-        return _trials(url)
+        return study_trials(url)
     except Exception:  # the study may not exist yet while workers start
         return []
 
 
 def test_sigterm_is_graceful(journal_url: str, write_spec: Callable[..., Path]) -> None:
-    config = write_spec(_spec(n_trials=100, data={"seconds": 1.0}))
-    proc = _start(config, journal_url)
+    config = write_spec(slow_spec(n_trials=100, data={"seconds": 1.0}))
+    proc = start_worker(config, journal_url)
     deadline = time.monotonic() + 60
     while not any(t.state == TrialState.RUNNING for t in _trials_if_any(journal_url)):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
-    _wait_all([proc], timeout=30)
-    states = _states(_trials(journal_url))
+    wait_workers([proc], timeout=30)
+    states = count_states(study_trials(journal_url))
     assert states == {TrialState.COMPLETE: states[TrialState.COMPLETE]}  # finished, not failed
 
 
@@ -198,13 +158,13 @@ def test_killed_worker_trial_is_failed_and_retried(
             worker={"heartbeat_interval": 1, "grace_period": 3, "poll_interval": 0.5},
         )
     )
-    procs = [_start(config, url) for _ in range(3)]
+    procs = [start_worker(config, url) for _ in range(3)]
     killed = _kill_one_mid_trial(markers, procs)
     survivors = [p for p in procs if p.pid != killed]
-    _wait_all(survivors)
+    wait_workers(survivors)
     procs[[p.pid for p in procs].index(killed)].wait()
-    trials = _trials(url)
-    states = _states(trials)
+    trials = study_trials(url)
+    states = count_states(trials)
     assert states == {TrialState.COMPLETE: 6, TrialState.FAIL: 1}, states
     dead = next(t for t in trials if t.state == TrialState.FAIL)
     assert dead.user_attrs["worker"]["pid"] == killed
@@ -235,9 +195,9 @@ def test_workers_stop_exactly_at_a_checkpoint_then_go_on(
 ) -> None:
     """`--until N`: every worker stops once the study has N finished trials (the mid-sweep
     gate's checkpoint); started again without it, they finish the budget, never more."""
-    config = write_spec(_spec(n_trials=9))
-    _wait_all([_start(config, pg_url, "--until", "5") for _ in range(3)])
-    first = _trials(pg_url)
-    assert _states(first) == {TrialState.COMPLETE: 5}
-    _wait_all([_start(config, pg_url) for _ in range(3)])
-    assert _states(_trials(pg_url)) == {TrialState.COMPLETE: 9}
+    config = write_spec(slow_spec(n_trials=9))
+    wait_workers([start_worker(config, pg_url, "--until", "5") for _ in range(3)])
+    first = study_trials(pg_url)
+    assert count_states(first) == {TrialState.COMPLETE: 5}
+    wait_workers([start_worker(config, pg_url) for _ in range(3)])
+    assert count_states(study_trials(pg_url)) == {TrialState.COMPLETE: 9}
