@@ -95,8 +95,35 @@ def _within(v: float, low: float, high: float) -> bool:
     return low - tol <= v <= high + tol
 
 
+def _planted(n_trials: int) -> tuple[optuna.Study, Any]:
+    """A study whose value is x plus 0.5 in arm 'a': refine fixes c and narrows (20 trials) or
+    expands (40, the best at the edge) x, so the rules' checks below run in CI (the drawn
+    studies are too small or too noisy for refine to change a range)."""
+    spec = parse_spec(
+        yaml.safe_dump(
+            {
+                "study_name": "planted",
+                "n_trials": 200,
+                "objective": "synthetic",
+                "param_ranges": {
+                    "x": {"type": "float", "low": 0.0, "high": 1.0},
+                    "c": {"type": "categorical", "choices": ["a", "b", "c"]},
+                },
+            }
+        )
+    ).spec
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(1))
+    for _ in range(n_trials):
+        trial = study.ask()
+        params = suggest_params(trial, spec)
+        study.tell(trial, params["x"] + (0.5 if params["c"] == "a" else 0.0))
+    return study, spec
+
+
 @ci(60)
 @given(studies())
+@example(_planted(20))
+@example(_planted(40))
 def test_analysis_never_raises_and_refine_validates(case: tuple[optuna.Study, Any]) -> None:
     study, spec = case
     with warnings.catch_warnings():

@@ -22,7 +22,7 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from hpo_core.errors import HpoError, SpecError
+from hpo_core.errors import SpecError
 from hpo_core.spec import SweepSpec, load_spec, parse_spec
 from hpo_core.study import build_sampler, suggest_params
 from tests.strategies import NAMES, SCALARS, ci, typed_key, valid_spec_dicts
@@ -258,13 +258,11 @@ def _check_spec_error(exc: SpecError, data: Any = None) -> None:
             ), str(issue)
 
 
-def _parse(text: str, data: Any = None) -> None:
-    try:
+def _refused(text: str, data: Any = None) -> None:
+    """The text is refused with a SpecError (and nothing else) that lists well-formed issues."""
+    with pytest.raises(SpecError) as info:
         parse_spec(text)
-    except SpecError as exc:
-        _check_spec_error(exc, data)
-    except HpoError:
-        pass
+    _check_spec_error(info.value, data)
 
 
 @ci(150)
@@ -281,13 +279,18 @@ def test_junk_values_give_spec_errors(data: Any) -> None:
         text = yaml.safe_dump(data)  # allow_unicode=True reads "\x85" back as " "
     except yaml.YAMLError:
         text = yaml.safe_dump(repr(data))
-    _parse(text, data)
+    _refused(text, data)
 
 
 @ci(150)
 @given(mutated_specs())
-def test_mutated_specs_give_spec_errors(data: Any) -> None:
-    _parse(_dump(data), data)
+def test_mutated_specs_parse_or_give_spec_errors(data: Any) -> None:
+    # an edit often leaves a valid spec (70 of the 150 fixed examples: a description replaced,
+    # an optional key deleted); the others must be refused with a well-formed SpecError
+    try:
+        parse_spec(_dump(data))
+    except SpecError as exc:
+        _check_spec_error(exc, data)
 
 
 YAML_PIECES = st.sampled_from(
@@ -329,7 +332,7 @@ YAML_PIECES = st.sampled_from(
 @example("? [a, b]\n: 1\n")
 @example("study_name: s\nn_trials: 5\nobjective: synthetic\ndata: &x [*x]\n")
 def test_random_text_gives_spec_errors(text: str) -> None:
-    _parse(text)
+    _refused(text)
 
 
 @ci(60)
@@ -339,11 +342,10 @@ def test_random_files_give_spec_errors(raw: bytes) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "spec.yaml"
         path.write_bytes(raw)
-        try:
+        with pytest.raises(SpecError) as info:
             load_spec(path)
-        except SpecError as exc:
-            _check_spec_error(exc)
-            assert str(exc).startswith(str(path))
+        _check_spec_error(info.value)
+        assert str(info.value).startswith(str(path))
 
 
 # ---------------------------------------------------------------------------------------------
