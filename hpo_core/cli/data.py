@@ -33,7 +33,7 @@ def _data_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("data", "the data a spec trains on: ARC tasks, or a feature table", _data_options)
 def _cmd_data(args: argparse.Namespace) -> int:
-    from hpo_core.spec import load_spec
+    from hpo_core.objectives import load_spec
 
     loaded = load_spec(args.config)
     if loaded.spec.objective == "binary_classifier":

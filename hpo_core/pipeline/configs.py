@@ -109,7 +109,7 @@ def resolve_config(name: str, folder: Path | None = None) -> Path:
 
 def config_catalog(folder: Path | None = None) -> list[ConfigEntry]:
     """Every spec file of the folder, each validated in isolation (never raises for a file)."""
-    from hpo_core.spec import load_spec
+    from hpo_core.objectives import load_spec
 
     folder = (folder or config_dir()).resolve()
     found = []

@@ -94,8 +94,7 @@ def plan_run(
     (:class:`StudyStopped`, saying who stopped it), and without an override the run works to
     the study's live budget. An unreachable storage is left to the `storage` check."""
     from hpo_core.errors import SpecError
-    from hpo_core.objectives import require_objective_spec
-    from hpo_core.spec import load_spec
+    from hpo_core.objectives import load_spec, require_objective_spec
 
     config = resolve_config(str(params.get("config") or ""))
     workers = params.get("workers", 1)
@@ -228,7 +227,7 @@ def _live_budget(study_name: str, storage_url: str) -> int | None:
 
 def prepare_sweep(plan: RunPlan, *, storage_url: str, tracking_uri: str | None) -> dict[str, Any]:
     """Create or load the study (idempotent), apply the run's budget, create the parent run."""
-    from hpo_core.spec import load_spec
+    from hpo_core.objectives import load_spec
     from hpo_core.storage import open_storage
     from hpo_core.study import create_study, require_running, set_budget
 

@@ -72,8 +72,7 @@ def plan_local_sweep(
 ) -> LocalSweep:
     """Check what a local sweep needs (the spec, its objective, the GPUs, a warm start's source)
     so a bad input costs one line before any banner or worker."""
-    from hpo_core.objectives import require_objective_spec
-    from hpo_core.spec import load_spec
+    from hpo_core.objectives import load_spec, require_objective_spec
     from hpo_core.worker import assign_gpus, sweep_paths
 
     loaded = load_spec(config)

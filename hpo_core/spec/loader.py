@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,22 +68,38 @@ class LoadedSpec:
     source: str  # file path, or "<string>"
 
 
-def load_spec(path: str | Path, *, airflow: bool | None = None) -> LoadedSpec:
+def load_spec(
+    path: str | Path,
+    *,
+    airflow: bool | None = None,
+    objective_problem: Callable[[str], str | None] | None = None,
+) -> LoadedSpec:
     """Read and validate a sweep spec file; raises :class:`SpecError` listing every problem.
 
     ``airflow=True`` checks a ``schedule:`` with Airflow's own timetable, importing Airflow if
     it is installed (``hpo validate``); see :func:`~hpo_core.spec.schedule.schedule_problem`.
+
+    A bare objective name is checked only with ``objective_problem`` (the registry's, which
+    returns the problem with a name it does not know): entry points read specs with
+    :func:`hpo_core.objectives.load_spec`, which passes it.
     """
     source = str(path)
     try:
         text = read_text(path, max_bytes=MAX_SPEC_BYTES, what="a sweep spec (YAML)")
     except InputError as exc:
         raise SpecError([SpecIssue(exc.where, exc.problem)], source=source) from None
-    return parse_spec(text, source=source, airflow=airflow)
+    return parse_spec(text, source=source, airflow=airflow, objective_problem=objective_problem)
 
 
-def parse_spec(text: str, *, source: str = "<string>", airflow: bool | None = None) -> LoadedSpec:
-    """Validate a sweep spec given as YAML text (``airflow``: as for :func:`load_spec`)."""
+def parse_spec(
+    text: str,
+    *,
+    source: str = "<string>",
+    airflow: bool | None = None,
+    objective_problem: Callable[[str], str | None] | None = None,
+) -> LoadedSpec:
+    """Validate a sweep spec given as YAML text (``airflow``, ``objective_problem``: as for
+    :func:`load_spec`)."""
     # the same limit as a file's: a stored spec or a test's text is refused before parsing too
     if len(text) > MAX_SPEC_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
         problem = "is larger than 1 MiB, the limit for a sweep spec (YAML); check that this is "
@@ -108,7 +125,8 @@ def parse_spec(text: str, *, source: str = "<string>", airflow: bool | None = No
         for path in find_url_passwords(data)
     ]
     try:
-        spec = SweepSpec.model_validate(data, context={"airflow": airflow})
+        context = {"airflow": airflow, "objective_problem": objective_problem}
+        spec = SweepSpec.model_validate(data, context=context)
     except ValidationError as exc:
         issues += _issues_from(exc, data)
         issues += _lenient_cross_check(data)

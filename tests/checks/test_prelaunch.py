@@ -194,3 +194,37 @@ def test_the_smoke_line_says_what_data_the_trial_ran_on() -> None:
     assert "max_samples" not in smoke_spec(spec, max_samples=64).data
     user = parse_spec(yaml.safe_dump(base_spec(objective="hpo_core.testing.objectives:slow"))).spec
     assert smoke_spec(user, max_samples=64).data["max_samples"] == 64
+
+
+def test_the_dependency_check_requires_what_the_objective_registry_lists(
+    write_spec: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both built-in model families train with torch; a worker image without it fails the
+    check before launch, whichever family the spec names (the registry says, not the check)."""
+    import importlib.util
+
+    from hpo_core.checks import check_dependencies
+    from hpo_core.objectives import registry
+
+    real_find_spec = importlib.util.find_spec
+    for objective in ("binary_classifier", "arc_classifier"):
+        config = write_spec(base_spec(objective=objective), name=f"{objective}.yaml")
+        assert check_dependencies(config, tracking=False).status == "pass"
+        with monkeypatch.context() as torchless:
+            torchless.setattr(
+                importlib.util,
+                "find_spec",
+                lambda name, *a: None if name == "torch" else real_find_spec(name, *a),
+            )
+            result = check_dependencies(config, tracking=False)
+        assert result.status == "fail", objective
+        assert result.reason.startswith("not importable: torch; install them (pip install"), (
+            result.reason
+        )
+    # a registered objective that lists a module nobody installed
+    ghost = registry.RegisteredObjective(
+        "ghost", "hpo_core.objectives.synthetic:objective", "test", requires=("no_such_mod",)
+    )
+    monkeypatch.setitem(registry._REGISTRY, "ghost", ghost)
+    result = check_dependencies(write_spec(base_spec(objective="ghost")), tracking=False)
+    assert (result.status, result.reason) == ("fail", "not importable: no_such_mod; install them")

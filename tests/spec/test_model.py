@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from hpo_core.errors import SpecError
-from hpo_core.spec import count_discrete_combinations, load_spec, parse_spec, summarize_spec
+from hpo_core.objectives import parse_spec  # the entry points' loader: objective names known too
+from hpo_core.spec import count_discrete_combinations, load_spec, summarize_spec
 from tests.helpers import base_spec
 
 CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("configs", "hpo").glob("*.yaml"))
