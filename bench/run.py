@@ -15,8 +15,10 @@
     bench/binary.py.
 (j) Planted truth: decision rates over seeds and refined vs flat sweeps: see bench/planted.py
     (also bench/results/planted.json, planted.md, planted.png).
+(k) hpo_core.metrics against scikit-learn on 1M scores, time ratios and agreement: see
+    bench/sklearn_metrics.py.
 Sections can be skipped (--skip-harness, --skip-training, --skip-analysis, --skip-tracking,
---skip-dags, --skip-binary, --skip-planted); the others keep their last results.
+--skip-dags, --skip-binary, --skip-planted, --skip-metrics); the others keep their last results.
 """
 
 from __future__ import annotations
@@ -177,6 +179,7 @@ def main() -> int:
     parser.add_argument("--skip-binary", action="store_true", help="skip binary_classifier")
     parser.add_argument("--skip-scale", action="store_true", help="skip one study's scale")
     parser.add_argument("--skip-planted", action="store_true", help="skip the planted truth")
+    parser.add_argument("--skip-metrics", action="store_true", help="skip metrics vs sklearn")
     parser.add_argument("--scale-workers", default="1,8,32,64")
     parser.add_argument("--scale-per-worker", type=int, default=3)
     parser.add_argument("--scale-sleep", type=float, default=5.0, help="seconds per scale trial")
@@ -208,6 +211,11 @@ def main() -> int:
 
         print("binary: metrics on 1M scores, budget sizing, CPU training", flush=True)
         results["binary"] = binary.binary_bench()
+    if not args.skip_metrics:
+        from bench import sklearn_metrics
+
+        print("metrics: hpo_core.metrics vs scikit-learn on 1M scores", flush=True)
+        results["sklearn_metrics"] = sklearn_metrics.metrics_vs_sklearn()
     if not args.skip_planted:
         from bench import planted
 
@@ -329,6 +337,9 @@ def render(results: dict[str, Any]) -> str:
     lines += render_dags(results)
     lines += render_binary(results)
     lines += render_planted(results)
+    from bench.sklearn_metrics import render as render_sklearn_metrics
+
+    lines += render_sklearn_metrics(results)
     from bench.scale import render as render_scale
 
     lines += render_scale(results)

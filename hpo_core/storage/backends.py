@@ -10,10 +10,7 @@ aside when it is opened: ``hpo_core.storage.journal``). SQLite is accepted for s
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import functools
 import hashlib
-import json
 import logging
 import os
 import time
@@ -60,15 +57,16 @@ _LOCK_NAMESPACE = "sweepflow-study-lock"
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (created if missing) for the ``with`` block:
-    processes on one machine sharing a file-backed store take turns."""
+    """An exclusive advisory lock on ``path`` (created if missing, left in place) for the
+    ``with`` block: processes on one machine sharing a file-backed store take turns. Not
+    re-entrant: a second ``file_lock`` on the same path waits, even in the same thread."""
+    from filelock import FileLock
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    # filelock polls a non-blocking lock (flock on POSIX, as before); every journal worker
+    # takes this lock once per trial, so it polls every 5 ms rather than its default 50 ms
+    with FileLock(path, poll_interval=0.005):
+        yield
 
 
 @dataclass
@@ -99,9 +97,9 @@ class StorageHandle:
 
     @property
     def has_heartbeat(self) -> bool:
-        from optuna.storages._heartbeat import is_heartbeat_enabled
+        from hpo_core.storage.optuna_internals import has_heartbeat
 
-        return is_heartbeat_enabled(self.storage)
+        return has_heartbeat(self.storage)
 
     @contextlib.contextmanager
     def study_lock(self, study_name: str) -> Iterator[None]:
@@ -154,6 +152,8 @@ class StorageHandle:
             return
         import sqlalchemy
 
+        from hpo_core.storage.optuna_internals import snapshot_rows
+
         engine = self.storage.engine  # type: ignore[attr-defined]
         key = _lock_key(study_name)
         with contextlib.ExitStack() as stack:
@@ -165,9 +165,7 @@ class StorageHandle:
             locked = time.perf_counter()
             try:
                 keys = [*attr_keys, ATTR_LOST_TRIALS]
-                rows = conn.execute(_snapshot_sql(), {"s": study_id, "keys": keys}).all()
-                counts = {name: int(value) for kind, name, value in rows if kind == "state"}
-                attrs = {name: json.loads(value) for kind, name, value in rows if kind == "attr"}
+                counts, attrs = snapshot_rows(conn, study_id, keys)
                 lost = int(attrs.pop(ATTR_LOST_TRIALS, 0))
                 yield Snapshot(counts, attrs, conn, self, lost=lost)
                 conn.commit()
@@ -186,19 +184,6 @@ class StorageHandle:
             engine.dispose()
 
 
-@functools.cache
-def _snapshot_sql() -> Any:
-    import sqlalchemy
-
-    return sqlalchemy.text(
-        "SELECT 'state' AS kind, CAST(state AS TEXT) AS name, CAST(COUNT(*) AS TEXT) AS value "
-        "FROM trials WHERE study_id = :s GROUP BY state "
-        "UNION ALL "
-        "SELECT 'attr', key, value_json FROM study_user_attributes "
-        "WHERE study_id = :s AND key IN :keys"
-    ).bindparams(sqlalchemy.bindparam("keys", expanding=True))
-
-
 @dataclass
 class Snapshot:
     """Trial counts by state and selected study attributes, read under the study lock."""
@@ -214,32 +199,26 @@ class Snapshot:
         if self._conn is None:
             self._handle.storage.set_trial_user_attr(trial_id, key, value)
             return
-        import sqlalchemy
+        from hpo_core.storage.optuna_internals import upsert_trial_user_attr
 
-        self._conn.execute(
-            # A re-queued trial carries its predecessor's attributes, so this may overwrite.
-            sqlalchemy.text(
-                "INSERT INTO trial_user_attributes (trial_id, key, value_json) "
-                "VALUES (:t, :k, :v) ON CONFLICT (trial_id, key) "
-                "DO UPDATE SET value_json = excluded.value_json"
-            ),
-            {"t": trial_id, "k": key, "v": json.dumps(value)},
-        )
+        # A re-queued trial carries its predecessor's attributes, so this may overwrite.
+        upsert_trial_user_attr(self._conn, [(trial_id, key, value)])
 
 
 def study_lock_of(storage: BaseStorage, study_name: str) -> contextlib.AbstractContextManager[None]:
     """:meth:`StorageHandle.study_lock` for a storage known only as opened (e.g. a study's own
     ``_storage``, which Optuna may wrap in a cache). Not re-entrant: a process that holds the
     lock (a reservation) must not take it again."""
-    # Optuna's cache wraps an RDBStorage, a JournalStorage its file backend, both as _backend
-    backend: Any = getattr(storage, "_backend", storage)
+    from hpo_core.storage.optuna_internals import journal_file_path, unwrap_storage
+
+    backend = unwrap_storage(storage)
     engine = getattr(backend, "engine", None)
     if engine is not None:
         kind = engine.dialect.name
         url = f"sqlite:///{engine.url.database}" if kind == "sqlite" else ""
         return StorageHandle(url=url, storage=backend, kind=kind).study_lock(study_name)
     # not resolved: the handle that opened it named the lock file by the path as given
-    url = f"journal://{os.path.abspath(backend._file_path)}"
+    url = f"journal://{os.path.abspath(journal_file_path(backend))}"
     return StorageHandle(url=url, storage=storage, kind="journal").study_lock(study_name)
 
 

@@ -26,13 +26,19 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import TrialState
+
+from hpo_core.storage.optuna_internals import (
+    STALE_TRIAL_HOOK,
+    StaleTrialHookStorage,
+    fail_running_trial_sql,
+    running_trial_ages,
+    unwrap_storage,
+)
 
 __all__ = [
     "ResilientRDBStorage",
@@ -71,7 +77,7 @@ _METHODS = (
     "get_n_trials",
     "get_best_trial",
     "record_heartbeat",
-    "_get_stale_trial_ids",
+    STALE_TRIAL_HOOK,
 )
 
 
@@ -85,6 +91,7 @@ def _budget() -> float:
 def is_disconnect(exc: BaseException) -> bool:
     """Whether ``exc`` means the database connection is gone (worth a retry)."""
     import sqlalchemy.exc
+    from optuna.exceptions import OptunaError, StorageInternalError
 
     seen: BaseException | None = exc
     while seen is not None:
@@ -94,6 +101,15 @@ def is_disconnect(exc: BaseException) -> bool:
             return True
         if type(seen).__name__ in ("OperationalError", "InterfaceError"):  # psycopg2's own
             return True
+        # The server answered (a constraint, a duplicate study, a finished trial): a disconnect
+        # further down the chain is one SQLAlchemy recovered from while asking (a stale pooled
+        # connection replaced inside its except block). Retrying such an answer repeats it until
+        # the budget is spent: a worker restarted by a database restart did so on
+        # DuplicatedStudyError, which Optuna's create_study(load_if_exists) would have caught.
+        if isinstance(seen, sqlalchemy.exc.IntegrityError) or (
+            isinstance(seen, OptunaError) and not isinstance(seen, StorageInternalError)
+        ):
+            return False
         seen = seen.__cause__ or seen.__context__
         if seen is exc:
             break
@@ -102,29 +118,33 @@ def is_disconnect(exc: BaseException) -> bool:
 
 def retry_storage(fn: Callable[[], T], what: str, *, budget: float | None = None) -> T:
     """``fn()``, retried with backoff while the storage connection is down."""
-    deadline = time.monotonic() + (_budget() if budget is None else budget)
-    delay, attempt = 1.0, 1
-    while True:
-        try:
-            result = fn()
-        except Exception as exc:
-            if not is_disconnect(exc) or time.monotonic() + delay > deadline:
-                raise
-            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-            _log.warning(
-                "storage unreachable during %s (%s: %s); retry %d in %.0fs",
-                what,
-                type(exc).__name__,
-                first,
-                attempt,
-                delay,
-            )
-            time.sleep(delay)
-            delay, attempt = min(delay * 2, 30.0), attempt + 1
-            continue
-        if attempt > 1:
-            _log.warning("storage reachable again: %s succeeded after %d tries", what, attempt)
-        return result
+    import tenacity
+
+    def warn(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        _log.warning(
+            "storage unreachable during %s (%s: %s); retry %d in %.0fs",
+            what,
+            type(exc).__name__,
+            first,
+            state.attempt_number,
+            state.upcoming_sleep,
+        )
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_disconnect),
+        wait=tenacity.wait_exponential(min=1, max=30),  # 1, 2, 4, ... 30 s
+        # no wait that would end past the budget: the last error propagates instead
+        stop=tenacity.stop_before_delay(_budget() if budget is None else budget),
+        before_sleep=warn,
+        reraise=True,
+    )
+    result = retrying(fn)
+    tries = retrying.statistics.get("attempt_number", 1)
+    if tries > 1:
+        _log.warning("storage reachable again: %s succeeded after %d tries", what, tries)
+    return result
 
 
 def _retrying(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -133,41 +153,6 @@ def _retrying(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         return retry_storage(lambda: method(self, *args, **kwargs), name)
 
     return call
-
-
-def running_trial_ages(
-    storage: RDBStorage, study_id: int
-) -> dict[int, tuple[float | None, float | None]]:
-    """RUNNING trials of ``study_id``: trial id -> (seconds since its last heartbeat, or None if
-    it never sent one; seconds since it started, or None).
-
-    Heartbeats are compared with the server's clock, as Optuna does; a start time (naive UTC,
-    set by the creating worker) with this process's clock.
-    """
-    import sqlalchemy
-    from optuna.storages._rdb import models
-
-    trial, beat = models.TrialModel, models.TrialHeartbeatModel
-    query = (
-        sqlalchemy.select(trial.trial_id, trial._datetime_start_utc, beat.heartbeat)
-        .outerjoin(beat, beat.trial_id == trial.trial_id)
-        .where(trial.study_id == study_id, trial.state == TrialState.RUNNING)
-    )
-    with storage.engine.connect() as conn:
-        server_now = conn.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
-        rows = conn.execute(query).all()
-    if not rows:
-        return {}
-    assert server_now is not None
-    server_now = server_now.replace(tzinfo=None)  # as Optuna's own check does
-    utc_now = datetime.now(UTC).replace(tzinfo=None)
-    return {
-        trial_id: (
-            (server_now - heartbeat).total_seconds() if heartbeat is not None else None,
-            (utc_now - started).total_seconds() if started is not None else None,
-        )
-        for trial_id, started, heartbeat in rows
-    }
 
 
 def stale_trials(storage: RDBStorage, study_id: int, grace: float) -> dict[int, str]:
@@ -209,7 +194,7 @@ def fail_running_trial(
     as done. Elsewhere (the journal) they are two writes; there the only caller that could race
     an owner is a check that found the owner's process gone.
     """
-    backend = getattr(storage, "_backend", storage)  # Optuna wraps an RDBStorage in a cache
+    backend = unwrap_storage(storage)  # Optuna wraps an RDBStorage in a cache
     if not isinstance(backend, RDBStorage):
         from optuna.exceptions import UpdateFinishedTrialError
 
@@ -224,72 +209,14 @@ def fail_running_trial(
     def once() -> bool:
         nonlocal tries
         tries += 1
-        return _fail_running_rdb(backend, trial_id, user_attrs, count_key, retried=tries > 1)
+        return fail_running_trial_sql(backend, trial_id, user_attrs, count_key, retried=tries > 1)
 
     return retry_storage(once, f"marking trial id {trial_id} failed")
 
 
-def _fail_running_rdb(
-    storage: RDBStorage,
-    trial_id: int,
-    user_attrs: dict[str, Any],
-    count_key: str | None,
-    *,
-    retried: bool,
-) -> bool:
-    import json
-
-    import sqlalchemy
-
-    with storage.engine.begin() as conn:
-        study_id = conn.execute(
-            sqlalchemy.text(
-                "UPDATE trials SET state = 'FAIL', datetime_complete = :now "
-                "WHERE trial_id = :t AND state = 'RUNNING' RETURNING study_id"
-            ),
-            # naive local time, as Optuna's own set_trial_state_values writes it
-            {"t": trial_id, "now": datetime.now()},
-        ).scalar()
-        if study_id is not None:
-            conn.execute(
-                sqlalchemy.text(
-                    "INSERT INTO trial_user_attributes (trial_id, key, value_json) "
-                    "VALUES (:t, :k, :v) ON CONFLICT (trial_id, key) "
-                    "DO UPDATE SET value_json = excluded.value_json"
-                ),
-                [{"t": trial_id, "k": k, "v": json.dumps(v)} for k, v in user_attrs.items()],
-            )
-            if count_key is not None:
-                conn.execute(
-                    sqlalchemy.text(
-                        "INSERT INTO study_user_attributes (study_id, key, value_json) "
-                        "VALUES (:s, :k, '1') ON CONFLICT (study_id, key) DO UPDATE SET "
-                        "value_json = CAST(CAST(study_user_attributes.value_json AS INTEGER) + 1 "
-                        "AS TEXT)"
-                    ),
-                    {"s": study_id, "k": count_key},
-                )
-            return True
-        if not retried:
-            return False
-        stored: dict[str, str] = dict(
-            conn.execute(
-                sqlalchemy.text(
-                    "SELECT key, value_json FROM trial_user_attributes "
-                    "WHERE trial_id = :t AND key IN :keys"
-                ).bindparams(sqlalchemy.bindparam("keys", expanding=True)),
-                {"t": trial_id, "keys": list(user_attrs)},
-            ).all()
-        )
-    return {k: json.loads(v) for k, v in stored.items()} == user_attrs
-
-
-class ResilientRDBStorage(RDBStorage):
+class ResilientRDBStorage(StaleTrialHookStorage):
     """Optuna's RDBStorage whose every call rides out a lost connection, and whose stale check
     also finds RUNNING trials that never sent a heartbeat (see the module doc)."""
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        return list(self.stale_trials(study_id))
 
     def stale_trials(self, study_id: int) -> dict[int, str]:
         """:func:`stale_trials` with this storage's grace period."""

@@ -20,6 +20,7 @@ import optuna
 from optuna.samplers import BaseSampler
 
 from hpo_core.spec import SweepSpec, condition_holds
+from hpo_core.storage.optuna_internals import HyperbandBracketHooks, reseed_sampler
 
 if TYPE_CHECKING:
     from collections.abc import Container
@@ -84,7 +85,7 @@ def build_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-class ResumableHyperbandPruner(optuna.pruners.HyperbandPruner):
+class ResumableHyperbandPruner(HyperbandBracketHooks):
     """Optuna's Hyperband, judging a re-queued trial as it would have judged the original.
 
     A lost trial is re-queued as a new trial (``hpo_core.worker.lost``) that resumes from the
@@ -97,18 +98,19 @@ class ResumableHyperbandPruner(optuna.pruners.HyperbandPruner):
     pair counts once. The copy's current rung is the original's, so a step it re-trains after
     the checkpoint is not judged a second time at a rung the original passed.
 
-    Overrides two private methods of Optuna's pruner; tests/study/test_resume_pruning.py holds
-    them to their contract.
+    Hooks into two private methods of Optuna's pruner (through
+    ``hpo_core.storage.optuna_internals``); tests/study/test_resume_pruning.py holds them to
+    their contract.
     """
 
-    def _get_bracket_id(self, study: optuna.Study, trial: FrozenTrial) -> int:
+    def bracket_id(self, study: optuna.Study, trial: FrozenTrial) -> int:
         origin = trial.system_attrs.get("failed_trial", trial.number)
         if origin == trial.number:
-            return super()._get_bracket_id(study, trial)
-        return super()._get_bracket_id(study, _Numbered(origin))  # type: ignore[arg-type]
+            return super().bracket_id(study, trial)
+        return super().bracket_id(study, _Numbered(origin))  # type: ignore[arg-type]
 
-    def _create_bracket_study(self, study: optuna.Study, bracket_id: int) -> optuna.Study:
-        return _WithoutRetried(super()._create_bracket_study(study, bracket_id))  # type: ignore[return-value]
+    def bracket_study(self, study: optuna.Study, bracket_id: int) -> optuna.Study:
+        return _WithoutRetried(super().bracket_study(study, bracket_id))  # type: ignore[return-value]
 
 
 class _Numbered:
@@ -216,7 +218,7 @@ class WeightedChoiceSampler(BaseSampler):
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self._seed is not None:
-            _reseed(self._base, trial_seed(self._seed, trial.number))
+            reseed_sampler(self._base, trial_seed(self._seed, trial.number))
         self._base.before_trial(study, trial)
 
     def after_trial(
@@ -235,18 +237,3 @@ class WeightedChoiceSampler(BaseSampler):
 def trial_seed(seed: int, number: int) -> int:
     """A 32-bit seed for one trial, well mixed from the spec's seed and the trial number."""
     return int(np.random.SeedSequence([seed & 0xFFFFFFFF, number]).generate_state(1)[0])
-
-
-def _reseed(sampler: object, seed: int, depth: int = 0) -> None:
-    """Seed every random state a sampler holds (TPE keeps one of its own and one in its
-    start-up RandomSampler). Optuna has no public per-trial seeding, so this walks the sampler's
-    attributes for its ``LazyRandomState`` objects."""
-    from optuna.samplers._lazy_random_state import LazyRandomState
-
-    if depth > 2:
-        return
-    for value in vars(sampler).values():
-        if isinstance(value, LazyRandomState):
-            value.rng.seed(seed)
-        elif isinstance(value, BaseSampler):
-            _reseed(value, seed, depth + 1)

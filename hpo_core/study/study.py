@@ -15,6 +15,7 @@ from hpo_core import __version__
 from hpo_core.errors import StudyError, StudyStopped
 from hpo_core.spec import LoadedSpec, SweepSpec, parse_spec
 from hpo_core.storage import StorageHandle
+from hpo_core.storage.optuna_internals import study_id_of
 from hpo_core.study.sampling import ATTR_PROBE_OF, build_pruner, build_sampler
 from hpo_core.study.warm import (
     ATTR_CARRIED_FROM,
@@ -97,7 +98,7 @@ class SweepStudy:
 
     @property
     def study_id(self) -> int:
-        return int(self.study._study_id)
+        return study_id_of(self.study)
 
 
 def _open(loaded: LoadedSpec, handle: StorageHandle, *, create: bool) -> optuna.Study:

@@ -37,6 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo_core.errors import StorageError
 from hpo_core.files import fsync_folder, partial_file
+from hpo_core.storage.optuna_internals import study_storage, trial_id_of
 from hpo_core.storage.urls import ENV_HOME
 from hpo_core.worker.lost import ATTR_CHECKPOINT, ATTR_LOST_CAUSE
 
@@ -140,7 +141,7 @@ class TrialCheckpoints:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial)  # left only when the upload failed
-        frozen = trial.storage.get_trial(trial._trial_id)
+        frozen = trial.storage.get_trial(trial_id_of(trial))
         previous = _pointer(frozen.user_attrs)
         pointer = {"epoch": epoch, "artifact_id": artifact_id, "origin": origin_number(frozen)}
         trial.set_user_attr(ATTR_CHECKPOINT, pointer)
@@ -151,7 +152,7 @@ class TrialCheckpoints:
         """The state the trial (or the trial it was copied from) saved last; None if none."""
         import torch
 
-        frozen = trial.storage.get_trial(trial._trial_id)
+        frozen = trial.storage.get_trial(trial_id_of(trial))
         pointer = _pointer(frozen.user_attrs)
         if pointer is None:
             return None
@@ -195,7 +196,7 @@ class TrialCheckpoints:
         """After a trial ended: delete its checkpoint unless it is among the best ``keep``
         complete trials, and delete the ones it pushed out of them. A lost trial's checkpoint
         is left to the copy that resumes from it."""
-        trial = study._storage.get_trial(trial_id)
+        trial = study_storage(study).get_trial(trial_id)
         pointer = _pointer(trial.user_attrs)
         if pointer is None or ATTR_LOST_CAUSE in trial.user_attrs:
             return

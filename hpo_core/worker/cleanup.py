@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from hpo_core.storage.resilient import retry_storage, running_trial_ages
+from hpo_core.storage.optuna_internals import running_trial_ages, study_id_of, trial_id_of
+from hpo_core.storage.resilient import retry_storage
 from hpo_core.worker.lost import ATTR_WORKER, lose_trial
 from hpo_core.worker.worker import _alive
 
@@ -50,7 +51,7 @@ def cleanup_stale_trials(
     """Lose (and re-queue) the stale RUNNING trials of ``sweep``; returns what was (or, dry,
     would be) changed."""
     storage = sweep.handle.storage
-    study_id = sweep.study._study_id
+    study_id = study_id_of(sweep.study)
     running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
     if not running:
         return []
@@ -66,7 +67,7 @@ def cleanup_stale_trials(
     now = datetime.now()
     cleaned = []
     for trial in running:
-        beat, started = ages.get(trial._trial_id, (None, None))
+        beat, started = ages.get(trial_id_of(trial), (None, None))
         owner = trial.user_attrs.get(ATTR_WORKER) or {}
         reason = None
         if owner.get("host") == host and owner.get("pid") is not None:
@@ -85,7 +86,7 @@ def cleanup_stale_trials(
             continue
         if not dry_run and not lose_trial(
             sweep.study,
-            trial._trial_id,
+            trial_id_of(trial),
             f"cleaned up by hpo cleanup: {reason}",
             max_retry=sweep.spec.worker.stale_trial_retries,
         ):

@@ -23,6 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo_core.storage.backends import ATTR_LOST_TRIALS, study_lock_of
+from hpo_core.storage.optuna_internals import study_storage
 from hpo_core.storage.resilient import fail_running_trial
 
 __all__ = [
@@ -61,7 +62,7 @@ def lose_trial(study: optuna.Study, trial_id: int, cause: str, *, max_retry: int
     would see the freed slot and no copy, start a new trial in it, and leave the copy waiting
     for ever. The caller must not hold that lock.
     """
-    storage = study._storage
+    storage = study_storage(study)
     attrs = {ATTR_LOST_CAUSE: cause, ATTR_FAIL_REASON: cause}
     with study_lock_of(storage, study.study_name):
         if not fail_running_trial(storage, trial_id, attrs, count_key=ATTR_LOST_TRIALS):

@@ -35,12 +35,14 @@ from types import FrameType
 from typing import Any
 
 import optuna
+import psutil
 from optuna.trial import TrialState
 
 from hpo_core.errors import TrialPreempted
 from hpo_core.objectives import TrialContext, require_objective_spec, resolve_objective
 from hpo_core.spec import LoadedSpec
 from hpo_core.storage import StorageHandle, open_storage
+from hpo_core.storage.optuna_internals import study_storage, trial_for, trial_id_of
 from hpo_core.storage.resilient import ResilientRDBStorage, retry_storage
 from hpo_core.study import (
     ATTR_N_TRIALS,
@@ -365,25 +367,18 @@ class _Worker:
                     # Optuna warns that heartbeats are meant for optimize(); we run our own.
                     warnings.simplefilter("ignore", UserWarning)
                     trial = self.study.ask()
-                trial_id = trial._trial_id
+                trial_id = trial_id_of(trial)
             else:
                 # Only the row that takes the slot is created under the lock; building the Trial
                 # (reads, sampler setup) happens after it, so workers queue on one INSERT.
                 # Through the study's own storage: Optuna wraps an RDB in a cache that must see it.
-                trial_id = self.study._storage.create_new_trial(self.sweep.study_id)
+                trial_id = study_storage(self.study).create_new_trial(self.sweep.study_id)
             snapshot.tag_trial(trial_id, ATTR_WORKER, self.identity)
         if self.handle.has_heartbeat:
             # The first beat at once, before the sampler runs: a RUNNING trial with no heartbeat
             # after the grace period is taken for an orphan of a lost connection and failed.
             self.handle.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
-        return trial if trial is not None else self._trial_for(trial_id)
-
-    def _trial_for(self, trial_id: int) -> optuna.Trial:
-        """What ``Study.ask`` returns for a trial row it created: a fresh view of the study."""
-        local = getattr(self.study, "_thread_local", None)
-        if local is not None and hasattr(local, "cached_all_trials"):
-            local.cached_all_trials = None
-        return optuna.Trial(self.study, trial_id)
+        return trial if trial is not None else trial_for(self.study, trial_id)
 
     def _run_trial(self, trial: optuna.Trial, report: WorkerReport) -> None:
         began = time.monotonic()
@@ -421,7 +416,7 @@ class _Worker:
         except KeyboardInterrupt:
             if self.signals.preempt:  # the machine is going away: not the trial's failure
                 cause = f"{self.signals.preempt}, then a second signal before its checkpoint"
-                lose_trial(self.study, trial._trial_id, cause, max_retry=None)
+                lose_trial(self.study, trial_id_of(trial), cause, max_retry=None)
                 raise
             self._record_failure(trial, "interrupted by a second stop signal", None)
             self._tell(trial, TrialState.FAIL, None)
@@ -443,12 +438,13 @@ class _Worker:
         self._tell(trial, state, value)
         if self.checkpoints is not None:
             try:  # disk space, not the trial's result: a failure here is only logged
-                self.checkpoints.discard_finished(self.study, trial._trial_id)
+                self.checkpoints.discard_finished(self.study, trial_id_of(trial))
             except Exception as exc:
                 _log.warning("trial %d: its checkpoint was not removed: %s", trial.number, exc)
         if self.tracker is not None:
             with contextlib.suppress(Exception):  # logging never fails a trial
-                self.tracker.log_trial(self.sweep, self.study._storage.get_trial(trial._trial_id))
+                stored = study_storage(self.study).get_trial(trial_id_of(trial))
+                self.tracker.log_trial(self.sweep, stored)
         seconds = time.monotonic() - began
         if state == TrialState.COMPLETE:
             report.complete += 1
@@ -463,7 +459,7 @@ class _Worker:
     def _preempted(self, trial: optuna.Trial, exc: TrialPreempted, report: WorkerReport) -> None:
         """The trial stopped at a batch boundary with its checkpoint saved: lose it, so that its
         copy resumes there. No retry limit: each preemption saves its progress first."""
-        if not lose_trial(self.study, trial._trial_id, exc.cause, max_retry=None):
+        if not lose_trial(self.study, trial_id_of(trial), exc.cause, max_retry=None):
             self._discarded(trial, f"{exc.cause} at epoch {exc.epoch}")
             report.failed += 1
             return
@@ -492,7 +488,7 @@ class _Worker:
             )
 
     def _discarded(self, trial: optuna.Trial, result: str) -> None:
-        stored = self.study._storage.get_trial(trial._trial_id)
+        stored = study_storage(self.study).get_trial(trial_id_of(trial))
         _log.warning(
             "trial %d: result discarded (%s): the trial was already %s by another process (%s)",
             trial.number,
@@ -521,7 +517,7 @@ class _Worker:
             while not stop.wait(interval):  # the first beat was recorded by the reservation
                 try:
                     if beats:
-                        storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+                        storage.record_heartbeat(trial_id_of(trial))  # type: ignore[attr-defined]
                     flag = stop_flag(storage.get_study_user_attrs(self.sweep.study_id))
                     if flag is not None and flag.now:
                         self.stop_now = "preempted: hpo stop --now"
@@ -563,7 +559,7 @@ class _Worker:
             if _alive(pid, owner.get("pid_start")):
                 continue
             cause = f"dead worker: its process {pid} on {self.host} is gone"
-            lose_trial(self.study, trial._trial_id, cause, max_retry=retries)
+            lose_trial(self.study, trial_id_of(trial), cause, max_retry=retries)
 
 
 def _lock_figures(handle: StorageHandle, report: WorkerReport) -> None:
@@ -588,33 +584,30 @@ def _as_value(result: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name (Linux); None if there is no such process."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
 def _process_start(pid: int) -> int | None:
-    """The process start time in clock ticks since boot, to tell a reused pid apart."""
-    fields = _proc_stat(pid)
-    return int(fields[19]) if fields else None
+    """When the process started, in hundredths of a second since boot (what Linux's
+    /proc/PID/stat gives in clock ticks, and what trials recorded before psutil read it): with
+    the pid it names one process, not a later one that reused the pid. None if there is none."""
+    try:
+        created: float = psutil.Process(pid).create_time()
+        boot: float = psutil.boot_time()
+    except psutil.Error:
+        return None
+    # psutil gives seconds since the epoch (boot time + time since boot); the boot time moves
+    # with the wall clock, time since boot does not, and a worker started before a clock step
+    # must still match its own record
+    return round((created - boot) * 100)
 
 
 def _alive(pid: int, start: int | None) -> bool:
-    fields = _proc_stat(pid)
-    if fields is None:
-        try:
-            os.kill(pid, 0)  # not Linux: all we can ask is whether the pid exists
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    if fields[0] in ("Z", "X"):  # a zombie has exited; only its parent has not reaped it yet
+    try:
+        if psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return False  # a zombie has exited; only its parent has not reaped it yet
+    except psutil.NoSuchProcess:
         return False
-    return start is None or int(fields[19]) == start
+    except psutil.AccessDenied:  # another user's process: it exists, and that is all we learn
+        return True
+    return start is None or _process_start(pid) == start
 
 
 def _free_memory() -> None:
