@@ -45,7 +45,6 @@ def parse_times() -> dict[str, Any]:
             **os.environ,
             "AIRFLOW_HOME": home,
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "PYTHONPATH": str(REPO / "plugins"),
             "SWEEPFLOW_CONFIG_DIR": str(REPO / "configs" / "hpo"),
         }
         done = subprocess.run(

@@ -22,12 +22,15 @@ a scheduled DAG of its own (`hpo_sweep__<file>`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import (
+
+# Airflow 3.3.2's airflow/sdk/__init__.pyi leaves out the deadline names its __init__.py exports
+from airflow.sdk import (  # type: ignore[attr-defined]
     AsyncCallback,
     DeadlineAlert,
     DeadlineReference,
@@ -38,8 +41,9 @@ from airflow.sdk import (
     task_group,
 )
 
-# Top level: stdlib, pendulum and airflow.sdk only. The plugin and hpo_core are imported where a
-# DAG is built or a task runs, so the scheduler's parse loop imports nothing else at module level.
+# Top level: stdlib, pendulum and airflow.sdk only. hpo_core and its Airflow provider
+# (hpo_core.airflow) are imported where a DAG is built or a task runs, so the scheduler's parse
+# loop imports nothing else at module level.
 
 DEADLINE = timedelta(hours=24)  # a sweep run still going a day after it was queued gets an alert
 CHECKS = ("spec", "storage", "data", "gpu", "disk", "dependencies", "tracking", "smoke")
@@ -139,8 +143,7 @@ def build_sweep_dag(
     checks_only: bool = False,
 ) -> Any:
     """The sweep DAG; with ``checks_only``, the pre-launch DAG (plan and checks, nothing runs)."""
-    from sweepflow_airflow import SweepWorkerPodOperator, task_failure_alert
-
+    from hpo_core.airflow import SweepWorkerPodOperator, task_failure_alert
     from hpo_core.pipeline import MAX_GATES
 
     @dag(
@@ -160,7 +163,8 @@ def build_sweep_dag(
             reference=DeadlineReference.DAGRUN_QUEUED_AT,
             interval=DEADLINE,
             callback=AsyncCallback(
-                "sweepflow_airflow.deadline_alert", kwargs={"hours": DEADLINE / timedelta(hours=1)}
+                "hpo_core.airflow.notifications.deadline_alert",
+                kwargs={"hours": DEADLINE / timedelta(hours=1)},
             ),
         ),
         tags=[
@@ -173,8 +177,8 @@ def build_sweep_dag(
         @task
         def plan() -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowFailException
-            from sweepflow_airflow import pod_connection_extra, storage_url
 
+            from hpo_core.airflow import pod_connection_extra, storage_url
             from hpo_core.errors import HpoError
             from hpo_core.pipeline import plan_run
 
@@ -201,13 +205,12 @@ def build_sweep_dag(
                 from dataclasses import asdict
                 from pathlib import Path
 
-                from sweepflow_airflow import storage_url, tracking_uri
-
                 from hpo_core import checks
+                from hpo_core.airflow import storage_url, tracking_uri
 
                 params = get_current_context()["params"]
                 config = plan["config"]
-                run = {
+                run: Callable[[], Any] = {
                     "spec": lambda: checks.check_spec(config),
                     "storage": lambda: checks.check_storage(storage_url()),
                     # the manifest is a trigger user's choice: confined to the config and
@@ -261,13 +264,16 @@ def build_sweep_dag(
                     )
                 return str(files[0])
 
-            results = [check.override(task_id=f"check_{name}")(name, plan) for name in CHECKS]
+            # at build time a task call returns an XComArg (what the typing of the task's
+            # arguments does not say), here and below
+            results: list[Any] = [
+                check.override(task_id=f"check_{name}")(name, plan) for name in CHECKS
+            ]
             return checklist(plan, results)
 
         @task
         def prepare(plan: dict[str, Any], checklist_path: str) -> dict[str, Any]:
-            from sweepflow_airflow import storage_url, tracking_uri
-
+            from hpo_core.airflow import storage_url, tracking_uri
             from hpo_core.pipeline import RunPlan, prepare_sweep
 
             run = RunPlan.from_dict(plan)
@@ -301,8 +307,8 @@ def build_sweep_dag(
         @task
         def local_worker(plan: dict[str, Any], slot: dict[str, Any]) -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowFailException
-            from sweepflow_airflow import storage_url, tracking_uri
 
+            from hpo_core.airflow import storage_url, tracking_uri
             from hpo_core.errors import StudyStopped
             from hpo_core.pipeline import RunPlan, run_local_worker
 
@@ -319,8 +325,7 @@ def build_sweep_dag(
 
         @task.branch(trigger_rule="none_failed")
         def gate(plan: dict[str, Any], segment: int) -> list[str]:
-            from sweepflow_airflow import storage_url
-
+            from hpo_core.airflow import storage_url
             from hpo_core.pipeline import RunPlan
             from hpo_core.pipeline import gate as decide_gate
 
@@ -340,8 +345,7 @@ def build_sweep_dag(
 
         @task
         def stop(plan: dict[str, Any], segment: int) -> str:
-            from sweepflow_airflow import alert, storage_url
-
+            from hpo_core.airflow import alert, storage_url
             from hpo_core.pipeline import RunPlan, stop_sweep
 
             run = RunPlan.from_dict(plan)
@@ -365,8 +369,7 @@ def build_sweep_dag(
 
         @task(trigger_rule="none_failed_min_one_success")
         def finish(plan: dict[str, Any]) -> dict[str, Any]:
-            from sweepflow_airflow import alert, storage_url, tracking_uri
-
+            from hpo_core.airflow import alert, storage_url, tracking_uri
             from hpo_core.pipeline import RunPlan, finish_alerts, finish_sweep
 
             run = RunPlan.from_dict(plan)
@@ -386,8 +389,8 @@ def build_sweep_dag(
             print(Path(run.run_dir, "summary.md").read_text())
             return {k: summary[k] for k in ("study", "best_value", "champion", "report")}
 
-        planned = plan()
-        checked = prelaunch(planned)
+        planned: Any = plan()
+        checked: Any = prelaunch(planned)
         if checks_only:
             return
         ready = prepare(planned, checked)
@@ -412,7 +415,7 @@ def build_sweep_dag(
                 )
                 return [local, pods]
 
-            workers = segment(i, previous)
+            workers: Any = segment(i, previous)
             ends.extend(workers)
             if i < MAX_GATES:
                 decided = gate.override(task_id=f"gate_{i}")(planned, i)

@@ -3,8 +3,9 @@ this process) and print its outcome: a table of task states, and one JSON line f
 
     python scripts/dag_test.py hpo_sweep '{"config": "demo.yaml", "workers": 1, "allow_cpu": true}'
 
-Airflow must find its metadata database (AIRFLOW_HOME, `airflow db migrate` once) and the plugins
-folder on PYTHONPATH; `make demo` and the tests set both.
+Airflow must find its metadata database (AIRFLOW_HOME, `airflow db migrate` once), and sweepflow
+must be installed (its provider, hpo_core.airflow, comes with it): `make demo` and the tests do
+both.
 """
 
 from __future__ import annotations

@@ -14,9 +14,8 @@ study=demo_arc_classifier_v1
 # Airflow on a SQLite metadata database under $HPO_HOME (dag.test() runs tasks one by one)
 export AIRFLOW_HOME="$HPO_HOME/airflow"
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
-export AIRFLOW__CORE__DAGS_FOLDER="$PWD/dags" AIRFLOW__CORE__PLUGINS_FOLDER="$PWD/plugins"
+export AIRFLOW__CORE__DAGS_FOLDER="$PWD/dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING
-export PYTHONPATH="$PWD/plugins${PYTHONPATH:+:$PYTHONPATH}"
 
 echo "== 1. validate the spec"
 "$HPO" validate "$config"

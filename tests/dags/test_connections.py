@@ -8,7 +8,7 @@ from sqlalchemy.engine import make_url
 
 
 def test_a_webhook_connection_keeps_its_path_and_query(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sweepflow_airflow import alert_target
+    from hpo_core.airflow import alert_target
 
     url = "https://chat.example.com/v1/spaces/AAA/messages?key=Kw1&token=Vb2"
     monkeypatch.setenv("AIRFLOW_CONN_HPO_ALERTS", url)
@@ -16,7 +16,7 @@ def test_a_webhook_connection_keeps_its_path_and_query(monkeypatch: pytest.Monke
 
 
 def test_a_storage_connection_keeps_an_odd_password(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sweepflow_airflow import storage_url
+    from hpo_core.airflow import storage_url
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_HPO_STORAGE", "postgres://u:Kw1%40Vb2%2FXc3%25@db:5432/optuna?sslmode=require"
@@ -39,7 +39,7 @@ def test_a_tracking_servers_login_goes_to_the_environment_not_the_uri(
     carries none."""
     import os
 
-    from sweepflow_airflow import tracking_uri
+    from hpo_core.airflow import tracking_uri
 
     monkeypatch.setenv("AIRFLOW_CONN_HPO_TRACKING", "http://sweepflow:Kw1%40Vb2@mlflow:5000")
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)

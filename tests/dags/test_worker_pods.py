@@ -73,7 +73,8 @@ def _plan(
 
 def _render(plan: RunPlan, slot: dict[str, Any]) -> dict[str, Any]:
     from kubernetes.client import ApiClient
-    from sweepflow_airflow import SweepWorkerPodOperator
+
+    from hpo_core.airflow import SweepWorkerPodOperator
 
     operator = SweepWorkerPodOperator(
         task_id="worker_pods", arguments=pod_arguments(plan, slot), pod_settings=plan.pod
@@ -484,7 +485,8 @@ def _deferred_worker(
 ) -> tuple[Any, Any]:
     """A worker pod created and deferred: (our operator, the TaskDeferred it raised)."""
     from airflow.sdk.exceptions import TaskDeferred
-    from sweepflow_airflow import SweepWorkerPodOperator
+
+    from hpo_core.airflow import SweepWorkerPodOperator
 
     plan = _plan(monkeypatch, connection={"poll_seconds": 1, "log_seconds": 1})
     slot = {**worker_slots(plan, 0)[0], "until": until}
@@ -550,7 +552,7 @@ def test_a_failed_pod_fails_the_resumed_task_and_is_kept(
 def test_a_deployment_without_a_triggerer_turns_deferral_off(
     kube: FakeKubernetes, task_log: Callable[[], str]
 ) -> None:
-    from sweepflow_airflow import SweepWorkerPodOperator
+    from hpo_core.airflow import SweepWorkerPodOperator
 
     settings = pod_settings(connection={"deferrable": False})
     operator = SweepWorkerPodOperator(

@@ -36,7 +36,8 @@ def _one(kind: str) -> dict[str, Any]:
 
 def _worker_pod(**extra: Any) -> dict[str, Any]:
     from kubernetes.client import ApiClient
-    from sweepflow_airflow import SweepWorkerPodOperator
+
+    from hpo_core.airflow import SweepWorkerPodOperator
 
     operator = SweepWorkerPodOperator(
         task_id="worker_pods", arguments=["worker"], pod_settings=pod_settings(connection=extra)

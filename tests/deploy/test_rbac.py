@@ -104,8 +104,7 @@ def test_the_role_grants_exactly_what_the_operators_path_calls() -> None:
 
 
 def test_the_calls_left_out_are_never_made_here() -> None:
-    from sweepflow_airflow import SweepWorkerPodOperator
-
+    from hpo_core.airflow import SweepWorkerPodOperator
     from hpo_core.pipeline import pod_settings
 
     operator = SweepWorkerPodOperator(

@@ -5,28 +5,16 @@ reach the log, ``alerts.jsonl`` or the returned channel."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import logging
-import socket
-import ssl
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from hpo_core.pipeline import send_alert
+from tests.alert_servers import Webhook, free_port, make_certificate, smtp_servers
 
 PASSWORD = "Pw7/@%:#? Qj8"  # every character that must be percent-encoded in a URL, and a space
 ENCODED = "Pw7%2F%40%25%3A%23%3F%20Qj8"
@@ -34,101 +22,15 @@ FRAGMENTS = ("Pw7", "Qj8")
 TOKEN = "Tk9xZq"  # a webhook's token, in its path and its query
 
 
-@dataclass
-class Mailbox:
-    """What the SMTP server saw: logins (with whether TLS was on) and messages."""
-
-    logins: list[tuple[str, str, bool]] = field(default_factory=list)
-    messages: list[tuple[bytes, bool]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.messages.append((bytes(envelope.original_content or b""), _tls(server, session)))
-        return "250 OK"
-
-    def authenticate(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        self.logins.append((data.login.decode(), data.password.decode(), _tls(server, session)))
-        return AuthResult(success=True)
-
-
-def _tls(server: SMTP, session: Session) -> bool:
-    transport = server.transport
-    return session.ssl is not None or (
-        transport is not None and transport.get_extra_info("ssl_object") is not None
-    )
-
-
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A throwaway self-signed certificate for 127.0.0.1 and localhost: (cert, key) PEM files."""
-    folder = tmp_path_factory.mktemp("tls")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sweepflow test relay")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
 def smtp_server(certificate: tuple[Path, Path]) -> Iterator[Any]:
-    """Starts an SMTP server: ``start(mode)`` with mode ``starttls``, ``plain`` (offers AUTH but
-    no STARTTLS) or ``implicit`` (smtps); returns (port, mailbox)."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*certificate)
-    controllers: list[Controller] = []
-
-    def start(mode: str) -> tuple[int, Mailbox]:
-        mailbox = Mailbox()
-        port = _free_port()
-        options: dict[str, Any] = {"authenticator": mailbox.authenticate}
-        if mode == "starttls":
-            options.update(tls_context=context, require_starttls=True)
-        elif mode == "plain":
-            options.update(auth_require_tls=False)
-        else:  # aiosmtpd sees only STARTTLS as TLS for AUTH; _tls() checks the socket itself
-            options.update(ssl_context=context, auth_require_tls=False)
-        controller = Controller(mailbox, hostname="127.0.0.1", port=port, **options)
-        controller.start()
-        controllers.append(controller)
-        return port, mailbox
-
-    yield start
-    for controller in controllers:
-        controller.stop()
+    with smtp_servers(certificate) as start:
+        yield start
 
 
 def _target(scheme: str, port: int, cafile: Path | None, **query: str) -> str:
@@ -222,27 +124,6 @@ def test_plain_text_to_a_relay_without_login(smtp_server: Any) -> None:
     assert [tls for _, tls in mailbox.messages] == [False] and mailbox.logins == []
 
 
-class Webhook:
-    """A real HTTP endpoint on loopback: answers ``status`` and records the bodies."""
-
-    def __init__(self, status: int) -> None:
-        received: list[dict[str, Any]] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.received = received
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_port
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-
 @pytest.mark.parametrize(
     ("case", "delivered"),
     [("accepts", True), ("answers 500", False), ("unreachable", False), ("bad path", False)],
@@ -251,7 +132,7 @@ def test_a_webhook_is_shown_by_scheme_and_host_only(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str, delivered: bool
 ) -> None:
     hook = Webhook(500 if case == "answers 500" else 200)
-    port = _free_port() if case == "unreachable" else hook.port
+    port = free_port() if case == "unreachable" else hook.port
     # a space in the path: http.client refuses it and quotes the URL in its error
     path = f"/services/T0/{TOKEN} x" if case == "bad path" else f"/services/T0/{TOKEN}"
     url = f"http://127.0.0.1:{port}{path}?token={TOKEN}"

@@ -1,182 +1,20 @@
-"""sweepflow's thin Airflow layer: where credentials come from, alerts, and the worker pod.
-
-- Storage and tracking come from Airflow connections (``hpo_storage``, ``hpo_tracking``), else
-  from ``HPO_STORAGE_URL`` / ``MLFLOW_TRACKING_URI``, else the embedded defaults under
-  ``$HPO_HOME``. They are read inside tasks, at run time, and never travel through XCom.
-- Alerts go to the ``hpo_alerts`` connection (a webhook or SMTP; see
-  :mod:`hpo_core.pipeline.alerts`), and are logged when there is none.
-- :class:`SweepWorkerPodOperator` runs one worker pod through KubernetesPodOperator, with the pod's
-  settings given as one JSON-safe mapping, so a task can compute them from the run's parameters and
-  the mapped pods receive them through XCom. The Kubernetes provider (about 1.4 s to import) loads
-  only when a pod is built, never while the scheduler parses the DAG file. The pod runs deferrable
-  by default: the task creates it and the triggerer watches it, so no worker slot is held while it
-  trains.
+"""The worker pod operator: one sweep worker as a Kubernetes pod, run by the cncf.kubernetes
+provider's KubernetesPodOperator. The pod's settings are one JSON-safe mapping, so a task can
+compute them from the run's parameters and the mapped pods receive them through XCom. The
+Kubernetes provider (about 1.4 s to import) loads only when a pod is built, never while the
+scheduler parses a DAG file. The pod runs deferrable by default: the task creates it and the
+triggerer watches it, so no worker slot is held while it trains.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from airflow.sdk import BaseNotifier, BaseOperator
+from airflow.sdk import BaseOperator
 
-_log = logging.getLogger(__name__)
+__all__ = ["POD_HOME", "SweepWorkerPodOperator"]
 
-CONN_STORAGE = "hpo_storage"
-CONN_TRACKING = "hpo_tracking"
-CONN_ALERTS = "hpo_alerts"
-CONN_KUBERNETES = "hpo_kubernetes"  # its extra (JSON): the worker pods' settings and maxima
 POD_HOME = "/tmp/hpo"  # HPO_HOME in a worker pod: /tmp is its one writable folder
-
-
-def _connection(conn_id: str) -> Any | None:
-    from airflow.sdk import Connection
-
-    try:
-        return Connection.get(conn_id)
-    except Exception:  # not defined: fall back to the environment
-        return None
-
-
-def _sqlalchemy_url(uri: str) -> str:
-    """Airflow writes a PostgreSQL connection as ``postgres://``; SQLAlchemy wants a driver. The
-    URI is parsed by SQLAlchemy (a password's '@', '/' or '%' stay percent-encoded as they came)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    from hpo_core.storage import mask_url
-
-    if uri.split("://", 1)[0] not in ("postgres", "postgresql"):
-        return uri
-    try:
-        url = make_url(uri)
-    except (ArgumentError, ValueError):  # the message may quote a part of the password
-        raise ValueError(
-            f"connection {CONN_STORAGE}: {mask_url(uri)} is not a database URL; percent-encode "
-            "any '/', '@', ':', '#', '?' or space in the password"
-        ) from None
-    return url.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
-
-
-def storage_url() -> str:
-    """The Optuna storage URL: connection ``hpo_storage``, else the environment, else the
-    embedded journal."""
-    from hpo_core.storage import resolve_storage_url
-
-    conn = _connection(CONN_STORAGE)
-    if conn is not None:
-        uri = conn.get_uri()
-        if uri.startswith("journal://"):
-            # Airflow keeps a URI's path as the connection's schema and quotes it back ('/' as
-            # %2F): unquoted, the journal is the file the URI named, not one in / named with %2F
-            from urllib.parse import unquote
-
-            return unquote(uri)
-        return _sqlalchemy_url(uri)
-    return resolve_storage_url(None)
-
-
-def tracking_uri() -> str:
-    """The MLflow tracking URI: connection ``hpo_tracking``, else the environment, else the
-    embedded store. A tracking server's login and password (an http(s) connection) are put in
-    ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` of this task's process, where
-    MLflow and the workers it starts read them, never in the URI that is stored and logged."""
-    import os
-
-    from hpo_core.tracking import resolve_tracking_uri
-
-    conn = _connection(CONN_TRACKING)
-    if conn is None:
-        return resolve_tracking_uri(None)
-    if conn.conn_type in ("http", "https"):
-        if conn.login:
-            os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password or ""
-        port = f":{conn.port}" if conn.port else ""
-        path = f"/{conn.schema}" if conn.schema else ""
-        return f"{conn.conn_type}://{conn.host}{port}{path}"
-    return str(conn.get_uri())
-
-
-def alert_target() -> str | None:
-    conn = _connection(CONN_ALERTS)
-    if conn is None:
-        return None
-    if conn.conn_type in ("http", "https"):
-        # get_uri() escapes the slashes of a webhook's path (`services%2Fabc`), and Airflow keeps
-        # a URI's query (`?key=..&token=..` of a Google Chat webhook) as the extra: rebuild it
-        from urllib.parse import quote, urlencode, urlunsplit
-
-        netloc = str(conn.host) + (f":{conn.port}" if conn.port else "")
-        if conn.login:
-            login = f"{quote(conn.login, safe='')}:{quote(conn.password or '', safe='')}"
-            netloc = f"{login}@{netloc}"
-        path = "/" + quote(conn.schema, safe="/:@!$&'()*+,;=~") if conn.schema else ""
-        query = urlencode(conn.extra_dejson) if conn.extra else ""
-        return urlunsplit((conn.conn_type, netloc, path, query, ""))
-    return str(conn.get_uri())
-
-
-def pod_connection_extra() -> str | None:
-    """The deployment's worker pod settings: the ``hpo_kubernetes`` connection's extra (JSON
-    text, checked by ``hpo_core.pipeline.pod_settings``), None when there is no such connection.
-    Only deployment managers write connections, so image, namespace, Secret and the maxima of a
-    run's request come from here. Not ``extra_dejson``: it logs a malformed extra and returns {},
-    and pods would then run with the defaults instead of the deployment's image."""
-    conn = _connection(CONN_KUBERNETES)
-    return None if conn is None else str(conn.extra or "")
-
-
-def alert(subject: str, text: str, *, run_dir: str | None = None) -> str:
-    from hpo_core.pipeline import send_alert
-
-    record = f"{run_dir}/alerts.jsonl" if run_dir else None
-    return send_alert(subject, text, target=alert_target(), record=record)
-
-
-class SweepAlertNotifier(BaseNotifier):
-    """A failed task or run: who, where, and the log to read."""
-
-    template_fields = ("subject",)
-
-    def __init__(self, subject: str = "sweepflow: {{ dag.dag_id }} failed") -> None:
-        super().__init__()
-        self.subject = subject
-
-    def notify(self, context: Any) -> None:
-        ti = context.get("ti") or context.get("task_instance")
-        dag_run = context.get("dag_run")
-        params = context.get("params") or {}
-        exception = context.get("exception")
-        where = f"task {ti.task_id}" if ti is not None else "the run"
-        why = str(exception).splitlines()[0] if exception else "?"
-        text = (
-            f"{where} of run {getattr(dag_run, 'run_id', '?')} (config "
-            f"{params.get('config', '?')}) failed: {why}"
-        )
-        run_dir = None
-        if ti is not None:
-            try:
-                plan = ti.xcom_pull(task_ids="plan")
-                run_dir = plan.get("run_dir") if isinstance(plan, dict) else None
-            except Exception:
-                run_dir = None
-        alert(self.subject, text, run_dir=run_dir)
-
-
-async def deadline_alert(hours: float, context: Any = None) -> None:
-    """Deadline Alert callback (runs in the triggerer): a sweep run still going after ``hours``."""
-    dag_run = (context or {}).get("dag_run") if isinstance(context, dict) else None
-    alert(
-        f"sweepflow: sweep run still running after {hours:g} h",
-        f"run {getattr(dag_run, 'run_id', '?')} passed its deadline; check the workers' "
-        "progress (`hpo status STUDY`) and the report of its last gate",
-    )
-
-
-def task_failure_alert(context: Any) -> None:
-    """on_failure_callback for every task (after its last retry)."""
-    SweepAlertNotifier(subject="sweepflow: a task failed").notify(context)
 
 
 class SweepWorkerPodOperator(BaseOperator):
