@@ -52,6 +52,9 @@ TAG_ROLE = "sweepflow.role"
 TAG_TRIAL = "sweepflow.trial_number"
 TAG_STATE = "sweepflow.trial_state"
 _STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+# After a failed child run, a worker skips tracking for this long and then tries the next trial's
+# run. Not a retry loop (tenacity's job): nothing is retried in place, since waiting on MLflow
+# would hold up the sweep, and `hpo track` back-fills what was skipped.
 _RETRY_AFTER_S = 60.0
 
 
