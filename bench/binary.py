@@ -88,7 +88,7 @@ def budget_errors() -> dict[str, Any]:
 def training_times() -> list[dict[str, Any]]:
     import torch
 
-    from hpo_core.data.tabular import (
+    from hpo_core.data import (
         TabularConfig,
         generate_binary_dataset,
         load_binary_data,

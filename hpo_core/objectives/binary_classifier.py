@@ -28,7 +28,7 @@ from hpo_core.objectives.context import TrialContext
 from hpo_core.objectives.rules import check_divisible, check_rules, param_values
 
 if TYPE_CHECKING:
-    from hpo_core.data.tabular import BinaryData
+    from hpo_core.data.tabular.dataset import BinaryData
     from hpo_core.spec import MetricsSpec, SweepSpec
 
 __all__ = [
@@ -74,7 +74,8 @@ def _prepare(
     params: dict[str, Any], data_settings: dict[str, Any], metrics: MetricsSpec, select: str
 ) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
     """(data, training view, task, model, model info) for one configuration."""
-    from hpo_core.data.tabular import TabularConfig, load_binary_data
+    from hpo_core.data.tabular.config import TabularConfig
+    from hpo_core.data.tabular.dataset import load_binary_data
     from hpo_core.models import build_binary_model
     from hpo_core.training import BinaryTask
 
@@ -190,7 +191,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 def check_spec(spec: SweepSpec) -> list[SpecIssue]:
     """Problems that would fail trials, found without data or torch: the metric, the data
     settings, parameter values, and budgets no model of the searched shape can meet."""
-    from hpo_core.data.tabular import TabularConfig
+    from hpo_core.data.tabular.config import TabularConfig
     from hpo_core.models import parse_budget, transformer_budget_problem
 
     issues: list[SpecIssue] = []
@@ -342,7 +343,8 @@ def _threshold_csv(rows: Sequence[Any]) -> str:
 def check_data(spec: SweepSpec) -> tuple[str, str, dict[str, Any]]:
     """The pre-launch data check: the table loads, labels are 0/1, times are ordered, every tier
     resolves, and each split has positives."""
-    from hpo_core.data.tabular import TabularConfig, check_table
+    from hpo_core.data.tabular.check import check_table
+    from hpo_core.data.tabular.config import TabularConfig
 
     where = {key: "data" for key in spec.data}
     return check_table(TabularConfig.from_params({**spec.fixed, **spec.data}, where))

@@ -330,7 +330,7 @@ BINARY_SPEC: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    from hpo_core.data.tabular import generate_binary_dataset
+    from hpo_core.data import generate_binary_dataset
 
     return generate_binary_dataset(600, seed=1)
 
@@ -344,7 +344,7 @@ def _binary_spec(folder: Path, data_file: str, **data: Any) -> Path:
 
 
 def _write(frame: pd.DataFrame, path: Path) -> str:
-    from hpo_core.data.tabular import write_table
+    from hpo_core.data import write_table
 
     write_table(frame, path)
     return path.name

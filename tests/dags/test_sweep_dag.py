@@ -252,7 +252,7 @@ def test_the_binary_family_runs_through_the_same_dag(pg_url: str, tmp_path: Path
     """binary_classifier through the DAG the ARC family uses: checks (its data check), workers,
     report, champions, and the threshold step after them; with a password in the storage
     connection that ends up in no output, file, log, XCom or MLflow record."""
-    from hpo_core.data.tabular import generate_binary_dataset, write_table
+    from hpo_core.data import generate_binary_dataset, write_table
 
     table = tmp_path / "buy.parquet"
     write_table(generate_binary_dataset(5000, seed=3), table)

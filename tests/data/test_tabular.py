@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hpo_core.data import tabular
-from hpo_core.data.tabular import (
+from hpo_core.data import (
     LABEL_HORIZON,
     BinaryData,
     TabularConfig,
@@ -24,6 +23,7 @@ from hpo_core.data.tabular import (
     select_features,
     write_table,
 )
+from hpo_core.data.tabular import files
 from hpo_core.errors import DataError
 
 TIERS = {
@@ -397,7 +397,7 @@ def test_cache_returns_the_same_data_until_the_file_changes(
     first = load_binary_data(config)
     assert load_binary_data(_config(path)) is first  # an equal config is a hit too
     with monkeypatch.context() as patch:
-        patch.setattr(tabular, "load_table", lambda path: pytest.fail("read the file again"))
+        patch.setattr(files, "load_table", lambda path: pytest.fail("read the file again"))
         assert load_binary_data(_config(path, window=4)).window == 4  # same file, new window
     flipped = small.assign(label=1 - small["label"])
     write_table(flipped, path)
@@ -426,6 +426,9 @@ def test_check_table_summarises_rows_tiers_and_positive_rates(
 
 
 def test_importing_the_module_does_not_import_torch() -> None:
-    code = "import sys, hpo_core.data.tabular; sys.exit('torch' in sys.modules)"
+    code = (
+        "import sys, hpo_core.data.tabular.check, hpo_core.data.tabular.synthetic; "
+        "sys.exit('torch' in sys.modules)"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     assert subprocess.run([sys.executable, "-c", code], env=env, check=False).returncode == 0

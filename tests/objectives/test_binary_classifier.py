@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hpo_core.data.tabular import generate_binary_dataset, write_table
+from hpo_core.data import generate_binary_dataset, write_table
 from hpo_core.metrics import HISTOGRAM_ATTR
 from hpo_core.models import parse_budget
 from hpo_core.spec import SweepSpec
