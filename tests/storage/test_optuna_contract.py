@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -80,21 +81,7 @@ def test_the_tables_and_columns_our_sql_names_are_optunas() -> None:
         assert hasattr(models.TrialHeartbeatModel, column), f"{MOVED}: TrialHeartbeatModel"
 
 
-def test_the_private_attributes_we_read_are_there_on_real_studies(tmp_path: Path) -> None:
-    handle = open_storage(f"sqlite:///{tmp_path / 'a.db'}")
-    study = optuna.create_study(study_name="s", storage=handle.storage)
-    storage = oi.study_storage(study)
-    assert isinstance(oi.unwrap_storage(storage), ResilientRDBStorage), MOVED  # under the cache
-    assert oi.study_id_of(study) == storage.get_study_id_from_name("s"), MOVED
-    asked = study.ask()
-    assert oi.trial_id_of(asked) == storage.get_trial_id_from_study_id_trial_number(
-        oi.study_id_of(study), asked.number
-    ), MOVED
-    assert oi.trial_id_of(study.trials[0]) == oi.trial_id_of(asked), MOVED  # FrozenTrial too
-    assert hasattr(study._thread_local, "cached_all_trials"), MOVED
-    made = oi.trial_for(study, storage.create_new_trial(oi.study_id_of(study)))
-    assert made.number == 1 and len(study.trials) == 2, MOVED
-
+def test_a_journal_storage_shows_its_file_backend(tmp_path: Path) -> None:
     path = tmp_path / "j.journal"
     journal = JournalStorage(DurableJournalBackend(str(path)))
     backend = oi.unwrap_storage(journal)
@@ -138,12 +125,22 @@ def test_optunas_stale_check_calls_our_hook_and_heartbeats_read_as_we_assume(pg_
 
 
 @pytest.mark.postgres
-def test_our_sql_on_optunas_tables_reads_and_writes_what_optuna_does(pg_url: str) -> None:
-    storage = open_storage(pg_url).storage
-    assert isinstance(storage, ResilientRDBStorage)
-    study = optuna.create_study(study_name="s", storage=storage)
-    study.tell(study.ask(), 1.0)
-    running = study.ask()
+def test_our_sql_and_the_private_attributes_we_read_on_a_real_study(pg_url: str) -> None:
+    study = optuna.create_study(study_name="s", storage=open_storage(pg_url).storage)
+    cached = oi.study_storage(study)
+    storage = oi.unwrap_storage(cached)  # under Optuna's cache
+    assert isinstance(storage, ResilientRDBStorage), MOVED
+    assert oi.study_id_of(study) == cached.get_study_id_from_name("s"), MOVED
+    asked = study.ask()
+    assert oi.trial_id_of(asked) == cached.get_trial_id_from_study_id_trial_number(
+        oi.study_id_of(study), asked.number
+    ), MOVED
+    assert oi.trial_id_of(study.trials[0]) == oi.trial_id_of(asked), MOVED  # FrozenTrial too
+    assert hasattr(study._thread_local, "cached_all_trials"), MOVED
+    study.tell(asked, 1.0)
+    running = oi.trial_for(study, cached.create_new_trial(oi.study_id_of(study)))
+    assert running.number == 1 and len(study.trials) == 2, MOVED
+
     trial_id = oi.trial_id_of(running)
     attrs = {"lost_cause": "gone", "n": 2}
     assert oi.fail_running_trial_sql(storage, trial_id, attrs, "lost", retried=False)
@@ -189,3 +186,34 @@ def test_reseeding_reaches_the_samplers_random_state(make: Any) -> None:
         return study.ask().suggest_float("x", 0, 1)
 
     assert first_draw(7) == first_draw(7) != first_draw(8), f"{MOVED}: LazyRandomState"
+
+
+# what only the adapter may touch: private modules and attributes of Optuna, SQL on its tables
+_PRIVATE_ATTRIBUTES = {
+    "_trial_id",
+    "_study_id",
+    "_storage",
+    "_thread_local",
+    "_backend",
+    "_file_path",
+    *(name for names in oi.PRIVATE_NAMES.values() for name in names if name.startswith("_")),
+}
+_REACHES_IN = re.compile(
+    r"^\s*(from|import)\s+optuna[\w.]*\._"  # a private module
+    r"|^\s*from\s+optuna[\w.]*\s+import\s+\(?\s*_"  # a private name of a module
+    rf"|(?<!self)\.({'|'.join(sorted(_PRIVATE_ATTRIBUTES))})\b"  # not our own attributes
+    rf"|\b(FROM|INTO|UPDATE|JOIN)\s+({'|'.join(oi.TABLES)})\b",
+    re.IGNORECASE,
+)
+
+
+def test_only_the_adapter_reaches_into_optuna() -> None:
+    root = Path(oi.__file__).parents[1]
+    found = [
+        f"{path.relative_to(root.parent)}:{number}: {line.strip()}"
+        for path in sorted(root.rglob("*.py"))
+        if path != Path(oi.__file__)
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if _REACHES_IN.search(line)
+    ]
+    assert not found, "use hpo_core/storage/optuna_internals.py instead:\n" + "\n".join(found)
