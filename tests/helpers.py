@@ -121,7 +121,7 @@ def start_worker(config: Path, url: str, *extra: str) -> subprocess.Popen[str]:
 def wait_workers(procs: list[subprocess.Popen[str]], timeout: float = 180) -> list[str]:
     """Each worker's stderr, once all exited 0; fails the test (with every worker's last words)
     when one exits non-zero or they are still running after `timeout` seconds."""
-    logs = []
+    logs: list[str] = []
     deadline = time.monotonic() + timeout
     for i, proc in enumerate(procs):
         try:

@@ -17,7 +17,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 
 from hpo_core.analysis.effects import ParamEffect
@@ -138,10 +137,6 @@ def _elite_param(
         hit=hit,
         elites_at_hit=round(share * len(values)) if hit else 0,
     )
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def elite_analysis(

@@ -431,12 +431,6 @@ def _discrete(
     return "keep", d, None, f"kept: {why or 'the elites do not agree'}", ev
 
 
-def _elite_count(a: SweepAnalysis, name: str, value: Any) -> int:
-    frame = a.table.frame
-    elites = frame[frame["number"].isin(a.elites.numbers)]
-    return int((elites[a.table.param(name)] == value).sum())
-
-
 def _floor_weights(weights: list[float], floor: float) -> list[float]:
     """Weights at least ``floor`` each, proportional above it, summing to 1."""
     n = len(weights)

@@ -79,10 +79,6 @@ class Truth:
     bad: tuple[Any, ...] = ()  # choices clearly worse: to be dropped (the others tie: kept)
     near_tie: tuple[Any, ...] = ()  # choices barely worse (weighted, few trials): never dropped
 
-    @property
-    def has_effect(self) -> bool:
-        return self.shape != "none" or self.best is not None or bool(self.bad)
-
 
 SPACE: dict[str, dict[str, Any]] = {
     "lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-1, "log": True},

@@ -123,11 +123,6 @@ class Evaluation:
     per_class: list[float | None] = field(default_factory=list)  # multiclass accuracy per class
 
 
-class _Batch(Protocol):
-    def to(self, device: torch.device | str) -> Any: ...
-    def __len__(self) -> int: ...
-
-
 class TrainData(Protocol):
     n_classes: int
 
