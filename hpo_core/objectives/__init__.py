@@ -7,6 +7,7 @@ from hpo_core.objectives.context import TrialContext
 from hpo_core.objectives.loader import load_spec, parse_spec
 from hpo_core.objectives.registry import (
     ENV_ALLOWED_OBJECTIVES,
+    DataReport,
     Objective,
     RegisteredObjective,
     allowed_objectives,
@@ -22,11 +23,13 @@ from hpo_core.objectives.registry import (
     require_objective_spec,
     resolve_champion_trainer,
     resolve_data_check,
+    resolve_data_command,
     resolve_objective,
 )
 
 __all__ = [
     "ENV_ALLOWED_OBJECTIVES",
+    "DataReport",
     "Objective",
     "RegisteredObjective",
     "TrialContext",
@@ -45,5 +48,6 @@ __all__ = [
     "require_objective_spec",
     "resolve_champion_trainer",
     "resolve_data_check",
+    "resolve_data_command",
     "resolve_objective",
 ]

@@ -19,9 +19,17 @@ from hpo_core.objectives.context import TrialContext
 from hpo_core.objectives.rules import check_divisible, check_rules
 
 if TYPE_CHECKING:
+    from hpo_core.objectives.registry import DataReport
     from hpo_core.spec import SweepSpec
 
-__all__ = ["HARD_LIMITS", "check_data", "check_spec", "objective", "train_config"]
+__all__ = [
+    "HARD_LIMITS",
+    "check_data",
+    "check_spec",
+    "describe_data",
+    "objective",
+    "train_config",
+]
 
 # Where a refined search space must stop, whatever the evidence (used by `hpo refine`).
 HARD_LIMITS: dict[str, tuple[float | None, float | None]] = {
@@ -222,3 +230,40 @@ def check_data(spec: SweepSpec) -> tuple[str, str, dict[str, Any]]:
         + (f", centroids {tuple(details['centroids'])}" if config.centroids else "")
     )
     return "pass", reason, details
+
+
+def describe_data(spec: SweepSpec, *, generate: bool = False, **_: Any) -> DataReport:
+    """`hpo data` for an arc_classifier spec: the tasks (source, split sizes), their labels per
+    class and the chance level, and the centroids when the spec uses them."""
+    from hpo_core.errors import DataError
+
+    if generate:  # before importing the tensor side (torch)
+        raise DataError("--generate: only binary_classifier specs have a synthetic data set")
+    from hpo_core.data import ArcDataConfig, load_arc_data
+    from hpo_core.objectives.registry import DataReport
+
+    data = load_arc_data(ArcDataConfig.from_params({**spec.fixed, **spec.data}))
+    counts = [int(c) for c in data.labels.bincount(minlength=data.n_classes)]
+    summary = {
+        "source": data.source,
+        "tasks": len(data.task_ids),
+        "train": len(data.train_idx),
+        "val": len(data.val_idx),
+        "labels": data.config.labels or "rule labels",
+        "classes": dict(zip(data.class_names, counts, strict=True)),
+        "chance_level": round(data.chance_level, 4),
+        "centroids": None if data.centroids is None else list(data.centroids.shape),
+    }
+    lines = [
+        f"{summary['source']}: {summary['tasks']} tasks ({summary['train']} train, "
+        f"{summary['val']} validation), labels from {summary['labels']}"
+    ]
+    width = max(len(name) for name in data.class_names)
+    lines += [
+        f"  {name:<{width}}  {count:>5}  {count / len(data.task_ids):6.1%}"
+        for name, count in summary["classes"].items()
+    ]
+    lines.append(f"chance level (majority class on validation): {summary['chance_level']:.3f}")
+    if data.centroids is not None:
+        lines.append(f"centroids: {data.config.centroids} {tuple(data.centroids.shape)}")
+    return DataReport(lines, summary)

