@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from hpo_core.testing import PostgresServer, running_postgres
+from tests.helpers import REPO
 
 _db_counter = itertools.count()
 
@@ -41,6 +42,19 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HPO_STORAGE_URL", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_mlflow_store() -> Iterator[None]:
+    """MLflow's own defaults are a store in the working folder (./mlflow.db, ./mlruns,
+    ./mlartifacts): code or a test reaching MLflow without a tracking URI. One was committed
+    once; none may appear in the repository or the working folder during a session."""
+    folders = {Path.cwd(), REPO}
+    names = ("mlflow.db", "mlruns", "mlartifacts")
+    before = {f / n for f in folders for n in names if (f / n).exists()}
+    yield
+    stray = {f / n for f in folders for n in names if (f / n).exists()} - before
+    assert not stray, f"MLflow wrote its default store here: {sorted(map(str, stray))}"
 
 
 @pytest.fixture

@@ -153,7 +153,8 @@ def load_champion_weights(source: str | Path, *, tracking_uri: str | None = None
 
     ``source`` is a local folder holding ``state_dict.pt`` and ``model_config.json``, or a
     registered model, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``, whose run's folder is
-    downloaded from ``tracking_uri`` (default: MLflow's). Nothing is unpickled: the tensors load
+    downloaded from ``tracking_uri`` (default: ``$MLFLOW_TRACKING_URI``, else sweepflow's store
+    ``$HPO_HOME/mlflow.db``, as every ``hpo`` command). Nothing is unpickled: the tensors load
     with ``torch.load(weights_only=True)`` into a model of a class the config names from a fixed
     list of the project's own.
     """
@@ -164,6 +165,11 @@ def load_champion_weights(source: str | Path, *, tracking_uri: str | None = None
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from hpo_core.tracking import init_tracking, resolve_tracking_uri
+
+    # not MLflow's own default, a store in the working folder (./mlflow.db)
+    tracking_uri = resolve_tracking_uri(tracking_uri)
+    init_tracking(tracking_uri)
     client = MlflowClient(tracking_uri)
     name, sep, alias = text.removeprefix("models:/").partition("@")
     try:

@@ -5,6 +5,7 @@ trained champion's files, logged through MLflow, are checked in test_champions.)
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,17 @@ def test_a_registered_model_without_weights_is_one_line(tmp_path: Path) -> None:
         with pytest.raises(HpoError, match=rf"^weights: {source}: .*{message}") as info:
             load_champion_weights(source, tracking_uri=uri)
         assert "\n" not in str(info.value)
+
+
+def test_without_a_tracking_uri_it_reads_sweepflows_store_not_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's own default is ./mlflow.db in the working folder (a stray store in the repository
+    once); sweepflow's is $MLFLOW_TRACKING_URI, else $HPO_HOME/mlflow.db."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    with pytest.raises(HpoError, match=r"^weights: models:/nope@champion: .*nope not found"):
+        load_champion_weights("models:/nope@champion")
+    assert not list(work.iterdir())
+    assert (Path(os.environ["HPO_HOME"]) / "mlflow.db").is_file()
