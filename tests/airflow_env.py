@@ -1,7 +1,8 @@
 """Airflow for the DAG and deployment tests: a SQLite metadata database in a temporary
-AIRFLOW_HOME, the repository's dags/ and plugins/. Airflow reads its configuration when it is
-first imported, so importing this module sets the environment (tests/dags/conftest.py and
-tests/deploy/conftest.py import it before any test module imports Airflow)."""
+AIRFLOW_HOME, the repository's dags/ (sweepflow's provider is the installed package: no plugin).
+Airflow reads its configuration when it is first imported, so importing this module sets the
+environment (tests/dags/conftest.py and tests/deploy/conftest.py import it before any test module
+imports Airflow)."""
 
 from __future__ import annotations
 
@@ -23,13 +24,10 @@ AIRFLOW_ENV = {
     "AIRFLOW_HOME": str(AIRFLOW_HOME),
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
     "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
 }
 os.environ.update(AIRFLOW_ENV)
-if str(REPO / "plugins") not in sys.path:
-    sys.path.insert(0, str(REPO / "plugins"))
 
 
 def run_dag(
@@ -39,7 +37,7 @@ def run_dag(
     tracking connections, HPO_HOME, the config folder). Returns the run's state, every task
     instance's state and the process output."""
     runner = REPO / "scripts" / "dag_test.py"
-    full = {**os.environ, **AIRFLOW_ENV, "PYTHONPATH": str(REPO / "plugins"), **env}
+    full = {**os.environ, **AIRFLOW_ENV, **env}
     done = subprocess.run(
         [sys.executable, str(runner), dag_id, json.dumps(conf)],
         env=full,

@@ -119,7 +119,6 @@ def test_parsing_imports_no_torch_mlflow_kubernetes_or_database_driver(tmp_path:
     env = {
         **os.environ,
         **AIRFLOW_ENV,
-        "PYTHONPATH": str(REPO / "plugins"),
         "SWEEPFLOW_CONFIG_DIR": str(REPO / "configs" / "hpo"),
     }
     done = subprocess.run(

@@ -1,4 +1,4 @@
-"""Airflow's test environment (a temporary AIRFLOW_HOME, the plugins folder on sys.path), set by
+"""Airflow's test environment (a temporary AIRFLOW_HOME and its SQLite database), set by
 tests/airflow_env.py before Airflow is first imported: the RBAC checks build the operator."""
 
 from __future__ import annotations
