@@ -72,13 +72,13 @@ def _unexpected(exc: Exception, args: argparse.Namespace) -> str:
     import traceback
     from datetime import datetime
 
-    from hpo_core.storage import ENV_HOME, mask_url
+    from hpo_core.pipeline import hpo_home, mask_url
 
     text = mask_url("".join(traceback.format_exception(exc)))
     first = mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     name = f"hpo-{args.command}-{stamp}-{os.getpid()}.log"
-    for folder in (Path(os.environ.get(ENV_HOME) or ".hpo") / "logs", Path(tempfile.gettempdir())):
+    for folder in (hpo_home() / "logs", Path(tempfile.gettempdir())):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / name
@@ -153,7 +153,7 @@ _URL_OPTIONS = (
 
 def _refuse_inline_passwords(args: argparse.Namespace) -> None:
     """A password in a URL option is refused before any work, and never echoed."""
-    from hpo_core.storage import has_url_password
+    from hpo_core.pipeline import has_url_password
 
     for attribute, flag, instead in _URL_OPTIONS:
         value = getattr(args, attribute, None)
@@ -162,4 +162,3 @@ def _refuse_inline_passwords(args: argparse.Namespace) -> None:
                 f"{flag}: contains a password, which any user can read from the process list; "
                 f"{instead} and drop {flag}"
             )
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hpo_core.cli._common import (
     EXIT_OK,
@@ -88,15 +89,17 @@ def _compare_runs_options(p: argparse.ArgumentParser) -> None:
     "compare-runs", "champions across sweeps from MLflow (table, CSV, plot)", _compare_runs_options
 )
 def _cmd_compare_runs(args: argparse.Namespace) -> int:
-    from hpo_core.champions import compare_champions, format_table, write_comparison
+    from hpo_core.pipeline import compare_champion_runs
 
     if args.out:
         out_folder(args.out)
-    comparison = compare_champions(
-        args.tracking_uri, studies=args.studies, model_name=args.model_name
+    files = compare_champion_runs(
+        args.tracking_uri,
+        studies=args.studies,
+        model_name=args.model_name,
+        out=Path(args.out) if args.out else None,
+        on_table=print,
     )
-    print(format_table(comparison))
     if args.out:
-        files = write_comparison(comparison, args.out)
         print(f"wrote {', '.join(str(f) for f in files)}")
     return EXIT_OK

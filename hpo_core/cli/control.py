@@ -30,9 +30,9 @@ def _stop_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("stop", "ask every worker of a study to stop after its trial", _stop_options)
 def _cmd_stop(args: argparse.Namespace) -> int:
-    from hpo_core.study import stop_study
+    from hpo_core.pipeline import stop
 
-    flag = stop_study(open_sweep(args, args.study), args.reason, now=args.now)
+    flag = stop(open_sweep(args, args.study), args.reason, now=args.now)
     how = (
         "running trials save a checkpoint at their next batch and are re-queued (an objective "
         "without checkpoints finishes its trial), workers exit"
@@ -53,9 +53,9 @@ def _resume_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("resume", "clear a study's stop flag, so workers may join again", _resume_options)
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from hpo_core.study import resume_study
+    from hpo_core.pipeline import resume
 
-    flag = resume_study(open_sweep(args, args.study))
+    flag = resume(open_sweep(args, args.study))
     if flag is None:
         print(f"{args.study}: not stopped; nothing to do")
     else:
@@ -71,9 +71,9 @@ def _budget_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("budget", "change a study's trial budget (n_trials)", _budget_options)
 def _cmd_budget(args: argparse.Namespace) -> int:
-    from hpo_core.study import set_budget
+    from hpo_core.pipeline import set_trial_budget
 
-    old, new = set_budget(open_sweep(args, args.study), args.n_trials)
+    old, new = set_trial_budget(open_sweep(args, args.study), args.n_trials)
     print(
         f"{args.study}: budget {old} -> {new} trials"
         if old != new
@@ -92,11 +92,11 @@ def _enqueue_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("enqueue", "queue specific trials in a study", _enqueue_options)
 def _cmd_enqueue(args: argparse.Namespace) -> int:
-    from hpo_core.study import enqueue_trials, parse_assignments, read_trial_file
+    from hpo_core.pipeline import queue_trials, read_trials
 
-    trials = [parse_assignments(args.params)] if args.params else read_trial_file(args.file)
+    trials = read_trials(args.params, args.file)
     sweep = open_sweep(args, args.study)
-    queued, skipped = enqueue_trials(sweep, trials)
+    queued, skipped = queue_trials(sweep, trials)
     also = f" ({skipped} skipped: the study already has a trial with those parameters)"
     print(
         f"queued {queued} trial(s) in {args.study}{also if skipped else ''}; workers run them next"

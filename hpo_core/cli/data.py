@@ -30,12 +30,10 @@ def _data_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("data", "the data a spec trains on: ARC tasks, or a feature table", _data_options)
 def _cmd_data(args: argparse.Namespace) -> int:
-    from hpo_core.objectives import load_spec, resolve_data_command
+    from hpo_core.pipeline import describe_data
 
-    loaded = load_spec(args.config)
-    command = resolve_data_command(loaded.spec.objective, source=loaded.source)
-    report = command(
-        loaded.spec,
+    report = describe_data(
+        args.config,
         generate=args.generate,
         rows=args.rows,
         seed=args.seed,
@@ -54,9 +52,9 @@ def _objectives_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("objectives", "list the registered objectives", _objectives_options)
 def _cmd_objectives(args: argparse.Namespace) -> int:
-    from hpo_core.objectives import is_available, registered_objectives
+    from hpo_core.pipeline import objective_catalog
 
-    for objective in registered_objectives():
-        mark = "" if is_available(objective.name) else "  (not installed here)"
+    for objective in objective_catalog():
+        mark = "" if objective.available else "  (not installed here)"
         print(f"{objective.name:<16} {objective.summary}{mark}")
     return EXIT_OK

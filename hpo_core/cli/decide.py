@@ -122,11 +122,9 @@ def _compare_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("compare", "two studies side by side (e.g. v2 vs v3)", _compare_options)
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from hpo_core.analysis import compare_analyses
+    from hpo_core.pipeline import compare_sweeps
 
-    a = _analysis(open_sweep(args, args.study_a), "none")
-    b = _analysis(open_sweep(args, args.study_b), "none")
-    rows = compare_analyses(a, b)
+    rows = compare_sweeps(open_sweep(args, args.study_a), open_sweep(args, args.study_b))
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2, default=str))
         return EXIT_OK
@@ -154,16 +152,10 @@ def _replay_options(p: argparse.ArgumentParser) -> None:
     _replay_options,
 )
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from hpo_core.analysis import render_replay, replay_decision
-    from hpo_core.spec import load_decision
+    from hpo_core.pipeline import replay_sweep
 
-    sweep = open_sweep(args, args.study)
-    n_trials = sweep.study.user_attrs.get("sweepflow.n_trials") or sweep.spec.n_trials
-    decision = load_decision(args.decision, direction=sweep.spec.direction, n_trials=n_trials)
-    replay = replay_decision(
-        sweep.study.get_trials(deepcopy=False), sweep.spec, decision, n_trials=n_trials
-    )
-    print(json.dumps(replay.as_dict(), indent=2) if args.json else render_replay(replay))
+    replay, text = replay_sweep(open_sweep(args, args.study), args.decision)
+    print(json.dumps(replay.as_dict(), indent=2) if args.json else text)
     return EXIT_OK
 
 
@@ -192,24 +184,21 @@ def _thresholds_options(p: argparse.ArgumentParser) -> None:
     _thresholds_options,
 )
 def _cmd_thresholds(args: argparse.Namespace) -> int:
-    from hpo_core.analysis.thresholds import (
-        render_markdown,
-        threshold_report,
-        write_threshold_report,
-    )
+    from hpo_core.pipeline import sweep_thresholds
 
     sweep = open_sweep(args, args.study)
     if args.out:
         out_folder(args.out)
-    report = threshold_report(
+    done = sweep_thresholds(
         sweep,
+        Path(args.out) if args.out else None,
         top=args.top,
         required_precision=args.required_precision,
         min_predicted=args.min_predicted,
     )
-    if args.out:
-        for path in write_threshold_report(report, args.out):
-            print(f"wrote {path}", file=sys.stderr)
+    report = done.report
+    for path in done.files:
+        print(f"wrote {path}", file=sys.stderr)
     if args.json:
         print(
             json.dumps(
@@ -228,7 +217,7 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_OK
-    print(render_markdown(report).split("\n## ")[0].rstrip())
+    print(done.markdown.split("\n## ")[0].rstrip())
     return EXIT_OK
 
 
@@ -247,12 +236,6 @@ def _progress(sweep: Any, *, show: bool) -> Any:
             )
 
     return on_step
-
-
-def _analysis(sweep: Any, importance: Any = None, *, progress: bool = False) -> Any:
-    from hpo_core.pipeline import analyze_sweep
-
-    return analyze_sweep(sweep, importance, on_step=_progress(sweep, show=progress))
 
 
 def _attach(sweep: Any, path: Path, artifact_path: str | None, *, backfill: bool = False) -> None:

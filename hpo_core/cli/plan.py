@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -34,30 +33,22 @@ def _validate_options(p: argparse.ArgumentParser) -> None:
 @GROUP.command("validate", "check sweep specs and summarise their search spaces", _validate_options)
 def _cmd_validate(args: argparse.Namespace) -> int:
     from hpo_core.errors import SpecError
-    from hpo_core.objectives import check_objective_spec, is_available, load_spec
-    from hpo_core.spec import render_summary, summarize_spec
+    from hpo_core.pipeline import validate_spec
 
     failed = False
     for path in args.configs:
         try:
-            loaded = load_spec(path, airflow=True)  # a schedule checked by Airflow itself
+            summary = validate_spec(path)
         except SpecError as exc:
             failed = True
             for line in str(exc).splitlines():
                 print(f"error: {line}", file=sys.stderr)
             print(f"{path}: {len(exc.issues)} problem(s)", file=sys.stderr)
             continue
-        issues = check_objective_spec(loaded.spec)
-        if issues:
-            failed = True
-            for line in str(SpecError(issues, source=path)).splitlines():
-                print(f"error: {line}", file=sys.stderr)
-            print(f"{path}: {len(issues)} problem(s)", file=sys.stderr)
-            continue
-        print(render_summary(summarize_spec(loaded.spec), source=path))
-        if not is_available(loaded.spec.objective):
+        print(summary.text)
+        if not summary.available:
             print(
-                f"  warning    objective {loaded.spec.objective!r} is not installed here; "
+                f"  warning    objective {summary.objective!r} is not installed here; "
                 "workers on this machine cannot run it"
             )
     return EXIT_ERROR if failed else EXIT_OK
@@ -83,20 +74,17 @@ def _check_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("check", "pre-launch checklist: spec, storage, data, GPU, disk, ...", _check_options)
 def _cmd_check(args: argparse.Namespace) -> int:
-    from hpo_core.checks import run_checks
-    from hpo_core.storage import ENV_HOME
-    from hpo_core.tracking import resolve_tracking_uri
+    from hpo_core.pipeline import prelaunch_checks
 
     if args.out:
         out_folder(args.out)
-    home = Path(os.environ.get(ENV_HOME) or ".hpo")
-    checklist = run_checks(
+    checklist = prelaunch_checks(
         args.config,
         storage_url=storage_url(args),
-        tracking_uri=None if args.no_tracking else resolve_tracking_uri(args.tracking_uri),
+        tracking=not args.no_tracking,
+        tracking_uri=args.tracking_uri,
         allow_cpu=args.allow_cpu,
         min_free_gb=args.min_free_gb,
-        disk_path=home,
         manifest=args.manifest,
         smoke=not args.no_smoke,
         workers=args.workers,
@@ -137,12 +125,10 @@ def _smoke_options(p: argparse.ArgumentParser) -> None:
     "smoke", "run a spec's objective briefly in a scratch study (pre-launch check)", _smoke_options
 )
 def _cmd_smoke(args: argparse.Namespace) -> int:
-    from hpo_core.objectives import load_spec
-    from hpo_core.worker import run_smoke_trials
+    from hpo_core.pipeline import smoke_trials
 
-    loaded = load_spec(args.config)
-    results = run_smoke_trials(
-        loaded.spec,
+    results = smoke_trials(
+        args.config,
         n_trials=args.trials,
         epochs=args.epochs,
         max_samples=args.max_samples,

@@ -46,11 +46,11 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("worker", "join a study and run trials until its budget is used", _worker_options)
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from hpo_core.objectives import load_spec
-    from hpo_core.worker import run_worker
+    from hpo_core.pipeline import join_sweep
 
-    report = run_worker(
-        load_spec(args.config) if args.config else args.study,
+    report = join_sweep(
+        args.config,
+        args.study,
         storage_url(args),
         timeout=args.timeout,
         stop_file=args.stop_file,
@@ -85,8 +85,7 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("sweep", "run N local workers with a live progress line", _sweep_options)
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from hpo_core.pipeline import plan_local_sweep, run_local_sweep
-    from hpo_core.storage import mask_url
+    from hpo_core.pipeline import mask_url, plan_local_sweep, run_local_sweep
 
     # a bad spec, GPU list or warm-start source: one line, before the banner
     plan = plan_local_sweep(

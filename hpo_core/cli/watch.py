@@ -12,6 +12,7 @@ from typing import Any
 from hpo_core.cli._common import (
     EXIT_OK,
     Group,
+    open_sweep,
     out_file,
     positive_int,
     short,
@@ -30,13 +31,10 @@ def _status_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("status", "progress of one study", _status_options)
 def _cmd_status(args: argparse.Namespace) -> int:
-    from hpo_core.storage import open_storage
-    from hpo_core.study import load_study, stop_flag, study_progress
+    from hpo_core.pipeline import study_status
 
-    handle = open_storage(storage_url(args), create=False)
-    sweep = load_study(args.study, handle)
-    progress = study_progress(sweep)
-    flag = stop_flag(sweep.study.user_attrs)
+    status = study_status(open_sweep(args, args.study))
+    progress, flag = status.progress, status.stopped
     if args.json:
         data = asdict(progress)
         data["started_at"] = progress.started_at.isoformat() if progress.started_at else None
@@ -46,7 +44,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     else:
         print(progress.line())
         if flag is not None:
-            print(f"  {flag.line(sweep.name)}")
+            print(f"  {flag.line(status.sweep.name)}")
     return EXIT_OK
 
 
@@ -60,30 +58,15 @@ def _top_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("top", "the best completed trials of a study", _top_options)
 def _cmd_top(args: argparse.Namespace) -> int:
-    from hpo_core.storage import open_storage
-    from hpo_core.study import load_study, top_trials
+    from hpo_core.pipeline import best_trials, write_configs
 
-    handle = open_storage(storage_url(args), create=False)
-    sweep = load_study(args.study, handle)
+    sweep = open_sweep(args, args.study)
     if args.out:
         out_file(args.out)
-    top = top_trials(sweep, args.top)
+    top = best_trials(sweep, args.top)
     if args.out:
-        from hpo_core.files import write_atomic
-
-        configs = [
-            {
-                "rank": t.rank,
-                "trial": t.number,
-                "value": t.value,
-                "params": {**sweep.spec.fixed, **t.params},
-            }
-            for t in top
-        ]
-        import yaml
-
-        path = write_atomic(Path(args.out), yaml.safe_dump(configs, sort_keys=False))
-        print(f"wrote {len(configs)} configuration(s) to {path}", file=sys.stderr)
+        path = write_configs(sweep, top, Path(args.out))
+        print(f"wrote {len(top)} configuration(s) to {path}", file=sys.stderr)
     if args.json:
         allowed = sweep.spec.metrics
         rows = [
@@ -116,11 +99,10 @@ def _studies_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("studies", "list the studies in a storage", _studies_options)
 def _cmd_studies(args: argparse.Namespace) -> int:
-    from hpo_core.storage import mask_url, open_storage
-    from hpo_core.study import list_studies
+    from hpo_core.pipeline import list_sweeps, mask_url
 
     url = storage_url(args)
-    rows = list_studies(open_storage(url, create=False))
+    rows = list_sweeps(url)
     if not rows:
         print(f"no studies in {mask_url(url)}")
         return EXIT_OK
@@ -141,10 +123,7 @@ def _spec_options(p: argparse.ArgumentParser) -> None:
 
 @GROUP.command("spec", "print the spec stored with a study", _spec_options)
 def _cmd_spec(args: argparse.Namespace) -> int:
-    from hpo_core.storage import open_storage
-    from hpo_core.study import load_study
-
-    sweep = load_study(args.study, open_storage(storage_url(args), create=False))
+    sweep = open_sweep(args, args.study)
     sys.stdout.write(sweep.loaded.text)
     return EXIT_OK
 
@@ -159,15 +138,11 @@ def _lineage_options(p: argparse.ArgumentParser) -> None:
     "lineage", "the chain of refined and warm-started studies a study belongs to", _lineage_options
 )
 def _cmd_lineage(args: argparse.Namespace) -> int:
-    from hpo_core.storage import open_storage
-    from hpo_core.study import load_study
+    from hpo_core.pipeline import sweep_lineage
 
-    handle = open_storage(storage_url(args), create=False)
-    load_study(args.study, handle)  # an unknown study fails before the analysis is imported
-    from hpo_core.analysis import render_lineage, study_lineage
-
-    lineage = study_lineage(args.study, handle)
-    print(json.dumps(lineage.as_dict(), indent=2) if args.json else render_lineage(lineage))
+    sweep = open_sweep(args, args.study)  # an unknown study fails before the analysis runs
+    lineage, text = sweep_lineage(sweep)
+    print(json.dumps(lineage.as_dict(), indent=2) if args.json else text)
     return EXIT_OK
 
 

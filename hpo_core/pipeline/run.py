@@ -507,13 +507,12 @@ def finish_alerts(summary: dict[str, Any]) -> list[tuple[str, str]]:
 def _threshold_step(sweep: Any, out: Path) -> dict[str, Any] | None:
     """Precision and recall per threshold for the top models, when the objective records score
     histograms (binary_classifier); None otherwise."""
-    from hpo_core.analysis.thresholds import threshold_report, write_threshold_report
+    from hpo_core.pipeline.reading import sweep_thresholds
 
     try:
-        report = threshold_report(sweep)
+        report = sweep_thresholds(sweep, out).report
     except HpoError:  # no completed trial, or an objective that records no score histograms
         return None
-    write_threshold_report(report, out)
     top = report.models[0]
     return {
         "file": str(out / "thresholds.md"),

@@ -5,6 +5,7 @@ prints, and the DAG's steps (:mod:`hpo_core.pipeline.run`) reuse what they share
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ __all__ = [
     "LocalSweep",
     "champion_ui",
     "cleanup_sweep",
+    "compare_champion_runs",
     "decide_sweep",
     "judge",
     "open_sweep",
@@ -183,3 +185,20 @@ def train_sweep_champions(sweep: SweepStudy, **options: Any) -> ChampionResult:
     from hpo_core.champions import train_champions
 
     return train_champions(sweep, **options)
+
+
+def compare_champion_runs(
+    tracking_uri: str | None,
+    *,
+    studies: Sequence[str] = (),
+    model_name: str | None = None,
+    out: Path | None = None,
+    on_table: Callable[[str], None] = print,
+) -> list[Path]:
+    """Champions across sweeps from MLflow: the table's text to ``on_table``, then the files
+    written to ``out`` (champions.csv, champions.md, champions.png) when given."""
+    from hpo_core.champions import compare_champions, format_table, write_comparison
+
+    comparison = compare_champions(tracking_uri, studies=studies, model_name=model_name)
+    on_table(format_table(comparison))
+    return write_comparison(comparison, out) if out is not None else []
