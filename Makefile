@@ -15,7 +15,7 @@ help:
 	@echo "make test    run the test suite (starts its own PostgreSQL and MLflow servers)"
 	@echo "make bench   overhead, scaling, training, analysis, tracking and DAG parse benchmarks"
 	@echo "make soak    PostgreSQL restarts, killed workers, an MLflow outage; recovery measured"
-	@echo "make lint    ruff and mypy"
+	@echo "make lint    ruff, mypy and the import layers (import-linter)"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,8 +53,9 @@ test: install system-deps
 		$(if $(TEST_TMP),rm -rf $(TEST_TMP);) exit $$status
 
 lint: install
-	$(BIN)/ruff check hpo_core tests bench dags plugins scripts
+	$(BIN)/ruff check hpo_core tests bench dags scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: install system-deps
 	$(BIN)/python -m bench.run --out bench/results

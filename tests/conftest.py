@@ -15,6 +15,11 @@ import yaml
 from hpo_core.testing import PostgresServer, running_postgres
 from tests.helpers import REPO
 
+# `make test` runs one test process per core (-n 2): one intra-op thread each, for them and the
+# worker processes they start, rather than every torch process spreading over every core
+# (tests/objectives, tests/champions: 249 s with torch's default, 218 s with one thread).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 _db_counter = itertools.count()
 
 
