@@ -70,7 +70,14 @@ class MlflowServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **self.env},
+                env={
+                    **os.environ,
+                    "MLFLOW_DISABLE_TELEMETRY": "true",
+                    # no GenAI job runner: sweepflow runs no server-side jobs, and a killed
+                    # server would leave the runner's store behind in /dev/shm
+                    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                    **self.env,
+                },
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
