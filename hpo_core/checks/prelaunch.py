@@ -318,7 +318,12 @@ def check_gpu(
 
             placement = assign_gpus(workers, gpus=gpus, per_gpu=per_gpu)
         if importlib.util.find_spec("torch") is None:
-            return "fail", "torch is not installed; install sweepflow[arc] in the worker image", {}
+            return (
+                "fail",
+                "torch is not installed; install the objective's extra in the worker image "
+                "(the dependencies check names it: sweepflow[arc] or sweepflow[torch])",
+                {},
+            )
         import torch
 
         if torch.cuda.is_available():
