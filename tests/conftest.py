@@ -72,3 +72,20 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for loopback mail and webhook servers."""
+    from tests.alert_servers import make_certificate
+
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def smtp_server(certificate: tuple[Path, Path]) -> Iterator[Any]:
+    """Starts real SMTP servers (STARTTLS, implicit TLS, plain) on loopback on demand."""
+    from tests.alert_servers import smtp_servers
+
+    with smtp_servers(certificate) as start:
+        yield start

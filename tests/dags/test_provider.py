@@ -10,7 +10,6 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 import hpo_core
-from tests.alert_servers import Webhook, free_port, make_certificate, smtp_servers
+from tests.alert_servers import Webhook, free_port
 
 TYPES = ("hpo_storage", "hpo_tracking", "hpo_alerts", "hpo_kubernetes")
 PASSWORD = "Pw7/@%:#? Qj8"  # every character that must be percent-encoded in a URL, and a space
@@ -110,17 +109,6 @@ def test_connections_of_the_providers_types_read_as_the_steps_take_them(
     deployment = pod_deployment(pod_connection_extra())
     assert deployment.image == "registry.example.com/w:1" and deployment.secret == "sweepflow-storage"
     assert deployment.maximum("gpus") == 2
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_certificate(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def smtp_server(certificate: tuple[Path, Path]) -> Iterator[Any]:
-    with smtp_servers(certificate) as start:
-        yield start
 
 
 @pytest.mark.parametrize("mode", ["starttls", "implicit", "plain"])

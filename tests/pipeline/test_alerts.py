@@ -7,30 +7,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hpo_core.pipeline import send_alert
-from tests.alert_servers import Webhook, free_port, make_certificate, smtp_servers
+from tests.alert_servers import Webhook, free_port
 
 PASSWORD = "Pw7/@%:#? Qj8"  # every character that must be percent-encoded in a URL, and a space
 ENCODED = "Pw7%2F%40%25%3A%23%3F%20Qj8"
 FRAGMENTS = ("Pw7", "Qj8")
 TOKEN = "Tk9xZq"  # a webhook's token, in its path and its query
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_certificate(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def smtp_server(certificate: tuple[Path, Path]) -> Iterator[Any]:
-    with smtp_servers(certificate) as start:
-        yield start
 
 
 def _target(scheme: str, port: int, cafile: Path | None, **query: str) -> str:
