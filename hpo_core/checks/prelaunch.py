@@ -390,18 +390,22 @@ def check_disk(path: str | Path, *, min_free_gb: float = 10.0) -> CheckResult:
 def check_dependencies(config: str | Path, *, tracking: bool = True) -> CheckResult:
     """What the workers import is installed: optuna, the objective's module and what its
     registry entry requires (torch for the built-in models), torch for a
-    ``decision.regret_bound``, mlflow when the sweep is tracked."""
+    ``decision.regret_bound``, what the sampler needs (cmaes, torch for gp, optunahub), mlflow
+    when the sweep is tracked."""
 
     def body() -> tuple[Status, str, dict[str, Any]]:
         from importlib.metadata import PackageNotFoundError, version
 
         from hpo_core.objectives import is_available, load_spec, objective_requirements
+        from hpo_core.study import search_requirements
 
         spec = load_spec(config).spec
         requires, extra = objective_requirements(spec.objective)
         needed = ["optuna"] + (["mlflow"] if tracking else []) + list(requires)
         if spec.decision.regret_bound is not None and "torch" not in needed:
             needed.append("torch")  # the regret bound's Gaussian process, at the gates
+        search = search_requirements(spec)  # cmaes for CMA-ES, torch for GP, optunahub
+        needed += [name for name, _ in search if name not in needed]
         missing = [name for name in needed if importlib.util.find_spec(name) is None]
         if not is_available(spec.objective):
             missing.append(f"objective {spec.objective}")
@@ -415,6 +419,9 @@ def check_dependencies(config: str | Path, *, tracking: bool = True) -> CheckRes
             fix = "install them"
             if extra and any(name in requires for name in missing):
                 fix += f" (pip install 'sweepflow[{extra}]' for {spec.objective})"
+            for name, search_extra in search:
+                if name in missing and not (extra and name in requires):
+                    fix += f" (pip install 'sweepflow[{search_extra}]' for the sampler or pruner)"
             return "fail", f"not importable: {', '.join(missing)}; {fix}", found
         shown = ", ".join(f"{k} {v}" for k, v in found.items())
         return "pass", f"{shown}; objective {spec.objective} importable", found

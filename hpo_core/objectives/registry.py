@@ -361,6 +361,14 @@ def require_objective_spec(spec: SweepSpec, *, source: str | None = None) -> Non
         raise SpecError(issues, source=source)
 
 
+def _search_problems(spec: SweepSpec) -> list[SpecIssue]:
+    # the sampler and pruner are spec-author code too when the spec names a class: the same
+    # gate checks them (the deployment's allowlist before any import)
+    from hpo_core.study import search_problems
+
+    return search_problems(spec)
+
+
 def _unknown_objective(spec: SweepSpec) -> list[SpecIssue]:
     # a spec read by hpo_core.spec alone (a stored one, a test's) was not asked this
     problem = objective_name_problem(spec.objective)
@@ -375,8 +383,8 @@ def _check_spec_allowed(spec: SweepSpec) -> None:
 
 def check_objective_spec(spec: SweepSpec) -> list[SpecIssue]:
     """Whether the registry knows the spec's objective and the deployment allows it (and its
-    trainer), then the registered objective's own checks of the spec (none for user
-    objectives)."""
+    trainer), then the sampler's and pruner's checks (:mod:`hpo_core.study.search`) and the
+    registered objective's own checks of the spec (none for user objectives)."""
     unknown = _unknown_objective(spec)
     if unknown:
         return unknown
@@ -385,9 +393,10 @@ def check_objective_spec(spec: SweepSpec) -> list[SpecIssue]:
     except ObjectiveError as exc:
         field, _, problem = str(exc).partition(": ")
         return [SpecIssue(field, problem)]
+    issues = _search_problems(spec)
     registered = _REGISTRY.get(spec.objective)
     if registered is None or registered.check is None or not is_available(spec.objective):
-        return []
+        return issues
     module_name, _, func_name = registered.check.partition(":")
     check = getattr(importlib.import_module(module_name), func_name)
-    return list(check(spec))
+    return issues + list(check(spec))

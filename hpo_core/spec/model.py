@@ -8,6 +8,7 @@ Every check says the broken invariant with the values and the fix, in the way
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -27,6 +28,8 @@ from pydantic_core import PydanticCustomError
 __all__ = [
     "MAX_CHOICES",
     "MAX_TRIALS",
+    "PRUNER_NAMES",
+    "SAMPLER_NAMES",
     "AnalysisSpec",
     "ChampionsSpec",
     "DecisionSpec",
@@ -89,29 +92,72 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Optuna's samplers and pruners by name. Their classes live in hpo_core.study.search; a spec may
+# also name a class of its own, `package.module:Class`, or one of a vendored OptunaHub package,
+# `optunahub:<category>/<name>:Class` (allowed only where the deployment allows it).
+SAMPLER_NAMES = ("tpe", "random", "cmaes", "qmc", "gp", "nsga2")
+PRUNER_NAMES = ("hyperband", "median", "none")
+_CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_HUB_PATH = re.compile(r"^optunahub:[a-z0-9_]+/[A-Za-z0-9_]+:[A-Za-z_]\w*$")
+
+
+def _search_type(names: tuple[str, ...]) -> AfterValidator:
+    def check(value: str) -> str:
+        if value in names or _CLASS_PATH.match(value) or _HUB_PATH.match(value):
+            return value
+        close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+        raise PydanticCustomError(
+            "search_type",
+            "must be one of {names}, `package.module:Class` or "
+            "`optunahub:<category>/<name>:Class`, but got {value}{hint}",
+            {
+                "names": ", ".join(repr(n) for n in names),
+                "value": repr(value)[:80],
+                "hint": f" (did you mean {close[0]!r}?)" if close else "",
+            },
+        )
+
+    return AfterValidator(check)
+
+
+# keyword arguments for the class beyond what the section's own fields set; checked against the
+# class's signature when the spec is checked (hpo_core.study.search), not here: that imports it
+SearchOptions = dict[Annotated[str, Field(pattern=r"^[A-Za-z_]\w*$")], Any]
+
+
 class SamplerSpec(_Section):
     """How Optuna proposes parameters."""
 
-    type: Literal["tpe", "random"] = "tpe"  # tpe learns from finished trials; random does not
+    # tpe learns from finished trials; random does not; cmaes, gp, qmc, nsga2: Optuna's others
+    type: Annotated[str, _search_type(SAMPLER_NAMES)] = "tpe"
     # fixes the proposals for a given trial order; numpy (Optuna's samplers) takes 0 to 2**32 - 1
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
-    n_startup_trials: Annotated[int, Field(ge=0)] = 10  # random trials before TPE takes over
+    # random trials before the model takes over (tpe, cmaes, gp; the others have no model)
+    n_startup_trials: Annotated[int, Field(ge=0)] = 10
     multivariate: bool = True  # model parameters jointly (TPE); better for correlated params
-    constant_liar: bool = True  # keeps parallel workers from proposing the same point
+    constant_liar: bool = True  # keeps parallel workers from proposing the same point (TPE)
+    options: SearchOptions = {}  # more keyword arguments of the sampler's class
+
+    @model_validator(mode="after")
+    def _own_class_takes_options(self) -> SamplerSpec:
+        _options_only(self, SAMPLER_NAMES, {"n_startup_trials", "multivariate", "constant_liar"})
+        return self
 
 
 class PrunerSpec(_Section):
     """How unpromising trials are stopped early (seed 002: Hyperband 3 / 20 / 3)."""
 
-    type: Literal["hyperband", "median", "none"] = "hyperband"
+    type: Annotated[str, _search_type(PRUNER_NAMES)] = "hyperband"
     min_resource: Annotated[int, Field(ge=1)] = 1  # hyperband: epochs before a trial can be pruned
     max_resource: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # hyperband: epochs
     reduction_factor: Annotated[int, Field(ge=2)] = 3  # hyperband: keep 1/reduction_factor
     n_startup_trials: Annotated[int, Field(ge=0)] = 5  # median: trials before pruning starts
     n_warmup_steps: Annotated[int, Field(ge=0)] = 0  # median: steps before a trial can be pruned
+    options: SearchOptions = {}  # more keyword arguments of the pruner's class
 
     @model_validator(mode="after")
     def _resources_ordered(self) -> PrunerSpec:
+        _options_only(self, PRUNER_NAMES, set(type(self).model_fields) - {"type", "options"})
         if isinstance(self.max_resource, int) and self.max_resource < self.min_resource:
             raise FieldProblems(
                 [
@@ -124,6 +170,28 @@ class PrunerSpec(_Section):
                 ]
             )
         return self
+
+
+def _options_only(section: Any, names: tuple[str, ...], fields: set[str]) -> None:
+    """``options`` never repeats a field of the section; a class of the spec's own gets only
+    ``options`` (and the sampler's ``seed``): the other fields configure Optuna's built-ins and
+    would be dropped silently."""
+    kind = "sampler" if names is SAMPLER_NAMES else "pruner"
+    problems = [
+        (f"options.{key}", f"is a field of {kind}: set `{kind}.{key}` instead")
+        for key in sorted(set(section.options) & {*fields, "seed", "type", "options"})
+    ]
+    if section.type not in names:
+        problems += [
+            (
+                name,
+                f"configures Optuna's built-in {kind}s, not {section.type}; pass it in "
+                "`options:` if that class takes it",
+            )
+            for name in sorted(fields & section.model_fields_set)
+        ]
+    if problems:
+        raise FieldProblems(problems)
 
 
 class DecisionSpec(_Section):

@@ -19,6 +19,13 @@ from hpo_core.study.sampling import (
     build_sampler,
     suggest_params,
 )
+from hpo_core.study.search import (
+    ENV_ALLOWED_SEARCH_MODULES,
+    ENV_OPTUNAHUB_DIR,
+    allowed_search_modules,
+    search_problems,
+    search_requirements,
+)
 from hpo_core.study.study import (
     ATTR_N_TRIALS,
     ATTR_SPEC_HASH,
@@ -62,6 +69,8 @@ __all__ = [
     "ATTR_SPEC_YAML",
     "ATTR_STOP",
     "ATTR_WARM_START",
+    "ENV_ALLOWED_SEARCH_MODULES",
+    "ENV_OPTUNAHUB_DIR",
     "NoiseProbe",
     "ResumableHyperbandPruner",
     "StopFlag",
@@ -71,6 +80,7 @@ __all__ = [
     "TopTrial",
     "WarmStart",
     "WeightedChoiceSampler",
+    "allowed_search_modules",
     "build_pruner",
     "build_sampler",
     "carried_count",
@@ -89,6 +99,8 @@ __all__ = [
     "read_trial_file",
     "require_running",
     "resume_study",
+    "search_problems",
+    "search_requirements",
     "set_budget",
     "stop_flag",
     "stop_study",

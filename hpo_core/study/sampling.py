@@ -21,6 +21,7 @@ from optuna.samplers import BaseSampler
 
 from hpo_core.spec import SweepSpec, condition_holds
 from hpo_core.storage.optuna_internals import HyperbandBracketHooks, reseed_sampler
+from hpo_core.study.search import pruner_call, require_installed, sampler_call
 
 if TYPE_CHECKING:
     from collections.abc import Container
@@ -45,44 +46,29 @@ ATTR_PROBE_SEED = "noise_probe_seed"
 
 
 def build_sampler(spec: SweepSpec) -> BaseSampler:
-    cfg = spec.sampler
-    base: BaseSampler
-    if cfg.type == "random":
-        base = optuna.samplers.RandomSampler(seed=cfg.seed)
-    else:
-        conditional = any(p.when for p in spec.param_ranges.values())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            base = optuna.samplers.TPESampler(
-                seed=cfg.seed,
-                n_startup_trials=cfg.n_startup_trials,
-                multivariate=cfg.multivariate,
-                # Conditional spaces need TPE's group decomposition to stay multivariate.
-                group=cfg.multivariate and conditional,
-                constant_liar=cfg.constant_liar,
-            )
+    """The spec's sampler (:mod:`hpo_core.study.search` resolves and checks its class), wrapped
+    for weighted choices and per-trial seeds."""
+    require_installed(spec)
+    cls, kwargs = sampler_call(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        base: BaseSampler = cls(**kwargs)
     weighted = {
         name: (list(p.choices or []), list(p.weights or []))
         for name, p in spec.param_ranges.items()
         if p.type == "categorical" and p.weights is not None
     }
     # Always wrapped: besides weighted choices, the wrapper reseeds per trial (see its docstring).
-    return WeightedChoiceSampler(base, weighted, seed=cfg.seed)
+    return WeightedChoiceSampler(base, weighted, seed=spec.sampler.seed)
 
 
 def build_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
-    cfg = spec.pruner
-    if cfg.type == "hyperband":
-        return ResumableHyperbandPruner(
-            min_resource=cfg.min_resource,
-            max_resource=cfg.max_resource,
-            reduction_factor=cfg.reduction_factor,
-        )
-    if cfg.type == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=cfg.n_startup_trials, n_warmup_steps=cfg.n_warmup_steps
-        )
-    return optuna.pruners.NopPruner()
+    cls, kwargs = pruner_call(spec)
+    if spec.pruner.type == "hyperband":
+        return ResumableHyperbandPruner(**kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return cls(**kwargs)  # type: ignore[no-any-return]
 
 
 class ResumableHyperbandPruner(HyperbandBracketHooks):

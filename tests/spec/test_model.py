@@ -171,8 +171,27 @@ BAD_TOP = [
     ("bad study name", {"study_name": "has space"}, "study_name: must be 1-120 letters"),
     (
         "bad sampler",
-        {"sampler": {"type": "cmaes"}},
-        "sampler.type: must be one of 'tpe' or 'random'",
+        {"sampler": {"type": "cmaess"}},
+        "sampler.type: must be one of 'tpe', 'random', 'cmaes', 'qmc', 'gp', 'nsga2', "
+        "`package.module:Class` or `optunahub:<category>/<name>:Class`, but got 'cmaess' "
+        "(did you mean 'cmaes'?)",
+    ),
+    (
+        "malformed sampler class path",
+        {"pruner": {"type": "my.module:"}},
+        "pruner.type: must be one of 'hyperband', 'median', 'none', `package.module:Class`",
+    ),
+    (
+        "a built-in's field on a class of one's own",
+        {"sampler": {"type": "my.samplers:Mine", "constant_liar": False}},
+        "sampler.constant_liar: configures Optuna's built-in samplers, not my.samplers:Mine; "
+        "pass it in `options:` if that class takes it",
+    ),
+    (
+        "options repeat a field",
+        {"sampler": {"type": "tpe", "options": {"n_startup_trials": 3}}},
+        "sampler.options.n_startup_trials: is a field of sampler: set "
+        "`sampler.n_startup_trials` instead",
     ),
     (
         "bad pruner key",

@@ -177,7 +177,18 @@ def test_hyperband_judges_trials_through_our_bracket_hooks() -> None:
     assert {"bracket_id", "bracket_study"} <= set(calls), f"{MOVED}: Hyperband called {calls}"
 
 
-@pytest.mark.parametrize("make", [optuna.samplers.RandomSampler, optuna.samplers.TPESampler])
+@pytest.mark.parametrize(
+    "make",
+    [
+        optuna.samplers.RandomSampler,
+        optuna.samplers.TPESampler,
+        # the others a spec names (hpo_core.study.search): their start-up sampler's state
+        optuna.samplers.CmaEsSampler,
+        optuna.samplers.GPSampler,
+        optuna.samplers.NSGAIISampler,
+        optuna.samplers.QMCSampler,
+    ],
+)
 def test_reseeding_reaches_the_samplers_random_state(make: Any) -> None:
     def first_draw(seed: int) -> float:
         sampler = make()

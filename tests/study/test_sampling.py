@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -10,8 +11,8 @@ import pytest
 import yaml
 from scipy import stats
 
-from hpo_core.spec import parse_spec
-from hpo_core.study import build_sampler, suggest_params
+from hpo_core.spec import SweepSpec, parse_spec
+from hpo_core.study import ENV_ALLOWED_SEARCH_MODULES, build_sampler, suggest_params
 from tests.helpers import base_spec
 
 
@@ -89,10 +90,9 @@ def test_weighted_draws_repeat_with_the_same_seed() -> None:
     assert first == second
 
 
-def test_workers_with_the_same_seed_do_not_repeat_each_other() -> None:
-    """Two workers build their samplers from one spec (same seed) and share one study: every
-    trial still gets its own draw, and trial k's draw does not depend on which worker ran it."""
-    spec = parse_spec(yaml.safe_dump(base_spec(sampler={"type": "tpe", "seed": 3}))).spec
+def _two_workers(spec: SweepSpec, n: int) -> list[float]:
+    """``n`` trials drawn by two workers, each with its own sampler built from ``spec``,
+    taking turns on one study."""
     storage = optuna.storages.InMemoryStorage()
     studies = [
         optuna.create_study(
@@ -105,16 +105,48 @@ def test_workers_with_the_same_seed_do_not_repeat_each_other() -> None:
         for _ in range(2)
     ]
     drawn = []
-    for number in range(6):
+    for number in range(n):
         study = studies[number % 2]
         trial = study.ask()
         drawn.append(suggest_params(trial, spec)["x"])
-        study.tell(trial, 0.0)
-    assert len(set(drawn)) == 6
+        study.tell(trial, math.sin(40 * drawn[-1]))  # no optimum on a bound to draw twice
+    return drawn
+
+
+# every built-in sampler that takes a seed (all of them) and a spec's own class that does
+SEEDED = [
+    {"type": "tpe", "n_startup_trials": 2},
+    {"type": "random"},
+    {"type": "cmaes", "n_startup_trials": 2},
+    {"type": "qmc", "options": {"scramble": True}},  # the seed scrambles the sequence
+    {"type": "gp", "n_startup_trials": 3},  # two GP fits a run: the slow one
+    # a genetic algorithm may copy a parent exactly: one generation, drawn at random
+    {"type": "nsga2", "options": {"population_size": 10}},
+    {"type": "tests.study.search_classes:JitterSampler"},
+]
+
+
+@pytest.mark.parametrize("sampler", SEEDED, ids=lambda s: s["type"].rpartition(":")[2])
+def test_workers_with_the_same_seed_do_not_repeat_each_other(
+    sampler: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers build their samplers from one spec (same seed) and share one study: every
+    trial still gets its own draw, past the start-up trials too, and a rerun draws the same."""
+    monkeypatch.setenv(ENV_ALLOWED_SEARCH_MODULES, "tests.study.search_classes")
+    spec = parse_spec(yaml.safe_dump(base_spec(sampler={**sampler, "seed": 3}))).spec
+    drawn = _two_workers(spec, 5)
+    assert len(set(drawn)) == 5, drawn
+    assert _two_workers(spec, 5) == drawn
+    if sampler["type"] == "qmc":  # without a seed, the workers still share one sequence
+        unseeded = parse_spec(yaml.safe_dump(base_spec(sampler=sampler))).spec
+        assert _two_workers(unseeded, 4)[1:] == _two_workers(unseeded, 4)[1:]
+    if sampler["type"] != "tpe":
+        return
+    # trial k's draw does not depend on which worker ran it
     again = optuna.create_study(sampler=build_sampler(spec), direction="maximize")
     solo = []
-    for _ in range(6):
+    for _ in range(5):
         trial = again.ask()
         solo.append(suggest_params(trial, spec)["x"])
-        again.tell(trial, 0.0)
+        again.tell(trial, math.sin(40 * solo[-1]))
     assert solo == drawn
