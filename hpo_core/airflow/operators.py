@@ -64,6 +64,7 @@ class SweepWorkerPodOperator(BaseOperator):
 
         from hpo_core.objectives import ENV_ALLOWED_OBJECTIVES
         from hpo_core.pipeline import POD_DEFAULTS
+        from hpo_core.study import ENV_ALLOWED_SEARCH_MODULES, ENV_OPTUNAHUB_DIR
 
         # a plan made before a setting existed gets its default
         s = {**POD_DEFAULTS, **self.pod_settings}
@@ -105,11 +106,16 @@ class SweepWorkerPodOperator(BaseOperator):
             env_vars=[
                 k8s.V1EnvVar(name="HPO_HOME", value=POD_HOME),
                 k8s.V1EnvVar(name="MLFLOW_DISABLE_TELEMETRY", value="true"),
-                # the deployment's objective allowlist holds in the pods too
+                # the deployment's allowlists (objectives; sampler and pruner modules) and its
+                # vendored OptunaHub copy hold in the pods too
                 *(
-                    [k8s.V1EnvVar(name=ENV_ALLOWED_OBJECTIVES, value=allowed)]
-                    if (allowed := os.environ.get(ENV_ALLOWED_OBJECTIVES))
-                    else []
+                    k8s.V1EnvVar(name=name, value=value)
+                    for name in (
+                        ENV_ALLOWED_OBJECTIVES,
+                        ENV_ALLOWED_SEARCH_MODULES,
+                        ENV_OPTUNAHUB_DIR,
+                    )
+                    if (value := os.environ.get(name))
                 ),
                 # the database password apart from the URL (libpq reads PGPASSWORD), and a
                 # tracking server with login (MLflow's basic-auth app): the account of the

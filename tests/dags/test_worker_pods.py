@@ -91,6 +91,8 @@ def test_worker_pods_are_valid_restricted_kubernetes_from_the_deployment_setting
     import kubernetes_validate
 
     monkeypatch.setenv("HPO_ALLOWED_OBJECTIVES", "synthetic")
+    monkeypatch.setenv("HPO_ALLOWED_SEARCH_MODULES", "team_search")
+    monkeypatch.setenv("HPO_OPTUNAHUB_DIR", "/opt/optunahub-registry/package")
 
     plan = _plan(monkeypatch, configs=timed_configs, connection=DEPLOYMENT, gpus=2)
     slots = worker_slots(plan, 0)
@@ -140,6 +142,8 @@ def test_worker_pods_are_valid_restricted_kubernetes_from_the_deployment_setting
         "optional": True,
     }
     assert env["HPO_ALLOWED_OBJECTIVES"]["value"] == "synthetic"  # the deployment's allowlist
+    assert env["HPO_ALLOWED_SEARCH_MODULES"]["value"] == "team_search"  # and the samplers'
+    assert env["HPO_OPTUNAHUB_DIR"]["value"] == "/opt/optunahub-registry/package"
     assert all("value" not in e or "://" not in e["value"] for e in container["env"])
     assert spec["nodeSelector"] == {"gpu": "a100"}
     assert spec["tolerations"] == [

@@ -81,7 +81,7 @@ def test_optunas_own_classes_need_no_allowlist(monkeypatch: pytest.MonkeyPatch) 
         ),
         (
             {"pruner": {"type": f"{OURS}:StepPruner"}},
-            f"{OURS}.other, {OURS}x",  # a prefix allows its submodules, not a longer name
+            "tests.study.search_class, tests.study.search_classes.sub",  # not a module above
             "pruner.type",
             f"'{OURS}' is not allowed in this deployment ({ENV_ALLOWED_SEARCH_MODULES}=",
         ),
