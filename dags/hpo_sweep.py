@@ -57,21 +57,28 @@ def _catalog() -> list[Any]:
 
 
 def _config_param(default_config: str | None, catalog: list[Any]) -> Param:
-    """The form's config choice: the specs that validate; the broken ones are named in the
-    description with their error, so one bad file is visible without hiding the others."""
-    good = [e.file for e in catalog if e.ok]
+    """The form's config choice: the specs that validate, each with what it needs (GPU, data)
+    in the description, so the person triggering knows before pressing Trigger; the broken ones
+    are named with their error, so one bad file is visible without hiding the others. The first
+    choice is one that runs anywhere (:func:`hpo_core.pipeline.default_config`)."""
+    from hpo_core.pipeline import default_config as first_choice
+
+    good = [e for e in catalog if e.ok]
     broken = [e for e in catalog if not e.ok]
-    description = "A spec in the config folder (configs/hpo/)."
+    intro = "A spec in the config folder. What each one needs:"
+    description = intro + " " + "; ".join(f"{e.file}: {e.needs}" for e in good) + "."
+    markdown = intro + "\n\n" + "\n".join(f"- `{e.file}`: {e.needs}" for e in good)
     if broken:
-        description += " Not offered, because they do not validate: " + "; ".join(
-            e.error for e in broken
-        )
+        refused = "Not offered, because they do not validate: "
+        description += " " + refused + "; ".join(e.error for e in broken)
+        markdown += "\n\n" + refused + "\n\n" + "\n".join(f"- {e.error}" for e in broken)
     return Param(
-        default_config or (good[0] if good else ""),
+        default_config or first_choice(catalog),
         type="string",
-        enum=good or [""],
+        enum=[e.file for e in good] or [""],
         title="Sweep config",
         description=description,
+        description_md=markdown,
     )
 
 
@@ -80,7 +87,14 @@ def _params(default_config: str | None, catalog: list[Any]) -> dict[str, Param]:
 
     return {
         "config": _config_param(default_config, catalog),
-        "workers": Param(2, type="integer", minimum=1, maximum=64, title="Workers"),
+        "workers": Param(
+            2,
+            type="integer",
+            minimum=1,
+            maximum=64,
+            title="Workers",
+            description="Worker processes (or pods) sharing the trial budget, in parallel.",
+        ),
         "mode": Param(
             "local",
             type="string",
@@ -111,10 +125,33 @@ def _params(default_config: str | None, catalog: list[Any]) -> dict[str, Param]:
             title="Workers per GPU (local mode)",
             description="Put this many local workers on each GPU in turn (empty: round robin).",
         ),
-        "allow_cpu": Param(False, type="boolean", title="Allow CPU (no GPU check failure)"),
-        "dry_run": Param(False, type="boolean", title="Dry run: checks only"),
-        "min_free_gb": Param(10, type="number", minimum=0, title="Minimum free disk (GB)"),
-        "smoke": Param(True, type="boolean", title="Run the smoke trial"),
+        "allow_cpu": Param(
+            False,
+            type="boolean",
+            title="Allow CPU (no GPU check failure)",
+            description="Let a config that trains torch models run on the CPU when no GPU is "
+            "found (slow, for trying things out). Configs that need no GPU ignore it.",
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run: checks only",
+            description="Run the pre-launch checks and stop: no study, no worker, no champion.",
+        ),
+        "min_free_gb": Param(
+            10,
+            type="number",
+            minimum=0,
+            title="Minimum free disk (GB)",
+            description="The disk check fails with less free space than this in the run folder.",
+        ),
+        "smoke": Param(
+            True,
+            type="boolean",
+            title="Run the smoke trial",
+            description="One short trial in a scratch study before launch, to catch a spec "
+            "that cannot train (off: the smoke check is a warning).",
+        ),
         "manifest": Param(
             None,
             type=["null", "string"],
@@ -141,10 +178,22 @@ def build_sweep_dag(
     config: str | None,
     catalog: list[Any],
     checks_only: bool = False,
+    gates: int | None = None,
 ) -> Any:
-    """The sweep DAG; with ``checks_only``, the pre-launch DAG (plan and checks, nothing runs)."""
+    """The sweep DAG; with ``checks_only``, the pre-launch DAG (plan and checks, nothing runs).
+    ``gates``: the checkpoints it can decide at (a scheduled DAG: its spec's; else the most
+    any spec may have, :data:`hpo_core.pipeline.MAX_GATES`), each a gate and a segment after."""
     from hpo_core.airflow import SweepWorkerPodOperator, task_failure_alert
     from hpo_core.pipeline import MAX_GATES
+
+    n_gates = MAX_GATES if gates is None else min(gates, MAX_GATES)
+
+    def run_plan() -> Any:
+        """The run's plan (the first task's XCom): read where needed rather than passed as an
+        argument, so that the graph has no edge from `plan` to every task."""
+        from hpo_core.pipeline import RunPlan
+
+        return RunPlan.from_dict(get_current_context()["ti"].xcom_pull(task_ids="plan"))
 
     @dag(
         dag_id=dag_id,
@@ -194,21 +243,28 @@ def build_sweep_dag(
                     # a stopped study fails here, saying who stopped it (the checks DAG only
                     # reads the spec: it does not look at the study)
                     storage_url=None if checks_only else storage_url(),
+                    max_gates=n_gates,
                 ).as_dict()
             except HpoError as exc:  # a mistake, or a stop on purpose: a retry cannot fix it
                 raise AirflowFailException(str(exc)) from None
 
         @task_group(group_id="prelaunch")
         def prelaunch(plan: Any) -> Any:
-            @task
+            # A failed check is a red task whose failure is its reason (no retry: a retry finds
+            # the same); the checklist alone alerts, once, naming every failed check.
+            @task(on_failure_callback=[])
             def check(name: str, plan: dict[str, Any]) -> dict[str, Any]:
                 from dataclasses import asdict
                 from pathlib import Path
 
+                from airflow.sdk.exceptions import AirflowFailException
+
                 from hpo_core import checks
                 from hpo_core.airflow import storage_url, tracking_uri
+                from hpo_core.pipeline import RunPlan, check_run_gpu
 
-                params = get_current_context()["params"]
+                context = get_current_context()
+                params = context["params"]
                 config = plan["config"]
                 run: Callable[[], Any] = {
                     "spec": lambda: checks.check_spec(config),
@@ -218,13 +274,9 @@ def build_sweep_dag(
                     "data": lambda: checks.check_data(
                         config, manifest=params.get("manifest"), confine_manifest=True
                     ),
-                    # local mode: what each worker process will get; pods get theirs from Kubernetes
-                    "gpu": lambda: checks.check_gpu(
-                        allow_cpu=plan["allow_cpu"],
-                        workers=plan["workers"] if plan["mode"] == "local" else None,
-                        gpus=plan.get("gpus"),
-                        per_gpu=plan.get("workers_per_gpu"),
-                    ),
+                    # local mode: what each worker process will get; pods get theirs from
+                    # Kubernetes; an objective without torch needs none
+                    "gpu": lambda: check_run_gpu(RunPlan.from_dict(plan)),
                     "disk": lambda: checks.check_disk(
                         Path(plan["run_dir"]), min_free_gb=float(params.get("min_free_gb", 10))
                     ),
@@ -237,39 +289,66 @@ def build_sweep_dag(
                     "smoke": lambda: checks.check_smoke(config),
                 }[name]
                 if name == "smoke" and not params.get("smoke", True):
-                    return {"name": name, "status": "warn", "reason": "skipped by the run's params"}
-                result = run()
+                    result = checks.CheckResult(name, "warn", "skipped by the run's params")
+                else:
+                    result = run()
+                # under its own key, so that the checklist reads a failed check's result too
+                context["ti"].xcom_push(key="result", value=asdict(result))
+                context["ti"].xcom_push(key="line", value=result.line)
                 print(result.line)
+                if result.status == "fail":
+                    raise AirflowFailException(f"pre-launch check {name} failed: {result.reason}")
                 return asdict(result)
 
-            @task
-            def checklist(plan: dict[str, Any], results: list[dict[str, Any]]) -> str:
-                from airflow.sdk.exceptions import AirflowFailException
+            # runs whatever the checks' states; its rendered field `templates_dict` shows the
+            # whole checklist on the run (Airflow 3.3 gives a task no way to set the run's note)
+            @task(
+                trigger_rule="all_done",
+                templates_dict={
+                    "checklist": [
+                        f"{{{{ ti.xcom_pull(task_ids='prelaunch.check_{name}', key='line') "
+                        f"or 'not run: {name}' }}}}"
+                        for name in CHECKS
+                    ]
+                },
+            )
+            def checklist() -> str:
+                from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
                 from hpo_core.checks import Checklist, CheckResult
 
-                found = Checklist(
-                    plan["config_name"],
-                    plan["study_name"],
-                    [CheckResult(**r) for r in results],
-                )
-                files = found.write(f"{plan['run_dir']}/checklist")
-                for r in found.results:
+                ti = get_current_context()["ti"]
+                plan = ti.xcom_pull(task_ids="plan")
+                if not plan:
+                    raise AirflowSkipException("nothing was checked: see the plan task's failure")
+                results = []
+                for name in CHECKS:
+                    found = ti.xcom_pull(task_ids=f"prelaunch.check_{name}", key="result")
+                    results.append(
+                        CheckResult(**found)
+                        if found
+                        else CheckResult(name, "fail", "the check did not report: see its log")
+                    )
+                listed = Checklist(plan["config_name"], plan["study_name"], results)
+                for r in listed.results:  # first in the log: every result, one line each
                     print(r.line)
-                if not found.ok:
-                    first = found.failed[0]
+                files = listed.write(f"{plan['run_dir']}/checklist")
+                print(f"checklist: {files[0]}")
+                if not listed.ok:
+                    names = ", ".join(r.name for r in listed.failed)
                     raise AirflowFailException(
-                        f"pre-launch check {first.name} failed: {first.reason} (checklist: "
-                        f"{files[0]})"
+                        f"pre-launch check(s) failed: {names} (checklist: {files[0]})"
                     )
                 return str(files[0])
 
             # at build time a task call returns an XComArg (what the typing of the task's
             # arguments does not say), here and below
-            results: list[Any] = [
+            checked: list[Any] = [
                 check.override(task_id=f"check_{name}")(name, plan) for name in CHECKS
             ]
-            return checklist(plan, results)
+            listed: Any = checklist()
+            checked >> listed
+            return listed
 
         @task
         def prepare(plan: dict[str, Any], checklist_path: str) -> dict[str, Any]:
@@ -284,19 +363,19 @@ def build_sweep_dag(
             )
 
         @task
-        def local_slots(plan: dict[str, Any], segment: int) -> list[Any]:
+        def local_slots(segment: int) -> list[Any]:
             """The segment's local workers (none in kubernetes mode)."""
-            from hpo_core.pipeline import RunPlan, worker_slots
+            from hpo_core.pipeline import worker_slots
 
-            run = RunPlan.from_dict(plan)
+            run = run_plan()
             return worker_slots(run, segment) if run.mode == "local" else []
 
         @task
-        def pod_slots(plan: dict[str, Any], segment: int) -> list[Any]:
+        def pod_slots(segment: int) -> list[Any]:
             """The segment's worker pods' arguments and settings (none in local mode)."""
-            from hpo_core.pipeline import RunPlan, pod_arguments, worker_slots
+            from hpo_core.pipeline import pod_arguments, worker_slots
 
-            run = RunPlan.from_dict(plan)
+            run = run_plan()
             if run.mode != "kubernetes":
                 return []
             return [
@@ -304,34 +383,40 @@ def build_sweep_dag(
                 for s in worker_slots(run, segment)
             ]
 
-        @task
-        def local_worker(plan: dict[str, Any], slot: dict[str, Any]) -> dict[str, Any]:
+        @task(map_index_template="{{ task.op_kwargs['slot']['worker_id'] }}")
+        def local_worker(slot: dict[str, Any]) -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowFailException
 
             from hpo_core.airflow import storage_url, tracking_uri
             from hpo_core.errors import StudyStopped
-            from hpo_core.pipeline import RunPlan, run_local_worker
+            from hpo_core.pipeline import run_local_worker
 
-            run = RunPlan.from_dict(plan)
+            run = run_plan()
             try:
+                # the worker's progress, line by line, into this task's log
                 return run_local_worker(
                     run,
                     slot,
                     storage_url=storage_url(),
                     tracking_uri=tracking_uri() if run.tracking else None,
+                    on_progress=lambda line: print(line, flush=True),
                 )
             except StudyStopped as exc:  # stopped by someone on purpose: a retry would too
                 raise AirflowFailException(str(exc)) from None
 
         @task.branch(trigger_rule="none_failed")
-        def gate(plan: dict[str, Any], segment: int) -> list[str]:
-            from hpo_core.airflow import storage_url
-            from hpo_core.pipeline import RunPlan
-            from hpo_core.pipeline import gate as decide_gate
+        def gate(segment: int) -> list[str]:
+            from airflow.sdk.exceptions import AirflowSkipException
 
-            run = RunPlan.from_dict(plan)
-            if run.dry_run or segment >= len(run.segments) - 1:
-                return []  # no checkpoint here: nothing downstream runs
+            from hpo_core.airflow import storage_url
+            from hpo_core.pipeline import gate as decide_gate
+            from hpo_core.pipeline import gate_skip_reason
+
+            run = run_plan()
+            why = gate_skip_reason(run, segment)
+            if why:  # skipped, and with it what follows it: the next segment and stop
+                print(f"gate {segment}: {why}")
+                raise AirflowSkipException(why)
             decision = decide_gate(run, segment, storage_url=storage_url())
             get_current_context()["ti"].xcom_push(key="decision", value=decision)
             print(
@@ -344,11 +429,11 @@ def build_sweep_dag(
             return [f"segment_{segment + 1}.local_slots", f"segment_{segment + 1}.pod_slots"]
 
         @task
-        def stop(plan: dict[str, Any], segment: int) -> str:
+        def stop(segment: int) -> str:
             from hpo_core.airflow import alert, storage_url
-            from hpo_core.pipeline import RunPlan, stop_sweep
+            from hpo_core.pipeline import stop_sweep
 
-            run = RunPlan.from_dict(plan)
+            run = run_plan()
             ti = get_current_context()["ti"]
             decision = ti.xcom_pull(task_ids=f"gate_{segment}", key="decision") or {}
             reason = stop_sweep(
@@ -374,9 +459,7 @@ def build_sweep_dag(
 
             run = RunPlan.from_dict(plan)
             ti = get_current_context()["ti"]
-            decisions = [
-                ti.xcom_pull(task_ids=f"gate_{i}", key="decision") for i in range(MAX_GATES)
-            ]
+            decisions = [ti.xcom_pull(task_ids=f"gate_{i}", key="decision") for i in range(n_gates)]
             decision = next((d for d in reversed(decisions) if d), None)
             summary = finish_sweep(
                 run,
@@ -395,32 +478,32 @@ def build_sweep_dag(
             return
         ready = prepare(planned, checked)
         previous: Any = ready
-        # finish waits for every worker and stop task; `prepare` makes sure it has one success
-        # (a dry run has no worker), and no gate is its direct upstream (a branch would skip it)
+        # finish follows the last segment's workers and every stop task: a segment starts
+        # after the gate before it, which waits for that segment's workers, so every worker
+        # has finished when finish starts (earlier workers need no edge to it). `prepare`
+        # gives it one success when all else is skipped (a dry run, a sweep done early), and
+        # no gate is its direct upstream (a branch would skip it).
         ends: list[Any] = [ready]
-        for i in range(MAX_GATES + 1):
+        for i in range(n_gates + 1):
 
             @task_group(group_id=f"segment_{i}")
             def segment(index: int, upstream: Any) -> Any:
-                local_found = local_slots(planned, index)
-                pod_found = pod_slots(planned, index)
+                local_found = local_slots(index)
+                pod_found = pod_slots(index)
                 upstream >> [local_found, pod_found]
-                local = (
-                    local_worker.override(task_id="local_workers")
-                    .partial(plan=planned)
-                    .expand(slot=local_found)
-                )
+                local = local_worker.override(task_id="local_workers").expand(slot=local_found)
                 pods = SweepWorkerPodOperator.partial(task_id="worker_pods").expand_kwargs(
                     pod_found
                 )
                 return [local, pods]
 
             workers: Any = segment(i, previous)
-            ends.extend(workers)
-            if i < MAX_GATES:
-                decided = gate.override(task_id=f"gate_{i}")(planned, i)
+            if i == n_gates:
+                ends.extend(workers)
+            else:
+                decided = gate.override(task_id=f"gate_{i}")(i)
                 workers >> decided
-                stopped = stop.override(task_id=f"stop_{i}")(planned, i)
+                stopped = stop.override(task_id=f"stop_{i}")(i)
                 decided >> stopped
                 ends.append(stopped)
                 previous = decided
@@ -441,8 +524,13 @@ def _scheduled_dags(catalog: list[Any]) -> tuple[dict[str, Any], list[Any]]:
     for entry in catalog:
         if entry.ok and entry.schedule:
             try:
+                # its spec is known: only the gates and segments its checkpoints need
                 dags[entry.dag_id] = build_sweep_dag(
-                    entry.dag_id, schedule=entry.schedule, config=entry.file, catalog=catalog
+                    entry.dag_id,
+                    schedule=entry.schedule,
+                    config=entry.file,
+                    catalog=catalog,
+                    gates=len(entry.checkpoints),
                 )
             except Exception as exc:
                 error = f"{entry.file}: schedule: {str(exc).splitlines()[0] if str(exc) else exc!r}"

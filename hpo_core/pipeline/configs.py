@@ -22,17 +22,26 @@ from pathlib import Path
 from hpo_core.errors import HpoError
 
 __all__ = [
+    "DEMO_CONFIG",
     "ENV_CONFIG_DIR",
+    "ENV_DEFAULT_CONFIG",
     "ConfigEntry",
     "ScheduledConfig",
     "config_catalog",
     "config_dir",
+    "default_config",
     "list_configs",
+    "objective_needs_gpu",
     "resolve_config",
     "scheduled_configs",
 ]
 
 ENV_CONFIG_DIR = "SWEEPFLOW_CONFIG_DIR"
+ENV_DEFAULT_CONFIG = "SWEEPFLOW_DEFAULT_CONFIG"  # the form's first choice, set by a deployment
+# The form's first choice when the deployment sets none: the built-in synthetic objective needs no
+# GPU, no data file and no download, and its 40 trials take about a minute on a laptop CPU, so
+# pressing Trigger as offered works on a fresh machine (demo.yaml trains real models on ARC tasks).
+DEMO_CONFIG = "demo_synthetic.yaml"
 _SOURCE_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "hpo"
 
 
@@ -44,10 +53,22 @@ class ConfigEntry:
     error: str | None  # the first problem, one line; None when the spec validates
     study_name: str | None = None
     schedule: str | None = None  # cron or preset, as written in the spec
+    objective: str | None = None
+    needs_gpu: bool = True  # its objective trains torch models (or is user code: unknown)
+    data: str | None = None  # the data file or folder the spec names, as written
+    n_trials: int | None = None
+    checkpoints: tuple[int, ...] = ()  # decision.checkpoints below n_trials
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def needs(self) -> str:
+        """What a run of it needs from the machine, for a person choosing it in the form."""
+        gpu = "a GPU (or Allow CPU)" if self.needs_gpu else "no GPU"
+        data = f"the data at {self.data}" if self.data else "no data file"
+        return f"{gpu}, {data}; {self.n_trials} trials, objective {self.objective}"
 
     @property
     def dag_id(self) -> str:
@@ -131,8 +152,68 @@ def config_catalog(folder: Path | None = None) -> list[ConfigEntry]:
             found.append(ConfigEntry(name, f"{name}: cannot be read ({type(exc).__name__})"))
             continue
         spec = loaded.spec
-        found.append(ConfigEntry(name, None, spec.study_name, spec.schedule))
+        found.append(
+            ConfigEntry(
+                name,
+                None,
+                spec.study_name,
+                spec.schedule,
+                objective=spec.objective,
+                needs_gpu=objective_needs_gpu(spec.objective),
+                data=_data_named(spec.data, spec.fixed),
+                n_trials=spec.n_trials,
+                checkpoints=tuple(c for c in spec.decision.checkpoints if c < spec.n_trials),
+            )
+        )
     return found
+
+
+def objective_needs_gpu(objective: str) -> bool:
+    """Whether a run of ``objective`` wants a GPU: a registered objective that imports torch
+    does, one that does not (the synthetic ones) never will; user code might."""
+    from hpo_core.objectives import is_registered, objective_requirements
+
+    return not is_registered(objective) or "torch" in objective_requirements(objective)[0]
+
+
+def _data_named(data: dict[str, object], fixed: dict[str, object]) -> str | None:
+    """The data file or folder a spec names (``data.path``, or the ARC objective's
+    ``fixed.data_dir``), as written; None when it reads none or data shipped with a package."""
+    for value in (data.get("path"), fixed.get("data_dir")):
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def default_config(catalog: list[ConfigEntry]) -> str:
+    """The form's first choice: ``$SWEEPFLOW_DEFAULT_CONFIG`` when it names a spec that
+    validates, else :data:`DEMO_CONFIG`, else the first spec that needs no GPU and no data file,
+    else the first that validates ("" when none does)."""
+    good = [e for e in catalog if e.ok]
+    fallback = next(
+        (
+            pick[0].file
+            for pick in (
+                [e for e in good if e.file == DEMO_CONFIG],
+                [e for e in good if not e.needs_gpu and not e.data],
+                good,
+            )
+            if pick
+        ),
+        "",
+    )
+    chosen = os.environ.get(ENV_DEFAULT_CONFIG, "").strip()
+    if chosen and not any(e.file == chosen for e in good):
+        import logging
+
+        logging.getLogger(__name__).error(
+            "%s=%s: no spec of that name validates in the config folder; the form offers %s",
+            ENV_DEFAULT_CONFIG,
+            chosen,
+            fallback or "nothing",
+        )
+        return fallback
+    return chosen or fallback
 
 
 def _without_folder(line: str, folder: Path) -> str:

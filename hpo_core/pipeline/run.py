@@ -18,21 +18,26 @@ import dataclasses
 import json
 import logging
 import os
-import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hpo_core.errors import HpoError
-from hpo_core.pipeline.configs import resolve_config
+from hpo_core.pipeline.configs import objective_needs_gpu, resolve_config
 from hpo_core.pipeline.pods import pod_request, pod_settings
+
+if TYPE_CHECKING:
+    from hpo_core.checks import CheckResult
 
 __all__ = [
     "MAX_GATES",
     "RunPlan",
+    "check_run_gpu",
     "finish_sweep",
     "gate",
+    "gate_skip_reason",
     "plan_run",
     "prepare_sweep",
     "run_local_worker",
@@ -68,6 +73,7 @@ class RunPlan:
     budget_override: bool = False  # n_trials is the run's override: prepare sets the budget
     gpus: list[str] | None = None  # local mode: the GPUs to place workers on (None: visible ones)
     workers_per_gpu: int | None = None  # local mode: workers per GPU, packed (None: round robin)
+    needs_gpu: bool = True  # the objective trains torch models (False: the synthetic ones)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +90,7 @@ def plan_run(
     home: str | Path | None = None,
     pod_connection: str | dict[str, Any] | None = None,
     storage_url: str | None = None,
+    max_gates: int = MAX_GATES,
 ) -> RunPlan:
     """Check a run's parameters (raise :class:`HpoError` naming the field) and plan it. A spec
     that does not validate still gets a plan, marked ``spec_error``: the pre-launch check `spec`
@@ -121,16 +128,20 @@ def plan_run(
         checkpoints = loaded.spec.decision.checkpoints
         worker_timeout = loaded.spec.worker.timeout
         worker_grace = loaded.spec.worker.termination_grace_seconds
+        needs_gpu = objective_needs_gpu(loaded.spec.objective)
     except SpecError as exc:
         spec_error = str(exc).splitlines()[0]
         study_name, n_trials, checkpoints = config.stem, override or 1, []
         worker_timeout = worker_grace = None
+        needs_gpu = True
     dry_run = bool(params.get("dry_run", False))
     if storage_url is not None and spec_error is None and not dry_run:
         budget = _live_budget(study_name, storage_url)
         if override is None and budget is not None:
             n_trials = budget
-    gated = [c for c in checkpoints if c < n_trials][:MAX_GATES]
+    # the gates the DAG has (a scheduled DAG builds those of its spec's checkpoints); one the
+    # study's budget has since brought in is judged by the final analysis
+    gated = [c for c in checkpoints if c < n_trials][: min(max_gates, MAX_GATES)]
     safe_run = path_part(run_id, "run_id")
     root = Path(home or os.environ.get("HPO_HOME") or ".hpo").resolve()
     return RunPlan(
@@ -157,6 +168,7 @@ def plan_run(
         budget_override=override is not None,
         gpus=gpus,
         workers_per_gpu=per_gpu,
+        needs_gpu=needs_gpu,
     )
 
 
@@ -189,6 +201,23 @@ def _gpu_params(
     if gpus is not None or per_gpu is not None:  # round robin over what is found cannot fail
         assign_gpus(workers, gpus=gpus, per_gpu=per_gpu, names=DAG_NAMES)
     return gpus, per_gpu
+
+
+def check_run_gpu(plan: RunPlan) -> CheckResult:
+    """The pre-launch GPU check of a run: for an objective that trains no torch model a pass
+    (allow_cpu or not), else :func:`hpo_core.checks.check_gpu` on the run's local workers."""
+    from hpo_core.checks import CheckResult, check_gpu
+
+    if not plan.needs_gpu:
+        return CheckResult(
+            "gpu", "pass", "the spec's objective trains no torch model: no GPU needed"
+        )
+    return check_gpu(
+        allow_cpu=plan.allow_cpu,
+        workers=plan.workers if plan.mode == "local" else None,
+        gpus=plan.gpus,
+        per_gpu=plan.workers_per_gpu,
+    )
 
 
 def path_part(value: str, name: str) -> str:
@@ -286,11 +315,15 @@ def run_local_worker(
     storage_url: str,
     tracking_uri: str | None,
     timeout: float | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """One worker as a local process: the command a pod runs, joining the study by name (it
     runs the stored spec), in a clean environment: what `hpo worker` needs, not the
-    orchestrator's secrets (:func:`hpo_core.worker.worker_environment`)."""
+    orchestrator's secrets (:func:`hpo_core.worker.worker_environment`). ``on_progress`` gets
+    the worker's lines as they come (trial finished, its value and the best so far; pruned and
+    failed trials), and last the path of the worker's log file."""
     from hpo_core.errors import StudyStopped
+    from hpo_core.pipeline.progress import run_streaming
     from hpo_core.worker import worker_command, worker_environment
 
     command = worker_command(
@@ -309,20 +342,40 @@ def run_local_worker(
     log_dir = Path(plan.run_dir) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{path_part(slot['worker_id'], 'worker_id')}.log"
-    with open(log_path, "ab") as log:
-        done = subprocess.run(
-            command, env=env, stdout=subprocess.PIPE, stderr=log, timeout=timeout, check=False
+    try:
+        code, stdout = run_streaming(
+            command,
+            env=env,
+            log_path=log_path,
+            on_line=on_progress,
+            maximize=_maximizes(plan),
+            timeout=timeout,
         )
-    if done.returncode != 0:
+    finally:
+        if on_progress is not None:
+            on_progress(f"worker {slot['worker_id']}: its log is {log_path}")
+    if code != 0:
         tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-        if done.returncode == EXIT_STOPPED and tail:
+        if code == EXIT_STOPPED and tail:
             raise StudyStopped(tail[-1].removeprefix("error: "))
         raise HpoError(
-            f"worker {slot['worker_id']} exited with code {done.returncode}: "
+            f"worker {slot['worker_id']} exited with code {code}: "
             f"{' | '.join(tail)[:400]} (log: {log_path})"
         )
-    report: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(stdout.decode().strip().splitlines()[-1])
     return report
+
+
+def _maximizes(plan: RunPlan) -> bool:
+    """The spec's direction, for the progress lines' best so far (maximize if unreadable: the
+    worker runs the stored spec and reports the trouble itself)."""
+    from hpo_core.errors import SpecError
+    from hpo_core.objectives import load_spec
+
+    try:
+        return load_spec(plan.config).spec.direction == "maximize"
+    except SpecError:
+        return True
 
 
 def gate(plan: RunPlan, segment: int, *, storage_url: str) -> dict[str, Any]:
@@ -347,6 +400,18 @@ def gate(plan: RunPlan, segment: int, *, storage_url: str) -> dict[str, Any]:
         return record
     finally:
         handle.dispose()
+
+
+def gate_skip_reason(plan: RunPlan, segment: int) -> str | None:
+    """Why the gate after segment ``segment`` has nothing to decide (None: it decides)."""
+    if plan.dry_run:
+        return "a dry run: checks only, no worker ran; nothing to decide"
+    if segment < len(plan.segments) - 1:
+        return None
+    budget = f"the sweep runs to its budget of {plan.n_trials} trials"
+    if len(plan.segments) == 1:
+        return f"the spec has no checkpoint below {plan.n_trials} trials: nothing to decide"
+    return f"no checkpoint after {plan.segments[-2]} trials: nothing to decide ({budget})"
 
 
 def stop_sweep(

@@ -51,7 +51,9 @@ def test_dags_load_with_tags_retries_and_a_schedule_per_config(dagbag: Any) -> N
         assert dag.doc_md and dag.max_active_runs == 1
         for task in dag.tasks:
             assert task.retries >= 2, task.task_id
-            assert task.on_failure_callback, task.task_id
+            # a failed check alerts through the checklist, which names every failed check
+            checks = task.task_id.startswith("prelaunch.check_")
+            assert bool(task.on_failure_callback) != checks, task.task_id
 
 
 def test_the_expected_edges(dagbag: Any) -> None:
@@ -60,17 +62,26 @@ def test_the_expected_edges(dagbag: Any) -> None:
     def up(task_id: str) -> set[str]:
         return set(dag.get_task(task_id).upstream_task_ids)
 
+    def up_to(task_id: str) -> set[str]:
+        """Every task before ``task_id``, through any path."""
+        return {t.task_id for t in dag.get_task(task_id).get_flat_relatives(upstream=True)}
+
     checks = {
         f"prelaunch.check_{n}"
         for n in ("spec", "storage", "data", "gpu", "disk", "dependencies", "tracking", "smoke")
     }
     assert all(up(c) == {"plan"} for c in checks)
-    assert up("prelaunch.checklist") == checks | {"plan"}
+    # the checklist reads every check's result, a failed one's too: it runs whatever they end in
+    checklist = dag.get_task("prelaunch.checklist")
+    assert up("prelaunch.checklist") == checks and checklist.trigger_rule == "all_done"
+    # one alert for failed checks, the checklist's, naming them all
+    assert all(not dag.get_task(c).on_failure_callback for c in checks)
     assert up("prepare") == {"plan", "prelaunch.checklist"}
-    assert up("segment_0.local_slots") == {"plan", "prepare"}
-    assert up("segment_0.local_workers") == {"plan", "segment_0.local_slots"}
+    # tasks read the plan's XCom themselves: no edge from plan to every task
+    assert up("segment_0.local_slots") == {"prepare"}
+    assert up("segment_0.local_workers") == {"segment_0.local_slots"}
     assert up("segment_0.worker_pods") == {"segment_0.pod_slots"}
-    assert up("gate_0") == {"plan", "segment_0.local_workers", "segment_0.worker_pods"}
+    assert {"segment_0.local_workers", "segment_0.worker_pods"} <= up_to("gate_0")
     assert set(dag.get_task("gate_0").downstream_task_ids) == {
         "stop_0",
         "segment_1.local_slots",
@@ -79,8 +90,30 @@ def test_the_expected_edges(dagbag: Any) -> None:
     assert dag.get_task("gate_0").trigger_rule == "none_failed"
     finish = dag.get_task("finish")
     assert finish.trigger_rule == "none_failed_min_one_success"
-    assert {"prepare", "stop_0", "stop_2", "segment_3.local_workers"} <= up("finish")
+    # finish follows prepare (one success when all else is skipped), every stop and the last
+    # segment's workers; earlier workers reach it through their gate (fewer edges to draw)
+    assert up("finish") == {
+        "plan",
+        "prepare",
+        "stop_0",
+        "stop_1",
+        "stop_2",
+        "segment_3.local_workers",
+        "segment_3.worker_pods",
+    }
+    for i in range(3):
+        assert f"segment_{i}.local_workers" in up_to(f"segment_{i + 1}.local_slots")
     assert not any(t.startswith("gate_") for t in up("finish"))  # a branch would skip it
+
+    # a scheduled DAG's spec is known: only the gates and segments it has (checkpoint 20 of 40)
+    nightly = dagbag.dags["hpo_sweep__nightly"]
+    ids = set(nightly.task_ids)
+    assert {"gate_0", "stop_0", "segment_1.local_workers"} <= ids
+    assert not {"gate_1", "segment_2.local_slots"} & ids
+    assert set(nightly.get_task("finish").upstream_task_ids) >= {
+        "stop_0",
+        "segment_1.local_workers",
+    }
 
 
 def test_the_form_validates_its_defaults_and_refuses_bad_values(dagbag: Any) -> None:

@@ -5,6 +5,7 @@ stopping the run at the right check before any worker starts."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -76,6 +77,28 @@ def _setup(tmp_path: Path, specs: dict[str, dict[str, Any]], storage: str) -> di
     }
 
 
+def _rendered(output: str, task_id: str) -> dict[str, Any]:
+    """A task's rendered template fields in the run that ``output`` (a dag_test.py run's) ran, as
+    Airflow stored them for the UI's Rendered Templates tab."""
+    import re
+
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    found = re.search(r"^hpo_sweep run (\S+): ", output, re.MULTILINE)
+    assert found, output[-2000:]
+    with create_session() as session:
+        fields = session.scalar(
+            select(RenderedTaskInstanceFields.rendered_fields).where(
+                RenderedTaskInstanceFields.run_id == found[1],
+                RenderedTaskInstanceFields.task_id == task_id,
+            )
+        )
+    assert fields is not None, task_id
+    return dict(fields)
+
+
 def _run_dir(tmp_path: Path, study: str) -> Path:
     (run,) = (tmp_path / "home" / "runs" / study).iterdir()
     return run
@@ -105,6 +128,17 @@ def test_a_sweep_runs_end_to_end_and_registers_a_champion(
     run = _run_dir(tmp_path, "dag_arc_v1")
     checklist = json.loads((run / "checklist" / "checklist.json").read_text())
     assert checklist["ok"] and len(checklist["checks"]) == 8
+    # each worker's progress streamed into its task log, which ends with the worker's own log
+    output = result["output"]
+    finished = r"trial \d+ finished: value \S+ in [\d.]+s; best so far \S+ \(trial \d+"
+    assert re.search(finished, output), output[-4000:]
+    assert len(re.findall(rf"{finished}|trial \d+ pruned in ", output)) == 6
+    for worker in ("s0-w0", "s0-w1", "s1-w0"):
+        log = run / "logs" / f"dag_arc_v1-{worker}.log"
+        assert f"worker dag_arc_v1-{worker}: its log is {log}" in output and log.is_file()
+    # a gate past the last checkpoint says why it has nothing to decide, and is skipped
+    assert tis["gate_1"] == tis["gate_2"] == "skipped"
+    assert "gate 1: no checkpoint after 3 trials: nothing to decide" in output
     assert (run / "report" / "report.md").is_file() and (
         run / "report" / "next_spec.yaml"
     ).is_file()
@@ -195,23 +229,37 @@ def test_a_failed_check_stops_the_run_before_any_worker(broken: str, tmp_path: P
         tmp_path, {"broken.yaml": spec}, storage or f"journal://{tmp_path / 'studies.journal'}"
     )
     result = run_dag({**BASE_CONF, "config": "broken.yaml", "smoke": broken == "spec"}, env)
-    tis = result["tis"]
+    tis, output = result["tis"], result["output"]
     assert result["state"] == "failed"
+    checks = [k.removeprefix("prelaunch.check_") for k in tis if k.startswith("prelaunch.check_")]
+    for name in checks:  # a failed check is a red task, failed once (no retry) with its reason
+        assert tis[f"prelaunch.check_{name}"] == ("failed" if name in failing else "success")
     for name in failing:
-        assert tis[f"prelaunch.check_{name}"] == "success"  # the check ran and reported
+        assert output.count(f"pre-launch check {name} failed: ") >= 1
+    # the checklist still ran, and failed naming every failed check
     assert tis["prelaunch.checklist"] == "failed"
+    assert f"pre-launch check(s) failed: {', '.join(failing)} (checklist: " in output
     assert tis["prepare"] == "upstream_failed"
     assert not any(k.startswith("segment_0.local_workers[") for k in tis)
-    assert f"pre-launch check {failing[0]} failed" in result["output"]
-    assert "s3cret" not in result["output"]
+    assert "s3cret" not in output
     (run,) = (tmp_path / "home" / "runs").iterdir()
     checklist = json.loads(next(run.rglob("checklist.json")).read_text())
     failed = [c["name"] for c in checklist["checks"] if c["status"] == "fail"]
-    assert failed == failing
-    # the failed task alerted (no alert connection here: logged and recorded with the run)
+    assert failed == failing and len(checklist["checks"]) == 8
+    # every result, one line each, together at the top of the checklist's log, and in its
+    # rendered field on the run
+    lines = [
+        f"{c['status'].upper():<4}  {c['name']:<12}  {c['reason']}" for c in checklist["checks"]
+    ]
+    assert "\n".join(lines) in output
+    assert _rendered(output, "prelaunch.checklist")["templates_dict"]["checklist"] == lines
+    # one alert for the run (no alert connection here: logged and recorded with the run), from
+    # the checklist, naming the failed checks; none per check
     alerts = [json.loads(line) for line in next(run.rglob("alerts.jsonl")).read_text().splitlines()]
+    assert len(alerts) == 1, alerts
     assert alerts[0]["subject"] == "sweepflow: a task failed" and alerts[0]["channel"] == "log"
     assert "prelaunch.checklist" in alerts[0]["text"] and "s3cret" not in alerts[0]["text"]
+    assert ", ".join(failing) in alerts[0]["text"]
 
 
 @pytest.mark.postgres
@@ -238,6 +286,8 @@ def test_a_failed_trial_rate_over_the_limit_stops_the_sweep_and_alerts(
     assert tis["gate_0"] == "success" and tis["stop_0"] == "success"
     assert tis["segment_1.local_slots"] == "skipped"
     assert tis["segment_1.local_workers"] == "skipped" and tis["finish"] == "success"
+    # failed trials show in the worker's task log as they happen
+    assert re.search(r"trial \d+ failed in [\d.]+s: ", result["output"]), result["output"][-3000:]
     sweep = load_study("dag_failing_v1", open_storage(pg_url))
     assert sweep.study.user_attrs[ATTR_STOP]
     assert sum(t.state.name == "COMPLETE" for t in sweep.study.get_trials()) == 4
