@@ -183,7 +183,12 @@ def build_sweep_dag(
     """The sweep DAG; with ``checks_only``, the pre-launch DAG (plan and checks, nothing runs).
     ``gates``: the checkpoints it can decide at (a scheduled DAG: its spec's; else the most
     any spec may have, :data:`hpo_core.pipeline.MAX_GATES`), each a gate and a segment after."""
-    from hpo_core.airflow import SweepWorkerPodOperator, task_failure_alert
+    from hpo_core.airflow import (
+        ChampionApprovalOperator,
+        GateOverrideOperator,
+        SweepWorkerPodOperator,
+        task_failure_alert,
+    )
     from hpo_core.pipeline import MAX_GATES
 
     n_gates = MAX_GATES if gates is None else min(gates, MAX_GATES)
@@ -417,7 +422,9 @@ def build_sweep_dag(
             if why:  # skipped, and with it what follows it: the next segment and stop
                 print(f"gate {segment}: {why}")
                 raise AirflowSkipException(why)
-            decision = decide_gate(run, segment, storage_url=storage_url())
+            # a person's answer at this checkpoint (spec decision.override), else None
+            answer = get_current_context()["ti"].xcom_pull(task_ids=f"review_{segment}")
+            decision = decide_gate(run, segment, storage_url=storage_url(), override=answer)
             get_current_context()["ti"].xcom_push(key="decision", value=decision)
             print(
                 f"gate {segment}: {decision['action']} ({decision['rule']}): {decision['message']}"
@@ -472,6 +479,23 @@ def build_sweep_dag(
             print(Path(run.run_dir, "summary.md").read_text())
             return {k: summary[k] for k in ("study", "best_value", "champion", "report")}
 
+        @task
+        def promote() -> dict[str, Any]:
+            """The person's answer to the champion approval: the alias moves or stays."""
+            from hpo_core.airflow import storage_url, tracking_uri
+            from hpo_core.pipeline import Answer, decide_champion
+
+            run = run_plan()
+            answer = get_current_context()["ti"].xcom_pull(task_ids="approve_champion")
+            summary = decide_champion(
+                run,
+                Answer.from_dict(answer),
+                storage_url=storage_url(),
+                tracking_uri=tracking_uri(),
+            )
+            print(Path(run.run_dir, "summary.md").read_text())
+            return {k: summary[k] for k in ("study", "champion")}
+
         planned: Any = plan()
         checked: Any = prelaunch(planned)
         if checks_only:
@@ -502,13 +526,19 @@ def build_sweep_dag(
                 ends.extend(workers)
             else:
                 decided = gate.override(task_id=f"gate_{i}")(i)
-                workers >> decided
+                # a person may override the gate (decision.override; skipped when not asked)
+                reviewed = GateOverrideOperator(
+                    task_id=f"review_{i}", segment=i, trigger_rule="none_failed"
+                )
+                workers >> reviewed >> decided
                 stopped = stop.override(task_id=f"stop_{i}")(i)
                 decided >> stopped
                 ends.append(stopped)
                 previous = decided
         done = finish(planned)
         ends >> done
+        # a person approves before @champion moves (champions.approval; skipped when not asked)
+        done >> ChampionApprovalOperator(task_id="approve_champion") >> promote()
 
     return sweep()
 

@@ -6,6 +6,8 @@
   mail server), ``hpo_kubernetes`` (the worker pods' settings and the maxima a run may ask for).
   Their UI forms are declared here, in :func:`get_provider_info`.
 - The worker pod operator (:mod:`hpo_core.airflow.operators`).
+- The people-in-the-loop operators (:mod:`hpo_core.airflow.hitl`): champion approval and gate
+  override, on the standard provider's human-in-the-loop operator.
 - Notifiers and callbacks (:mod:`hpo_core.airflow.notifications`): a webhook notifier, the failed
   task notifier, the deadline callback; mail goes through the SMTP provider's notifier
   (:mod:`hpo_core.airflow.mail`).
@@ -22,6 +24,8 @@ from typing import Any
 from hpo_core._lazy import lazy_getattr
 
 __all__ = [
+    "ChampionApprovalOperator",
+    "GateOverrideOperator",
     "SweepAlertNotifier",
     "SweepWorkerPodOperator",
     "WebhookNotifier",
@@ -45,6 +49,8 @@ __getattr__ = lazy_getattr(
         "storage_url": _HOOKS,
         "tracking_uri": _HOOKS,
         "SweepWorkerPodOperator": "hpo_core.airflow.operators",
+        "ChampionApprovalOperator": "hpo_core.airflow.hitl",
+        "GateOverrideOperator": "hpo_core.airflow.hitl",
         "SweepAlertNotifier": _NOTIFICATIONS,
         "WebhookNotifier": _NOTIFICATIONS,
         "alert": _NOTIFICATIONS,

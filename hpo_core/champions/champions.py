@@ -54,6 +54,7 @@ __all__ = [
     "ChampionRun",
     "Promotion",
     "RegistryLock",
+    "approve_champion",
     "family_name",
     "promote_champion",
     "registry_lock_name",
@@ -92,6 +93,9 @@ class ChampionResult:
     incumbent: float | None  # the previous champion's mean, None when there was none
     message: str
     promotion: PromotionTest | None = None  # the test the alias move passed or failed
+    # the test says move, and the spec wants a person to approve first: the alias stays put
+    pending: bool = False
+    incumbent_version: str | None = None  # the version that held the alias, None when none
 
 
 def family_name(study_name: str) -> str:
@@ -106,6 +110,7 @@ class Promotion:
     incumbent: float | None  # the previous champion's mean, None when there was none
     incumbent_version: str | None  # the version that held the alias before, None when none
     test: PromotionTest | None = None  # candidate vs incumbent; None when nothing was compared
+    pending: bool = False  # it would have moved, but ``hold`` kept it for a person to approve
 
 
 # The lock a promotion holds: ``StorageHandle.study_lock`` of the study storage, given a name.
@@ -128,6 +133,7 @@ def promote_champion(
     experiment_id: str,
     tracking_uri: str,
     rule: PromotionRule | None = None,
+    hold: bool = False,
 ) -> Promotion:
     """Register the run's logged model (once: a run registered before keeps its version) and
     move the ``champion`` alias to it if its ``scores`` (one per seed) beat the incumbent's by
@@ -137,7 +143,8 @@ def promote_champion(
     ``lock`` is the study storage's ``study_lock``, held across reading the incumbent,
     registering, comparing and setting the alias, so whatever the interleaving of two
     promotions (two sweeps of one family finishing together, a retried task) the alias ends on
-    the best mean.
+    the best mean. With ``hold`` the alias does not move: a move the test allows comes back
+    ``pending``, for :func:`approve_champion` once a person said yes.
     """
     # MLflow has no transaction over a registered model's versions and aliases: without a lock,
     # two promoters both read the same incumbent and the later alias write wins, worse or not.
@@ -151,7 +158,13 @@ def promote_champion(
         )
         values = [float(scores)] if isinstance(scores, int | float) else list(scores)
         return _move_alias(
-            client, model_name, version, values, maximize=maximize, rule=rule or PromotionRule()
+            client,
+            model_name,
+            version,
+            values,
+            maximize=maximize,
+            rule=rule or PromotionRule(),
+            hold=hold,
         )
 
 
@@ -163,6 +176,7 @@ def _move_alias(
     *,
     maximize: bool,
     rule: PromotionRule,
+    hold: bool = False,
 ) -> Promotion:
     """The compare-and-set of the alias; callers hold the registry lock."""
     mean = statistics.fmean(values)
@@ -172,6 +186,8 @@ def _move_alias(
     # (a server outage) must not pass for "no champion yet" and move the alias
     held = client.get_registered_model(model_name).aliases.get(ALIAS)
     if held is None:
+        if hold:
+            return Promotion(version, False, None, None, pending=True)
         client.set_registered_model_alias(model_name, ALIAS, version)
         return Promotion(version, True, None, None)
     held = str(held)
@@ -181,14 +197,41 @@ def _move_alias(
     raw = tags.get(TAG_MEAN)
     old = float(raw) if raw is not None else None
     if old is None:  # a version registered outside sweepflow: nothing to compare with
+        if hold:
+            return Promotion(version, False, None, held, pending=True)
         client.set_registered_model_alias(model_name, ALIAS, version)
         return Promotion(version, True, None, held)
     # an incumbent from before the seeds were recorded counts as one run at its mean
     old_values = json.loads(tags[TAG_VALUES]) if TAG_VALUES in tags else [old]
     test = promotion_test(values, old_values, maximize=maximize, rule=rule)
+    if test.passed and hold:
+        return Promotion(version, False, old, held, test, pending=True)
     if test.passed:
         client.set_registered_model_alias(model_name, ALIAS, version)
     return Promotion(version, test.passed, old, held, test)
+
+
+def approve_champion(
+    client: Any,
+    model_name: str,
+    version: str,
+    *,
+    incumbent_version: str | None,
+    lock: RegistryLock,
+) -> bool:
+    """Move the alias to a held (``pending``) ``version`` once a person approved it, if the alias
+    is still where it was when they were asked (``incumbent_version``); False when it moved since
+    (another sweep's champion: the evidence shown no longer holds), True when it moved now or
+    already points at ``version``."""
+    with lock(registry_lock_name(model_name)):
+        held = client.get_registered_model(model_name).aliases.get(ALIAS)
+        held = None if held is None else str(held)
+        if held == str(version):
+            return True
+        if held != incumbent_version:
+            return False
+        client.set_registered_model_alias(model_name, ALIAS, version)
+        return True
 
 
 def train_champions(
@@ -200,9 +243,11 @@ def train_champions(
     early_stop_patience: int | None = None,
     seeds: int | None = None,
     model_name: str | None = None,
+    hold: bool = False,
 ) -> ChampionResult:
     """Retrain the top configurations (spec ``champions:`` unless overridden), register the
-    best, move the alias on improvement. Idempotent: finished runs are reused."""
+    best, move the alias on improvement (with ``hold``, only mark the move ``pending``: a person
+    approves it, :func:`approve_champion`). Idempotent: finished runs are reused."""
     cfg = sweep.spec.champions
     top_k = top_k or cfg.top_k
     epochs = epochs or cfg.epochs
@@ -224,7 +269,9 @@ def train_champions(
             for entry in top
             for seed in range(session.base_seed, session.base_seed + n_seeds)
         ]
-        return _decide(session, top, runs, model_name, maximize=maximize, n_seeds=n_seeds)
+        return _decide(
+            session, top, runs, model_name, maximize=maximize, n_seeds=n_seeds, hold=hold
+        )
     except HpoError:
         raise
     except Exception as exc:
@@ -507,6 +554,7 @@ def _decide(
     *,
     maximize: bool,
     n_seeds: int,
+    hold: bool = False,
 ) -> ChampionResult:
     from mlflow.entities import Metric, RunTag
 
@@ -532,6 +580,7 @@ def _decide(
         experiment_id=session.experiment,
         tracking_uri=session.tracker.uri,
         rule=PromotionRule.from_spec(session.sweep.spec, _seed_noise(session.sweep, scores)),
+        hold=hold,
     )
     version, promoted, incumbent = promotion.version, promotion.moved, promotion.incumbent
     what = (
@@ -561,6 +610,8 @@ def _decide(
         incumbent,
         verdict,
         promotion.test,
+        pending=promotion.pending,
+        incumbent_version=promotion.incumbent_version,
     )
 
 
@@ -569,6 +620,10 @@ def _verdict(what: str, promotion: Promotion) -> str:
     incumbent, test = promotion.incumbent, promotion.test
     if promotion.incumbent_version == promotion.version:
         return f"{what} is already the champion"
+    if promotion.pending:
+        against = "no incumbent" if incumbent is None else f"incumbent {incumbent:.4f}"
+        ran = f"; {test.test}: {test.reason}" if test is not None else ""
+        return f"{what} would take the alias ({against}{ran}): awaiting a person's approval"
     if incumbent is None:
         return f"{what} is the new champion (no incumbent)"
     if test is None:  # moved: the incumbent had no recorded mean

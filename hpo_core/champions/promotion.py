@@ -62,6 +62,8 @@ class PromotionTest:
     needed: str  # what the difference had to pass, in words
     passed: bool
     reason: str  # one line
+    new_sd: float | None = None  # the spread over seeds of each side (None: fewer than 2 seeds)
+    incumbent_sd: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +98,11 @@ def promotion_test(
     def result(
         test: str, stat: float | None, p: float | None, needed: str, ok: bool, why: str
     ) -> PromotionTest:
-        return PromotionTest(test, m1, len(a), m2 if b else None, len(b), stat, p, needed, ok, why)
+        sd1 = statistics.stdev(a) if len(a) >= 2 else None
+        sd2 = statistics.stdev(b) if len(b) >= 2 else None
+        return PromotionTest(
+            test, m1, len(a), m2 if b else None, len(b), stat, p, needed, ok, why, sd1, sd2
+        )
 
     if not a or not b:
         return result("none", None, None, "-", False, "no finite score to compare")

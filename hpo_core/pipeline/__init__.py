@@ -51,6 +51,15 @@ from hpo_core.pipeline.prelaunch import (
     validate_spec,
 )
 from hpo_core.pipeline.reading import Thresholds, compare_sweeps, replay_sweep, sweep_thresholds
+from hpo_core.pipeline.review import (
+    APPROVAL_OPTIONS,
+    OVERRIDE_OPTIONS,
+    Answer,
+    Review,
+    champion_review,
+    decide_champion,
+    gate_review,
+)
 from hpo_core.pipeline.run import (
     MAX_GATES,
     RunPlan,
@@ -96,17 +105,21 @@ from hpo_core.pipeline.sweeps import (
 )
 
 __all__ = [
+    "APPROVAL_OPTIONS",
     "DEMO_CONFIG",
     "ENV_CONFIG_DIR",
     "ENV_DEFAULT_CONFIG",
     "MAX_GATES",
+    "OVERRIDE_OPTIONS",
     "POD_DEFAULTS",
     "POD_REQUEST_SCHEMA",
+    "Answer",
     "ConfigEntry",
     "LocalSweep",
     "ObjectiveInfo",
     "PodDeployment",
     "Published",
+    "Review",
     "RunPlan",
     "ScheduledConfig",
     "SpecSummary",
@@ -115,6 +128,7 @@ __all__ = [
     "Thresholds",
     "analyze_sweep",
     "best_trials",
+    "champion_review",
     "champion_ui",
     "check_run_gpu",
     "cleanup_sweep",
@@ -122,12 +136,14 @@ __all__ = [
     "compare_sweeps",
     "config_catalog",
     "config_dir",
+    "decide_champion",
     "decide_sweep",
     "default_config",
     "describe_data",
     "finish_alerts",
     "finish_sweep",
     "gate",
+    "gate_review",
     "gate_skip_reason",
     "has_url_password",
     "hpo_home",

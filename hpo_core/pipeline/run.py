@@ -378,9 +378,17 @@ def _maximizes(plan: RunPlan) -> bool:
         return True
 
 
-def gate(plan: RunPlan, segment: int, *, storage_url: str) -> dict[str, Any]:
+def gate(
+    plan: RunPlan,
+    segment: int,
+    *,
+    storage_url: str,
+    override: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The mid-sweep decision after segment ``segment`` (``hpo decide``), stored in the study;
-    on continue, the noise probe's trials queued first (``decision.noise_probe``)."""
+    on continue, the noise probe's trials queued first (``decision.noise_probe``). With a
+    person's ``override`` (an :class:`~hpo_core.pipeline.review.Answer` as a dict, spec
+    ``decision.override``), their choice replaces the rules' action and is recorded."""
     from hpo_core.analysis import ATTR_DECISION
     from hpo_core.pipeline.sweeps import judge
     from hpo_core.storage import open_storage
@@ -393,7 +401,11 @@ def gate(plan: RunPlan, segment: int, *, storage_url: str) -> dict[str, Any]:
         record = decision.as_dict()
         record["segment"] = segment
         record["checkpoint_target"] = plan.segments[segment]
-        probe = enqueue_noise_probe(sweep) if decision.action == "continue" else None
+        if override is not None:
+            from hpo_core.pipeline.review import Answer, apply_override
+
+            record = apply_override(sweep, record, Answer.from_dict(override))
+        probe = enqueue_noise_probe(sweep) if record["action"] == "continue" else None
         if probe is not None:
             record["noise_probe"] = probe.as_dict()
         sweep.study.set_user_attr(ATTR_DECISION, record)
@@ -442,6 +454,7 @@ def finish_sweep(
     champions unless the sweep failed or this is a dry run, and a summary (markdown + JSON)."""
     from hpo_core.files import write_atomic
     from hpo_core.pipeline.finish import publish, report_study
+    from hpo_core.pipeline.review import ATTR_OVERRIDES
     from hpo_core.storage import open_storage
     from hpo_core.study import load_study, study_progress
 
@@ -486,7 +499,9 @@ def finish_sweep(
         else:
             from hpo_core.champions import train_champions
 
-            result = train_champions(sweep, tracking_uri=tracking_uri)
+            # with champions.approval, the alias waits for a person (pipeline.review)
+            hold = sweep.spec.champions.approval.required
+            result = train_champions(sweep, tracking_uri=tracking_uri, hold=hold)
             champion = {
                 "model": result.model_name,
                 "version": result.version,
@@ -496,6 +511,8 @@ def finish_sweep(
                 "message": result.message,
                 "promotion": result.promotion.as_dict() if result.promotion else None,
             }
+            if result.pending:
+                champion |= _approval_evidence(sweep, result, tracking_uri)
         thresholds = _threshold_step(sweep, run_dir / "report" / "thresholds")
         if thresholds is not None and tracker is not None:
             tracker.attach(sweep, run_dir / "report" / "thresholds", "thresholds")
@@ -526,6 +543,7 @@ def finish_sweep(
             "next_spec": str(run_dir / "report" / "next_spec.yaml") if refinement else None,
             "champion": champion,
             "champions_skipped": skipped,
+            "overrides": sweep.study.user_attrs.get(ATTR_OVERRIDES, []),
             "thresholds": thresholds,
             "report_files": len(files),
         }
@@ -587,6 +605,50 @@ def _threshold_step(sweep: Any, out: Path) -> dict[str, Any] | None:
         "precision": top.chosen.precision if top.chosen else None,
         "recall": top.chosen.recall if top.chosen else None,
     }
+
+
+def _approval_evidence(sweep: Any, result: Any, tracking_uri: str | None) -> dict[str, Any]:
+    """What a person reviewing a champion sees besides the test: the spread over seeds, the
+    configuration, the runs with links (no credential), the version the alias would leave."""
+    from hpo_core.pipeline.review import run_link
+    from hpo_core.study import top_trials
+    from hpo_core.tracking import ATTR_PARENT_RUN, Tracker
+
+    tracker = Tracker(tracking_uri)
+    runs = [r for r in result.runs if r.trial == result.best_trial]
+    experiment = str(tracker.client.get_run(runs[0].run_id).info.experiment_id)
+    params = next(
+        (t.params for t in top_trials(sweep, len(result.means)) if t.number == result.best_trial),
+        {},
+    )
+    return {
+        "pending": True,
+        "incumbent_version": result.incumbent_version,
+        "spread": result.means[result.best_trial][1],
+        "seeds": len(runs),
+        "params": {**sweep.spec.fixed, **params},
+        "parent_run": sweep.study.user_attrs.get(ATTR_PARENT_RUN),
+        "runs": [
+            {
+                "seed": r.seed,
+                "value": r.value,
+                "run_id": r.run_id,
+                "link": run_link(tracker.uri, experiment, r.run_id),
+            }
+            for r in runs
+        ],
+    }
+
+
+def _overrides_line(overrides: list[dict[str, Any]]) -> str:
+    """The gates a person answered, for the summary."""
+    return "- overrides: " + "; ".join(
+        f"checkpoint {o.get('checkpoint')}: {o['choice']} by {o['by']} (the rules said "
+        f"{o['automatic']}"
+        + (f"; budget {o['budget'][0]} -> {o['budget'][1]}" if o.get("budget") else "")
+        + ")"
+        for o in overrides
+    )
 
 
 def _has_trainer(spec: Any) -> bool:
@@ -661,6 +723,8 @@ def _summary_markdown(s: dict[str, Any]) -> str:
             else f"skipped ({s['champions_skipped']})"
         ),
     ]
+    if s.get("overrides"):
+        lines.append(_overrides_line(s["overrides"]))
     t = s.get("thresholds")
     if t:
         lines.append(

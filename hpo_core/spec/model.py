@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -28,13 +29,16 @@ from pydantic_core import PydanticCustomError
 __all__ = [
     "MAX_CHOICES",
     "MAX_TRIALS",
+    "MAX_WAIT_SECONDS",
     "PRUNER_NAMES",
     "SAMPLER_NAMES",
     "AnalysisSpec",
+    "ApprovalSpec",
     "ChampionsSpec",
     "DecisionSpec",
     "HardLimit",
     "MetricsSpec",
+    "OverrideSpec",
     "ParamSpec",
     "ParamType",
     "PrunerSpec",
@@ -194,6 +198,57 @@ def _options_only(section: Any, names: tuple[str, ...], fields: set[str]) -> Non
         raise FieldProblems(problems)
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_WAIT_SECONDS = 7 * 86400  # a person's answer: a week at most (the run holds its slot)
+
+
+def _duration(value: Any) -> float:
+    """Seconds from a number or a text such as ``90s``, ``30m``, ``24h``, ``7d``."""
+    text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    found = _DURATION.match(text) if isinstance(text, str) else None
+    seconds = float(found[1]) * _UNIT_SECONDS[found[2]] if found else None
+    if seconds is None or not 1 <= seconds <= MAX_WAIT_SECONDS:
+        raise PydanticCustomError(
+            "duration",
+            "must be a duration from 1s to 7d such as 90s, 30m, 24h or 7d (a bare number is "
+            "seconds), but got {value}",
+            {"value": repr(value)},
+        )
+    return seconds
+
+
+# a wait for a person, in seconds (written 90s, 30m, 24h or 7d)
+Duration = Annotated[float, BeforeValidator(_duration)]
+
+
+class OverrideSpec(_Section):
+    """A person may override a gate's automatic decision (Airflow's human-in-the-loop): the DAG
+    shows the decision with its figures and waits for continue, stop or (when offered) a bounded
+    budget extension; the choice and who made it are recorded in the study and the summary."""
+
+    timeout: Duration = 3600.0  # how long the gate waits for an answer; then `default` applies
+    default: Literal["automatic", "continue", "stop"] = "automatic"  # the answer on timeout
+    # "extend" adds this many trials to the budget (None: not offered) ...
+    extend_trials: Annotated[int, Field(ge=1, le=MAX_TRIALS)] | None = None
+    # ... never taking the study's budget above this (required with extend_trials)
+    max_n_trials: Annotated[int, Field(ge=1, le=MAX_TRIALS)] | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> OverrideSpec:
+        if self.extend_trials is not None and self.max_n_trials is None:
+            raise FieldProblems(
+                [
+                    (
+                        "max_n_trials",
+                        "required with extend_trials: an extension must have a ceiling; set "
+                        "the largest budget a person may extend the sweep to (e.g. 2x n_trials)",
+                    )
+                ]
+            )
+        return self
+
+
 class DecisionSpec(_Section):
     """Mid-sweep decision rules (seed 003: stop if best < 0.26, on track if > 0.30)."""
 
@@ -216,6 +271,8 @@ class DecisionSpec(_Section):
     # other seeds (`seed` = fixed.seed + 1..k), so the analysis measures the seed noise; they are
     # trials like the others and count against n_trials (0: off)
     noise_probe: Annotated[int, Field(ge=0, le=100)] = 0
+    # a person may override the decision at each checkpoint (None: the rules decide alone)
+    override: OverrideSpec | None = None
 
     @field_validator("checkpoints")
     @classmethod
@@ -298,6 +355,15 @@ class RefineSpec(_Section):
     hard_limits: dict[str, HardLimit] = {}  # e.g. {depth: {low: 1, high: 24}}
 
 
+class ApprovalSpec(_Section):
+    """A person approves before ``@champion`` moves (Airflow's human-in-the-loop): the champion
+    is trained and registered, and the DAG shows the evidence and waits."""
+
+    required: bool = False  # off: the alias moves on the promotion test alone, as before
+    timeout: Duration = 86400.0  # how long the DAG waits for an answer; then `default` applies
+    default: Literal["approve", "reject"] = "reject"  # the answer on timeout
+
+
 class ChampionsSpec(_Section):
     """Retraining the best configurations to convergence (seed 003: top 3, 100 epochs)."""
 
@@ -313,6 +379,8 @@ class ChampionsSpec(_Section):
     promote_test: Literal["welch", "k_se"] = "welch"
     promote_alpha: Annotated[float, Field(gt=0, le=0.5)] = 0.05
     promote_k: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 2.0
+    # a person approves the move of @champion (the DAG waits; `hpo champions` is run by one)
+    approval: ApprovalSpec = ApprovalSpec()
 
 
 class WorkerSpec(_Section):
@@ -880,6 +948,25 @@ def cross_check(
                     "n_trials",
                 )
             )
+    override = decision.override
+    if override is not None and not decision.checkpoints:
+        problems.append(
+            (
+                "decision.override",
+                "is asked at checkpoints, but decision.checkpoints is empty; add checkpoints "
+                "(e.g. [50]) or remove override",
+            )
+        )
+    extend, ceiling = (override.extend_trials, override.max_n_trials) if override else (0, 0)
+    if extend and ceiling and n_trials and ceiling < n_trials + extend:
+        problems.append(
+            (
+                "decision.override.max_n_trials",
+                "`max_n_trials >= n_trials + extend_trials` must hold, but got "
+                f"(max_n_trials={ceiling}, n_trials={n_trials}, extend_trials={extend}); raise "
+                "max_n_trials or lower extend_trials",
+            )
+        )
     if decision.regret_bound is not None and not decision.checkpoints:
         problems.append(
             (

@@ -281,3 +281,50 @@ def test_one_seed_on_a_side_needs_a_noise_estimate() -> None:
     assert promotion_test([0.4], [0.5], maximize=False, rule=rule).passed
     worse = promotion_test([0.6], [0.5], maximize=False, rule=rule)
     assert not worse.passed and worse.reason == "does not beat the incumbent"
+
+
+def test_a_held_move_waits_for_a_persons_approval(journal_url: str, tracking_uri: str) -> None:
+    """champions.approval: the test decides whether the alias may move, a person whether it
+    does; an approval given on evidence that no longer holds (another champion took the alias
+    since) moves nothing."""
+    from mlflow import MlflowClient
+
+    from hpo_core.champions import approve_champion, promote_champion
+    from hpo_core.storage import open_storage
+
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.create_experiment("held")
+    lock = open_storage(journal_url).study_lock
+
+    def promote(mean: float, *, hold: bool) -> Any:
+        return promote_champion(
+            client,
+            "held",
+            candidate(client, experiment_id),
+            [mean, mean + 0.02],
+            maximize=True,
+            lock=lock,
+            experiment_id=experiment_id,
+            tracking_uri=tracking_uri,
+            hold=hold,
+        )
+
+    def holder() -> str | None:
+        found = client.get_registered_model("held").aliases.get("champion")
+        return None if found is None else str(found)
+
+    first = promote(0.5, hold=True)
+    assert (first.version, first.moved, first.pending) == ("1", False, True)
+    assert holder() is None  # registered, not the champion until approved
+    assert approve_champion(client, "held", "1", incumbent_version=None, lock=lock)
+    assert holder() == "1"
+    assert approve_champion(client, "held", "1", incumbent_version=None, lock=lock)  # a retry
+    worse = promote(0.3, hold=True)
+    assert not worse.pending and not worse.moved  # nothing to approve: the test keeps "1"
+    better = promote(0.7, hold=True)
+    assert better.pending and better.incumbent_version == "1" and holder() == "1"
+    assert better.test is not None and better.test.new_sd == pytest.approx(0.01414, rel=1e-3)
+    # meanwhile another sweep's champion takes the alias: the approval of "3" is refused
+    assert promote(0.9, hold=False).moved and holder() == "4"
+    assert not approve_champion(client, "held", "3", incumbent_version="1", lock=lock)
+    assert holder() == "4"

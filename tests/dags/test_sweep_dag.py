@@ -19,6 +19,7 @@ from hpo_core.pipeline import finish_sweep, plan_run, prepare_sweep
 from hpo_core.storage import open_storage
 from hpo_core.study import ATTR_STOP, load_study
 from tests.airflow_env import AIRFLOW_HOME, run_dag
+from tests.dags.reviewers import USERS, Reviewers
 from tests.helpers import REPO, tiny_arc_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("airflow_db")]
@@ -104,14 +105,39 @@ def _run_dir(tmp_path: Path, study: str) -> Path:
     return run
 
 
+# people in the loop: a person may override the gate, and approves the champion (left to its
+# timeout, whose default here is approve)
+REVIEWED_ARC = {
+    **TINY_ARC,
+    "decision": {"checkpoints": [3], "override": {"timeout": "1h"}},
+    "champions": {
+        **TINY_ARC["champions"],
+        "approval": {"required": True, "timeout": "1s", "default": "approve"},
+    },
+}
+
+
 @pytest.mark.postgres
 def test_a_sweep_runs_end_to_end_and_registers_a_champion(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = _setup(tmp_path, {"arc.yaml": TINY_ARC}, pg_url)
-    result = run_dag({**BASE_CONF, "config": "arc.yaml"}, env)
+    """A sweep end to end, with people in the loop: the gate's override answered through
+    Airflow's REST API by the one user the deployment lets respond, the champion's approval
+    left to its timeout."""
+    env = _setup(tmp_path, {"arc.yaml": REVIEWED_ARC}, pg_url)
+    env["AIRFLOW_VAR_SWEEPFLOW_RESPONDENTS"] = "reviewer"
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", USERS)
+    with Reviewers(
+        "hpo_sweep",
+        {"review_0": "Continue"},
+        not_offered={"review_0": "Extend budget"},  # the spec offers no extension
+        left_to_time_out={"approve_champion"},
+    ) as people:
+        result = run_dag({**BASE_CONF, "config": "arc.yaml"}, env)
+    assert people.errors == [], people.errors
     tis = result["tis"]
     assert result["state"] == "success", result["output"][-4000:]
+    _assert_people_in_the_loop(people, tis, tmp_path, pg_url)
     assert all(tis[f"prelaunch.check_{n}"] == "success" for n in ("spec", "storage", "smoke"))
     assert tis["segment_0.local_workers[0]"] == tis["segment_0.local_workers[1]"] == "success"
     assert tis["gate_0"] == "success" and tis["stop_0"] == "skipped"
@@ -173,6 +199,38 @@ def test_a_sweep_runs_end_to_end_and_registers_a_champion(
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.data.tags["sweepflow.role"] for r in runs) == roles
     assert again["champion"]["version"] == "1"
+
+
+def _assert_people_in_the_loop(
+    people: Reviewers, tis: dict[str, str], tmp_path: Path, pg_url: str
+) -> None:
+    assert tis["review_0"] == tis["approve_champion"] == tis["promote"] == "success"
+    assert tis["review_1"] == tis["review_2"] == "skipped"  # no checkpoint: nobody is asked
+    gate = people.requests["review_0"]
+    # only the offered options (no extension in this spec), only the deployment's respondents
+    assert gate["options"] == ["Automatic", "Continue", "Stop"] and gate["defaults"] == ["Automatic"]
+    assert gate["assigned_users"] == [{"id": "reviewer", "name": "reviewer"}]
+    assert people.probes["review_0"] == (403, 400)
+    assert "**The rules say: continue**" in gate["body"] and "| finished | 3 |" in gate["body"]
+    approval = people.requests["approve_champion"]
+    assert approval["responded_by_user"] is None and approval["chosen_options"] == ["Approve"]
+    assert approval["subject"] == "Approve dag_arc version 1 as @champion?"
+    body = approval["body"]
+    assert "| new |" in body and "(no champion yet)" in body and "MLflow runs:" in body
+    assert '"lr":' in body and "No answer within 1s: **Approve**" in body
+    run = _run_dir(tmp_path, "dag_arc_v1")
+    summary = json.loads((run / "summary.json").read_text())
+    override = summary["decision"]["override"]
+    assert summary["decision"]["rule"] == "override" and override["by"] == "reviewer (reviewer)"
+    assert [o["choice"] for o in summary["overrides"]] == ["Continue"]
+    champion = summary["champion"]
+    assert champion["promoted"] and champion["approval"]["by"] is None
+    assert champion["approval"]["outcome"] == "alias moved"
+    text = (run / "summary.md").read_text()
+    assert "- overrides: checkpoint 3: Continue by reviewer (reviewer) (the rules said" in text
+    assert "approved by nobody (the timeout default)" in text
+    sweep = load_study("dag_arc_v1", open_storage(pg_url))
+    assert sweep.study.user_attrs["sweepflow.overrides"][0]["by"] == "reviewer (reviewer)"
 
 
 def test_the_prelaunch_dag_checks_and_touches_no_study(tmp_path: Path) -> None:
