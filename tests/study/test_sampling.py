@@ -119,7 +119,7 @@ SEEDED = [
     {"type": "random"},
     {"type": "cmaes", "n_startup_trials": 2},
     {"type": "qmc", "options": {"scramble": True}},  # the seed scrambles the sequence
-    {"type": "gp", "n_startup_trials": 3},  # two GP fits a run: the slow one
+    {"type": "gp", "n_startup_trials": 4},  # one GP fit a run: the slow one
     # a genetic algorithm may copy a parent exactly: one generation, drawn at random
     {"type": "nsga2", "options": {"population_size": 10}},
     {"type": "tests.study.search_classes:JitterSampler"},
