@@ -41,15 +41,16 @@ def summarize_spec(spec: SweepSpec) -> SpecSummary:
         for name, p in params.items()
         if p.is_weighted
     }
-    pruner: str = spec.pruner.type
-    if pruner == "hyperband":
-        pruner += (
-            f" (min_resource={spec.pruner.min_resource}, max_resource="
-            f"{spec.pruner.max_resource}, reduction_factor={spec.pruner.reduction_factor})"
-        )
-    sampler = spec.sampler.type + (
-        f" (seed={spec.sampler.seed})" if spec.sampler.seed is not None else ""
-    )
+    pruner_args: dict[str, Any] = {}
+    if spec.pruner.type == "hyperband":
+        pruner_args = {
+            "min_resource": spec.pruner.min_resource,
+            "max_resource": spec.pruner.max_resource,
+            "reduction_factor": spec.pruner.reduction_factor,
+        }
+    pruner = _with_args(spec.pruner.type, pruner_args | spec.pruner.options)
+    seed = {"seed": spec.sampler.seed} if spec.sampler.seed is not None else {}
+    sampler = _with_args(spec.sampler.type, seed | spec.sampler.options)
     return SpecSummary(
         study_name=spec.study_name,
         objective=spec.objective,
@@ -142,3 +143,8 @@ def render_summary(summary: SpecSummary, *, source: str = "") -> str:
     )
     lines.append(f"  space      {combos} discrete combinations{continuous}")
     return "\n".join(lines)
+
+
+def _with_args(name: str, args: dict[str, Any]) -> str:
+    """``cmaes (seed=4, popsize=8)``: a sampler or pruner with the arguments the spec gives it."""
+    return name + (f" ({', '.join(f'{k}={v}' for k, v in args.items())})" if args else "")

@@ -413,3 +413,17 @@ def test_values_are_counted_without_listing_them() -> None:
     spec = parse_spec(yaml.safe_dump(base_spec(param_ranges=huge))).spec
     assert count_discrete_combinations(spec) == (10**9 + 1) * 10**6 + (10**9 + 1)  # a, then b
     assert summarize_spec(spec).continuous == []
+
+
+def test_summary_shows_the_sampler_and_pruner_with_their_arguments() -> None:
+    spec = parse_spec(
+        yaml.safe_dump(
+            base_spec(
+                sampler={"type": "cmaes", "seed": 4, "options": {"popsize": 8}},
+                pruner={"type": "optuna.pruners:PercentilePruner", "options": {"percentile": 25}},
+            )
+        )
+    ).spec
+    summary = summarize_spec(spec)
+    assert summary.sampler == "cmaes (seed=4, popsize=8)"
+    assert summary.pruner == "optuna.pruners:PercentilePruner (percentile=25)"
