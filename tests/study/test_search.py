@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import optunahub
 import pytest
 import yaml
 
@@ -172,7 +173,9 @@ def test_a_custom_class_gets_only_seed_and_options(
 def test_a_class_is_built_only_with_arguments_it_binds(monkeypatch: pytest.MonkeyPatch) -> None:
     """Checked where it is built too: a stored spec is not validated again."""
     monkeypatch.setenv(ENV_ALLOWED_SEARCH_MODULES, "")
-    with pytest.raises(SpecError, match=r"sampler\.seed: PartialFixedSampler takes no argument 'seed'"):
+    with pytest.raises(
+        SpecError, match=r"sampler\.seed: PartialFixedSampler takes no argument 'seed'"
+    ):
         build_sampler(_spec(sampler={"type": "optuna.samplers:PartialFixedSampler", "seed": 3}))
     with pytest.raises(SpecError, match=r"sampler\.options: GridSampler: missing a required"):
         build_sampler(_spec(sampler={"type": "optuna.samplers:GridSampler"}))
@@ -218,13 +221,20 @@ def test_optunahub_package_from_the_local_copy_only(
 ) -> None:
     root = tmp_path / "optunahub-registry" / "package"
     (root / "samplers" / "tiny").mkdir(parents=True)
-    (root / "samplers" / "tiny" / "__init__.py").write_text(HUB_PACKAGE)
+    # laid out as registry packages are: the class in a module, exported by __init__.py
+    (root / "samplers" / "tiny" / "sampler.py").write_text(HUB_PACKAGE)
+    (root / "samplers" / "tiny" / "__init__.py").write_text("from .sampler import HubSampler\n")
     sampler = {"type": "optunahub:samplers/tiny:HubSampler", "options": {"temperature": 2.0}}
     monkeypatch.setenv(ENV_ALLOWED_SEARCH_MODULES, "optunahub:samplers/tiny")
     monkeypatch.delenv(ENV_OPTUNAHUB_DIR, raising=False)
     (line,) = _validate(base_spec(sampler=sampler), write_spec, capsys)
     assert "sampler.type: OptunaHub packages load from a local copy only, and " in line
     monkeypatch.setenv(ENV_OPTUNAHUB_DIR, str(root))
+
+    def fetch(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("fetched from the network")
+
+    monkeypatch.setattr(optunahub, "load_module", fetch)
     built = build_sampler(_spec(sampler=sampler))._base
     assert type(built).__name__ == "HubSampler" and built.temperature == 2.0
     other = {"type": "optunahub:samplers/other:HubSampler"}
