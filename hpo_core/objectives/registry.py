@@ -363,7 +363,10 @@ def require_objective_spec(spec: SweepSpec, *, source: str | None = None) -> Non
 
 def _search_problems(spec: SweepSpec) -> list[SpecIssue]:
     # the sampler and pruner are spec-author code too when the spec names a class: the same
-    # gate checks them (the deployment's allowlist before any import)
+    # gate checks them (the deployment's allowlist before any import). Built-ins without
+    # options need no check, and `hpo validate` then imports no optuna (a second saved).
+    if spec.sampler.plain and spec.pruner.plain:
+        return []
     from hpo_core.study import search_problems
 
     return search_problems(spec)

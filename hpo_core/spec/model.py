@@ -147,6 +147,11 @@ class SamplerSpec(_Section):
         _options_only(self, SAMPLER_NAMES, {"n_startup_trials", "multivariate", "constant_liar"})
         return self
 
+    @property
+    def plain(self) -> bool:
+        """A built-in without options: nothing to import or check against a signature."""
+        return self.type in SAMPLER_NAMES and not self.options
+
 
 class PrunerSpec(_Section):
     """How unpromising trials are stopped early (seed 002: Hyperband 3 / 20 / 3)."""
@@ -158,6 +163,11 @@ class PrunerSpec(_Section):
     n_startup_trials: Annotated[int, Field(ge=0)] = 5  # median: trials before pruning starts
     n_warmup_steps: Annotated[int, Field(ge=0)] = 0  # median: steps before a trial can be pruned
     options: SearchOptions = {}  # more keyword arguments of the pruner's class
+
+    @property
+    def plain(self) -> bool:
+        """A built-in without options: nothing to import or check against a signature."""
+        return self.type in PRUNER_NAMES and not self.options
 
     @model_validator(mode="after")
     def _resources_ordered(self) -> PrunerSpec:
