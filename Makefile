@@ -37,6 +37,11 @@ system-deps:
 		echo "installing docker-compose (to check docker-compose.yaml; no engine)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; \
 	fi
+	@# tests/e2e and `make screenshots` drive the Airflow UI in headless Chromium (selenium)
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "installing chromium and chromium-driver (the browser tests of the Airflow UI)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	fi
 
 demo: install
 	HPO_HOME=$(HPO_HOME) bash scripts/demo.sh
