@@ -1,23 +1,50 @@
 """
 ### Hyperparameter sweep (sweepflow)
 
-The whole life cycle of one sweep, unattended (the user's launch checklist, seed 003):
+Runs one hyperparameter sweep from a spec file in the config folder: checks that it can run,
+runs the trials on parallel workers, stops early when the spec's rules say the sweep is going
+nowhere, then analyses the trials, writes a refined search space for the next sweep and
+trains and registers the best configurations in MLflow.
 
-1. **plan**: the run's parameters and the sweep spec are validated;
-2. **prelaunch**: spec, storage, data (and checksums), GPU, disk, dependencies, tracking and one
-   smoke trial, each a task with pass / warn / fail and a reason, then the checklist report; a
-   failed check stops the run before any worker starts;
-3. **prepare**: the Optuna study and its MLflow parent run (both idempotent);
-4. **segments and gates**: N workers (local processes, or KubernetesPodOperator pods on GPU nodes)
-   run to each of the spec's `decision.checkpoints`; the gate (`hpo decide`) continues or stops
-   the sweep (stop sets the study's stop flag and alerts);
-5. **finish**: analysis report, refined next spec, champions trained and registered (skipped when
-   the sweep was stopped), and a summary.
+**Trigger it** with the form (Trigger, top right). It opens on a config that runs on any
+machine in about a minute (`demo_synthetic.yaml`: no GPU, no data file). Each field:
 
-Every step is a call into `hpo_core.pipeline`; the storage URL and tracking URI come from the
-`hpo_storage` / `hpo_tracking` connections (or the environment), never from parameters or XCom.
-One DAG (`hpo_sweep`) is triggered from the UI with a form; each spec with a `schedule:` key gets
-a scheduled DAG of its own (`hpo_sweep__<file>`).
+- **Sweep config**: the spec to run; its description says what each one needs (a GPU, a
+  data file). Configs that do not validate are not offered, and are named with their error.
+- **Workers**: how many workers share the trial budget, in parallel.
+- **Worker mode**: `local` (processes on the Airflow worker) or `kubernetes` (one pod each).
+- **Trial budget**: the number of trials, instead of the spec's `n_trials` (empty: the spec's).
+- **GPUs**, **Workers per GPU** (local mode): which GPUs the workers get, and how many share one.
+- **Allow CPU**: let a config that trains torch models run on the CPU when no GPU is found.
+- **Dry run**: the checks and the study's preparation only: no worker runs, nothing is trained.
+- **Minimum free disk**, **Run the smoke trial**, **Data manifest** (a sha256sum listing of the
+  data files to verify): what the pre-launch checks ask for.
+- **Worker pod resources** (kubernetes mode): GPUs, CPU and memory per pod.
+
+**What a run does**, task by task in the Graph view:
+
+1. `plan`: the parameters and the spec, checked; a mistake fails here in one line.
+2. `prelaunch.check_*`: spec, storage, data, GPU, disk, dependencies, tracking, one smoke trial.
+   A check that fails is a red task whose error is the reason; `prelaunch.checklist` then lists
+   every result (first lines of its log, and its Rendered Templates tab) and fails the run
+   before anything is created.
+3. `prepare`: the Optuna study and the MLflow run of the sweep.
+4. `segment_N`: the workers (`local_workers`, or `worker_pods`), each task's log showing its
+   trials as they finish (value, best so far) and ending with the path of the worker's own log.
+   The spec's `decision.checkpoints` cut the sweep into segments; after each, `gate_N` decides
+   to continue or stop (`stop_N` sets the study's stop flag and sends an alert). A gate with
+   no checkpoint to decide at is skipped, saying why in its log.
+5. `finish`: the analysis report, the refined next spec, the champions (not after a stop) and
+   a summary, printed in its log.
+
+**What it leaves**, in `$HPO_HOME/runs/<study>/<run id>/`: `checklist/` (checklist.md and .json),
+`logs/` (one log per worker), `report/` (report.md, plots, `next_spec.yaml`), `summary.md`,
+`summary.json` and `alerts.jsonl`; the trials in the study storage (`hpo status <study>`), the
+runs and the registered champion in MLflow.
+
+Credentials come from the `hpo_storage`, `hpo_tracking` and `hpo_alerts` connections, never from
+the form. `hpo_prelaunch` runs the checks alone; each spec with a `schedule:` key has a DAG of
+its own (`hpo_sweep__<file>`), with only the gates its checkpoints need.
 """
 
 from __future__ import annotations
@@ -136,7 +163,8 @@ def _params(default_config: str | None, catalog: list[Any]) -> dict[str, Param]:
             False,
             type="boolean",
             title="Dry run: checks only",
-            description="Run the pre-launch checks and stop: no study, no worker, no champion.",
+            description="The pre-launch checks and the study's preparation: no worker runs and "
+            "no champion is trained.",
         ),
         "min_free_gb": Param(
             10,
@@ -576,7 +604,7 @@ globals().update(_SCHEDULED)
 # The UI DAG: any config, chosen in the form.
 hpo_sweep = build_sweep_dag("hpo_sweep", schedule=None, config=None, catalog=_CATALOG)
 
-# The checklist alone (seed 003's "before launch"): the same checks, no study touched.
+# The checklist alone: the same checks, no study touched.
 hpo_prelaunch = build_sweep_dag(
     "hpo_prelaunch", schedule=None, config=None, catalog=_CATALOG, checks_only=True
 )

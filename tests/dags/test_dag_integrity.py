@@ -121,6 +121,13 @@ def test_the_form_validates_its_defaults_and_refuses_bad_values(dagbag: Any) -> 
 
     dag = dagbag.dags["hpo_sweep"]
     assert dag.params.validate()["workers"] == 2
+    # it opens on a config that runs on any machine (not the first by name), and says what
+    # each config needs before the person triggers
+    assert dag.params["config"] == "demo_synthetic.yaml"
+    config = dag.params.get_param("config")
+    assert "demo_synthetic.yaml: no GPU, no data file; 40 trials" in config.description
+    assert "- `demo.yaml`: a GPU (or Allow CPU), no data file" in config.schema["description_md"]
+    assert [k for k in dag.params if not dag.params.get_param(k).description] == []
     assert set(dag.params.get_param("config").schema["enum"]) == {
         "demo.yaml",
         "demo_synthetic.yaml",

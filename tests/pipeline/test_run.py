@@ -52,13 +52,20 @@ def test_a_local_worker_gets_what_it_needs_and_none_of_the_orchestrators_secrets
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "sweepflow")
     monkeypatch.setenv("HPO_WORKER_ENV_PASSTHROUGH", "AWS_SECRET_ACCESS_KEY")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://stale-value-from-the-parent")
+    progress: list[str] = []
     report = run_local_worker(
         run_plan(config, tmp_path / "run"),
         {"worker_id": "test_study-s0-w0", "until": None},
         storage_url=journal_url,
         tracking_uri=None,
+        on_progress=progress.append,
     )
     assert report["complete"] == 1
+    # its progress came line by line (for the Airflow task log), the log file's path last
+    assert any(line.startswith("trial 0 finished: value ") for line in progress), progress
+    log = tmp_path / "run" / "logs" / "test_study-s0-w0.log"
+    assert progress[-1] == f"worker test_study-s0-w0: its log is {log}"
+    assert "trial 0 COMPLETE" in log.read_text()
     env = json.loads((out / "env-0.json").read_text())
     leaked = {k for k in env if k.startswith("AIRFLOW") or k == "POSTGRES_PASSWORD"}
     assert not leaked
