@@ -64,7 +64,8 @@ class _SweepReview(HITLOperator):
     def execute(self, context: Any) -> Any:
         from hpo_core.pipeline import RunPlan
 
-        asked = self.review(RunPlan.from_dict(context["ti"].xcom_pull(task_ids="plan")))
+        plan = RunPlan.from_dict(context["ti"].xcom_pull(task_ids="plan"))
+        asked = self.review(plan)
         if asked is None:
             raise AirflowSkipException(self.nothing_to_ask)
         # narrowed to what this run offers: Airflow stores these and refuses any other answer
@@ -73,7 +74,24 @@ class _SweepReview(HITLOperator):
         self.response_timeout = timedelta(seconds=asked.timeout)
         self.assigned_users = respondents()
         self.log.info("%s\n\n%s", asked.subject, asked.body)
+        self._announce(context, plan, asked)
         return super().execute(context)
+
+    def _announce(self, context: Any, plan: Any, asked: Any) -> None:
+        """Tell the people who may answer (the ``hpo_alerts`` connection) that a run waits."""
+        from hpo_core.airflow.notifications import alert
+
+        try:  # the Required Actions page, when the deployment sets [api] base_url
+            where = self.generate_link_to_ui_from_context(context=context)
+        except ValueError:
+            where = f"Required Actions of run {context['run_id']} in Airflow"
+        alert(
+            f"sweepflow: waiting for a person: {asked.subject}",
+            f"Task {self.task_id} of run {context['run_id']} waits for an answer "
+            f"({', '.join(asked.options)}) until {int(asked.timeout)} s have passed, then takes "
+            f"{asked.default}. Answer at: {where}",
+            run_dir=plan.run_dir,
+        )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         from hpo_core.pipeline import Answer

@@ -240,13 +240,11 @@ def champion_review(plan: RunPlan) -> Review | None:
     """What a person is asked before a new champion takes ``@champion``: new vs incumbent mean
     and spread over seeds, the promotion test, the configuration and links to the MLflow runs
     (from the finish step's summary); None when no move waits for approval."""
-    from hpo_core.objectives import load_spec
-
     summary = _read_summary(plan)
     champion = summary.get("champion") or {}
     if not champion.get("pending"):
         return None
-    approval = load_spec(plan.config).spec.champions.approval
+    ask = champion["ask"]
     test = champion.get("promotion") or {}
     incumbent = champion.get("incumbent_version")
     lines = [
@@ -281,15 +279,15 @@ def champion_review(plan: RunPlan) -> Review | None:
         + (f"version {incumbent} stays the champion" if incumbent else "no champion is set")
         + f"; version {champion['version']} stays registered",
         "",
-        f"No answer within {_span(approval.timeout)}: "
-        f"**{_SPEC_DEFAULTS[approval.default]}**. Report: {summary['report']}",
+        f"No answer within {_span(ask['timeout'])}: "
+        f"**{_SPEC_DEFAULTS[ask['default']]}**. Report: {summary['report']}",
     ]
     return Review(
         subject=f"Approve {champion['model']} version {champion['version']} as @champion?",
         body="\n".join(lines),
         options=list(APPROVAL_OPTIONS),
-        default=_SPEC_DEFAULTS[approval.default],
-        timeout=approval.timeout,
+        default=_SPEC_DEFAULTS[ask["default"]],
+        timeout=float(ask["timeout"]),
     )
 
 

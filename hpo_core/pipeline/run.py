@@ -621,8 +621,11 @@ def _approval_evidence(sweep: Any, result: Any, tracking_uri: str | None) -> dic
         (t.params for t in top_trials(sweep, len(result.means)) if t.number == result.best_trial),
         {},
     )
+    approval = sweep.spec.champions.approval
     return {
         "pending": True,
+        # the stored spec's terms of the question (the config file may have changed since)
+        "ask": {"timeout": approval.timeout, "default": approval.default},
         "incumbent_version": result.incumbent_version,
         "spread": result.means[result.best_trial][1],
         "seeds": len(runs),

@@ -328,3 +328,56 @@ def test_a_held_move_waits_for_a_persons_approval(journal_url: str, tracking_uri
     assert promote(0.9, hold=False).moved and holder() == "4"
     assert not approve_champion(client, "held", "3", incumbent_version="1", lock=lock)
     assert holder() == "4"
+
+
+def test_a_rejected_champion_leaves_the_incumbent_and_says_who(
+    journal_url: str, tracking_uri: str, tmp_path: Any
+) -> None:
+    """The workflow's side of the approval (``hpo_core.pipeline.decide_champion``, what the
+    DAG's `promote` task calls): a reject keeps the incumbent, an answer nobody was offered is
+    refused, and the summary and the model version say who decided what."""
+    from mlflow import MlflowClient
+
+    from hpo_core.champions import promote_champion
+    from hpo_core.errors import HpoError
+    from hpo_core.pipeline import Answer, decide_champion
+    from hpo_core.storage import open_storage
+    from tests.helpers import run_plan
+
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.create_experiment("rejected")
+    lock = open_storage(journal_url).study_lock
+    options = {"maximize": True, "lock": lock, "experiment_id": experiment_id}
+    run = candidate(client, experiment_id)
+    promote_champion(client, "rejected", run, [0.5, 0.52], tracking_uri=tracking_uri, **options)
+    run = candidate(client, experiment_id)
+    held = promote_champion(
+        client, "rejected", run, [0.7, 0.72], tracking_uri=tracking_uri, hold=True, **options
+    )
+    assert held.pending
+    summary = {
+        "study": "s", "config": "s.yaml", "mode": "local", "workers": 1, "n_trials": 4,
+        "complete": 4, "pruned": 0, "failed": 0, "failure_rate": 0.0, "lost": 0,
+        "lost_rate": 0.0, "gpu_hours_lost": 0.0, "lost_causes": {}, "best_value": 0.7,
+        "best_trial": 1, "decision": None, "report": "r.md", "next_spec": None,
+        "champions_skipped": None,
+        "champion": {
+            "model": "rejected", "version": held.version, "pending": True,
+            "incumbent_version": held.incumbent_version,
+            "message": f"version {held.version} would take the alias: awaiting a person's approval",
+        },
+    }  # fmt: skip
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    plan = run_plan(tmp_path / "s.yaml", tmp_path)
+    with pytest.raises(HpoError, match="'Extend budget' is not one of the options offered"):
+        decide_champion(
+            plan, Answer("Extend budget"), storage_url=journal_url, tracking_uri=tracking_uri
+        )
+    done = decide_champion(
+        plan, Answer("Reject", "Bo (bo)", "t"), storage_url=journal_url, tracking_uri=tracking_uri
+    )
+    assert str(client.get_registered_model("rejected").aliases["champion"]) == "1"
+    assert done["champion"]["approval"]["outcome"] == "alias kept on version 1"
+    verdict = "rejected by Bo (bo) at t: alias kept on version 1"
+    assert verdict in (tmp_path / "summary.md").read_text()
+    assert client.get_model_version("rejected", held.version).tags["sweepflow.approval"] == verdict

@@ -231,6 +231,13 @@ def _assert_people_in_the_loop(
     assert "approved by nobody (the timeout default)" in text
     sweep = load_study("dag_arc_v1", open_storage(pg_url))
     assert sweep.study.user_attrs["sweepflow.overrides"][0]["by"] == "reviewer (reviewer)"
+    # each request was announced to the people who may answer (here: logged and recorded)
+    alerts = [json.loads(line) for line in (run / "alerts.jsonl").read_text().splitlines()]
+    asked = [a["subject"] for a in alerts if a["subject"].startswith("sweepflow: waiting for")]
+    assert asked == [
+        "sweepflow: waiting for a person: " + gate["subject"],
+        "sweepflow: waiting for a person: " + approval["subject"],
+    ]
 
 
 def test_the_prelaunch_dag_checks_and_touches_no_study(tmp_path: Path) -> None:
