@@ -244,7 +244,10 @@ def test_the_prelaunch_dag_checks_and_touches_no_study(tmp_path: Path) -> None:
     spec = {
         "study_name": "checked_v1",
         "n_trials": 4,
-        "objective": "synthetic",
+        # user code, so a GPU is wanted: the GPU check places each worker (the built-in
+        # synthetic objective needs none, tests/pipeline/test_dag_steps.py)
+        "objective": "hpo_core.testing.objectives:slow",
+        "data": {"seconds": 0.05},
         "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
     }
     storage = tmp_path / "studies.journal"
