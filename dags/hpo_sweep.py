@@ -58,6 +58,8 @@ import pendulum
 
 # Airflow 3.3.2's airflow/sdk/__init__.pyi leaves out the deadline names its __init__.py exports
 from airflow.sdk import (  # type: ignore[attr-defined]
+    Asset,
+    AssetAlias,
     AsyncCallback,
     DeadlineAlert,
     DeadlineReference,
@@ -202,10 +204,11 @@ def _params(default_config: str | None, catalog: list[Any]) -> dict[str, Param]:
 def build_sweep_dag(
     dag_id: str,
     *,
-    schedule: str | None,
+    schedule: str | list[Any] | None,
     config: str | None,
     catalog: list[Any],
     checks_only: bool = False,
+    generation: bool = False,
     gates: int | None = None,
 ) -> Any:
     """The sweep DAG; with ``checks_only``, the pre-launch DAG (plan and checks, nothing runs).
@@ -217,7 +220,7 @@ def build_sweep_dag(
         SweepWorkerPodOperator,
         task_failure_alert,
     )
-    from hpo_core.pipeline import MAX_GATES
+    from hpo_core.pipeline import CHAMPION_ALIAS, MAX_GATES, NEXT_SPEC_ALIAS
 
     n_gates = MAX_GATES if gates is None else min(gates, MAX_GATES)
 
@@ -252,7 +255,13 @@ def build_sweep_dag(
         tags=[
             "sweepflow",
             "hpo",
-            "prelaunch" if checks_only else "scheduled" if schedule else "manual",
+            "prelaunch"
+            if checks_only
+            else "generation"
+            if generation
+            else "scheduled"
+            if schedule
+            else "manual",
         ],
     )
     def sweep() -> None:
@@ -268,6 +277,8 @@ def build_sweep_dag(
             params = dict(context["params"])
             # the pod's image, namespace, Secret...: the deployment's connection, never the run's
             pods = pod_connection_extra() if params.get("mode") == "kubernetes" else None
+            # a generation DAG: the refined spec the triggering event's study recorded
+            next_spec = _next_generation(context, config) if generation else None
             try:
                 return plan_run(
                     params,
@@ -277,6 +288,7 @@ def build_sweep_dag(
                     # reads the spec: it does not look at the study)
                     storage_url=None if checks_only else storage_url(),
                     max_gates=n_gates,
+                    next_spec=next_spec,
                 ).as_dict()
             except HpoError as exc:  # a mistake, or a stop on purpose: a retry cannot fix it
                 raise AirflowFailException(str(exc)) from None
@@ -487,7 +499,12 @@ def build_sweep_dag(
             )
             return reason
 
-        @task(trigger_rule="none_failed_min_one_success")
+        # outlets: the refined next spec and a new champion, as asset events through aliases
+        # (the concrete asset, by chain or model, is known only when the run's spec is)
+        @task(
+            trigger_rule="none_failed_min_one_success",
+            outlets=[AssetAlias(NEXT_SPEC_ALIAS), AssetAlias(CHAMPION_ALIAS)],
+        )
         def finish(plan: dict[str, Any]) -> dict[str, Any]:
             from hpo_core.airflow import alert, storage_url, tracking_uri
             from hpo_core.pipeline import RunPlan, finish_alerts, finish_sweep
@@ -504,12 +521,14 @@ def build_sweep_dag(
             )
             for subject, text in finish_alerts(summary):
                 alert(subject, text, run_dir=run.run_dir)
+            _emit_asset_events(summary)
             print(Path(run.run_dir, "summary.md").read_text())
             return {k: summary[k] for k in ("study", "best_value", "champion", "report")}
 
-        @task
+        @task(outlets=[AssetAlias(CHAMPION_ALIAS)])
         def promote() -> dict[str, Any]:
-            """The person's answer to the champion approval: the alias moves or stays."""
+            """The person's answer to the champion approval: the alias moves (the champion's
+            asset event is sent here then, not by finish) or stays."""
             from hpo_core.airflow import storage_url, tracking_uri
             from hpo_core.pipeline import Answer, decide_champion
 
@@ -521,6 +540,7 @@ def build_sweep_dag(
                 storage_url=storage_url(),
                 tracking_uri=tracking_uri(),
             )
+            _emit_asset_events(summary, only=CHAMPION_ALIAS)
             print(Path(run.run_dir, "summary.md").read_text())
             return {k: summary[k] for k in ("study", "champion")}
 
@@ -571,6 +591,73 @@ def build_sweep_dag(
     return sweep()
 
 
+def _emit_asset_events(summary: dict[str, Any], *, only: str | None = None) -> None:
+    """The finish step's asset events: the refined next spec, a new champion (figures only:
+    a consumer never trusts a path from them, :func:`_next_generation`); ``only``: those of
+    one alias (a champion approved by a person: its event comes from `promote`)."""
+    from hpo_core.pipeline import sweep_asset_events
+
+    outlet_events = get_current_context()["outlet_events"]
+    for event in sweep_asset_events(summary):
+        if only is not None and event.alias != only:
+            continue
+        outlet_events[AssetAlias(event.alias)].add(Asset(event.asset), extra=event.extra)
+        print(f"asset event {event.asset}: {event.extra}")
+
+
+def _next_generation(context: Any, config: str | None) -> str:
+    """The refined spec a generation DAG runs: resolved from the latest triggering event's
+    study record (the event's extra names the study, nothing else is read from it); skipped at
+    the chain's generation limit, failed in one line on an event that does not match."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from hpo_core.airflow import storage_url
+    from hpo_core.errors import HpoError
+    from hpo_core.pipeline import GenerationLimit, resolve_next_generation
+
+    events = [e for found in context["triggering_asset_events"].values() for e in found]
+    if not events:
+        raise AirflowFailException(
+            f"no refined-spec event triggered this run: it starts when a sweep of {config} "
+            "finishes with a next spec"
+        )
+    latest = max(events, key=lambda e: e.timestamp)
+    try:
+        found = resolve_next_generation(
+            dict(latest.extra), config=str(config), storage_url=storage_url()
+        )
+    except GenerationLimit as exc:
+        raise AirflowSkipException(str(exc)) from None
+    except HpoError as exc:
+        raise AirflowFailException(str(exc)) from None
+    print(f"generation {found.generation}: {found.study} from {found.source} ({found.path})")
+    return found.path
+
+
+def _generation_dags(catalog: list[Any]) -> dict[str, Any]:
+    """One DAG per valid spec with `next: {auto: true}` (`hpo_next__<file>`), scheduled on its
+    chain's refined-spec asset: each finished sweep of the chain starts the next generation."""
+    import logging
+
+    from hpo_core.pipeline import next_spec_asset
+
+    dags = {}
+    for entry in catalog:
+        if entry.ok and entry.max_generations:
+            dag_id = entry.dag_id.replace("hpo_sweep__", "hpo_next__", 1)
+            try:
+                dags[dag_id] = build_sweep_dag(
+                    dag_id,
+                    schedule=[Asset(next_spec_asset(entry.study_name))],
+                    config=entry.file,
+                    catalog=catalog,
+                    generation=True,
+                )
+            except Exception as exc:  # one broken DAG never hides the others
+                logging.getLogger(__name__).error("no generation DAG for %s: %s", entry.file, exc)
+    return dags
+
+
 def _scheduled_dags(catalog: list[Any]) -> tuple[dict[str, Any], list[Any]]:
     """One scheduled DAG per valid spec with a `schedule:` key, by DAG id, each built on its own:
     one that Airflow still refuses is logged and marked broken in the returned catalog, and
@@ -600,6 +687,7 @@ def _scheduled_dags(catalog: list[Any]) -> tuple[dict[str, Any], list[Any]]:
 
 _SCHEDULED, _CATALOG = _scheduled_dags(_catalog())
 globals().update(_SCHEDULED)
+globals().update(_generation_dags(_CATALOG))
 
 # The UI DAG: any config, chosen in the form.
 hpo_sweep = build_sweep_dag("hpo_sweep", schedule=None, config=None, catalog=_CATALOG)

@@ -36,6 +36,7 @@ from hpo_core.analysis.flags import (
 from hpo_core.analysis.groups import GroupComparison, GroupRow, PairTest, compare_groups
 from hpo_core.analysis.importance import param_importance
 from hpo_core.analysis.lineage import (
+    ATTR_GENERATION,
     Generation,
     Lineage,
     SpecChange,
@@ -57,6 +58,7 @@ from hpo_core.analysis.trials import (
 
 __all__ = [
     "ATTR_DECISION",
+    "ATTR_GENERATION",
     "ArmComparison",
     "ArmStat",
     "ComparisonRow",

@@ -1,11 +1,13 @@
 """A study's lineage: the chain of sweeps that refined and warm-started one another.
 
-Each study names its parent in the storage alone: the record of its warm start
-(``sweepflow.warm_start``), else its stored spec's ``warm_start.study``, else the description
-``hpo refine`` writes ("Refined from X by hpo refine"). Following the links back gives the
-ancestors, following them forward the descendants. Per generation: the spec hash, what changed
-from the parent's spec (a diff of the two stored specs, one rule per parameter), the trials run
-and carried in, the best and mean of its own trials, and the GPU-hours its own trials took.
+Each study names its parent in the storage alone: the generation link the workflow layer records
+(``sweepflow.generation``: number, parent, parent's spec hash, the chain's first study), else the
+record of its warm start (``sweepflow.warm_start``), else its stored spec's ``warm_start.study``,
+else the description ``hpo refine`` writes ("Refined from X by hpo refine"). Following the links
+back gives the ancestors, following them forward the descendants. Per generation: the spec hash,
+what changed from the parent's spec (a diff of the two stored specs, one rule per parameter), the
+trials run and carried in, the best and mean of its own trials, and the GPU-hours its own trials
+took (when its workers recorded their GPUs) and their trial-hours (run time, on any device).
 """
 
 from __future__ import annotations
@@ -22,8 +24,18 @@ from hpo_core.spec import ParamSpec, SweepSpec, parse_spec
 from hpo_core.storage import StorageHandle
 from hpo_core.study import ATTR_SPEC_HASH, ATTR_SPEC_YAML, ATTR_WARM_START, load_study
 
-__all__ = ["Generation", "Lineage", "SpecChange", "render_lineage", "spec_changes", "study_lineage"]
+__all__ = [
+    "ATTR_GENERATION",
+    "Generation",
+    "Lineage",
+    "SpecChange",
+    "render_lineage",
+    "spec_changes",
+    "study_lineage",
+]
 
+# study attr, written by the workflow layer: {number, parent, parent_spec_hash, root}
+ATTR_GENERATION = "sweepflow.generation"
 _REFINED_FROM = re.compile(r"^Refined from (\S+) by hpo refine")
 
 
@@ -55,6 +67,7 @@ class Generation:
     best_new: float | None = None  # over its own completed trials
     mean_new: float | None = None
     gpu_hours: float | None = None  # its own trials' (None: no worker recorded its GPUs)
+    trial_hours: float | None = None  # its own trials' run time, summed (GPU or not)
     note: str = ""  # why figures are missing (a parent not in this storage, a spec that fails)
 
 
@@ -70,6 +83,14 @@ class Lineage:
 
 
 def _parent(attrs: dict[str, Any], spec: SweepSpec | None) -> tuple[str | None, str]:
+    found, how = _linked(attrs, spec)
+    link = attrs.get(ATTR_GENERATION)
+    if isinstance(link, dict) and link.get("parent"):  # the workflow's record comes first
+        return str(link["parent"]), how if found == link["parent"] else "generation"
+    return found, how
+
+
+def _linked(attrs: dict[str, Any], spec: SweepSpec | None) -> tuple[str | None, str]:
     record = attrs.get(ATTR_WARM_START)
     warm = record.get("study") if isinstance(record, dict) else None
     if warm is None and spec is not None and spec.warm_start is not None:
@@ -121,6 +142,9 @@ def study_lineage(study_name: str, handle: StorageHandle) -> Lineage:
     for name in chain:
         parent, link = parents.get(name, (None, ""))
         depth[name] = (depth[parent] + 1) if parent in depth else 1
+        recorded = attrs.get(name, {}).get(ATTR_GENERATION)
+        if isinstance(recorded, dict) and isinstance(recorded.get("number"), int):
+            depth[name] = recorded["number"]  # counted from the chain's first study
         generations.append(_generation(name, depth[name], parent, link, specs, attrs, handle))
     return Lineage(study_name, generations, asked.spec.direction, asked.spec.metric)
 
@@ -164,6 +188,7 @@ def _generation(
         best_new=best_new,
         mean_new=float(own_done.mean()) if len(own_done) else None,
         gpu_hours=gpu_hours(table),
+        trial_hours=float(own["duration_s"].fillna(0.0).sum() / 3600),
     )
 
 
@@ -255,14 +280,17 @@ def render_lineage(lineage: Lineage) -> str:
             num(g.best_new),
             num(g.mean_new),
             "-" if g.gpu_hours is None else f"{g.gpu_hours:.3g}",
+            "-" if g.trial_hours is None else f"{g.trial_hours:.3g}",
         ]
         for g in lineage.generations
     ]
     header = ["gen", "study", "spec", "new+carried", "best", "best new", "mean new", "GPU-h"]
+    header.append("trial-h")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         f"lineage of {lineage.study}: {len(rows)} generation(s), {lineage.direction} "
-        f"{lineage.metric} (* the study asked about)",
+        f"{lineage.metric} (* the study asked about; GPU-h where workers recorded their GPUs, "
+        "trial-h: trial run time on any device)",
         "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(),
     ]
     for g, row in zip(lineage.generations, rows, strict=True):

@@ -325,5 +325,7 @@ def gpu_hours(table: TrialsTable) -> float | None:
     if ATTR + WORKER not in frame or not frame[ATTR + WORKER].notna().any():
         return None
     own = frame[~frame["carried"].astype(bool)]
+    if own.empty:  # only carried trials: nothing ran here (and an empty column has no dtype)
+        return 0.0
     hours = own["duration_s"].fillna(0.0) / 3600
     return float((hours * own[ATTR + WORKER].map(_gpus)).sum())

@@ -129,19 +129,21 @@ def _cmd_spec(args: argparse.Namespace) -> int:
 
 
 def _lineage_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("study")
+    p.add_argument("study", help="a study, or a study family (its newest study's chain)")
     storage_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 @GROUP.command(
-    "lineage", "the chain of refined and warm-started studies a study belongs to", _lineage_options
+    "lineage",
+    "the generations of a study or family: spec hash, what changed, best, mean, GPU/trial-hours",
+    _lineage_options,
 )
 def _cmd_lineage(args: argparse.Namespace) -> int:
-    from hpo_core.pipeline import sweep_lineage
+    from hpo_core.pipeline import sweep_lineage_of
 
-    sweep = open_sweep(args, args.study)  # an unknown study fails before the analysis runs
-    lineage, text = sweep_lineage(sweep)
+    # an unknown name fails before the analysis runs
+    lineage, text = sweep_lineage_of(args.study, storage_url(args))
     print(json.dumps(lineage.as_dict(), indent=2) if args.json else text)
     return EXIT_OK
 

@@ -58,6 +58,7 @@ class ConfigEntry:
     data: str | None = None  # the data file or folder the spec names, as written
     n_trials: int | None = None
     checkpoints: tuple[int, ...] = ()  # decision.checkpoints below n_trials
+    max_generations: int | None = None  # next.max_generations with next.auto (else None)
 
     @property
     def ok(self) -> bool:
@@ -163,6 +164,7 @@ def config_catalog(folder: Path | None = None) -> list[ConfigEntry]:
                 data=_data_named(spec.data, spec.fixed),
                 n_trials=spec.n_trials,
                 checkpoints=tuple(c for c in spec.decision.checkpoints if c < spec.n_trials),
+                max_generations=spec.next.max_generations if spec.next.auto else None,
             )
         )
     return found

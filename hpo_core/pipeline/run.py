@@ -91,6 +91,7 @@ def plan_run(
     pod_connection: str | dict[str, Any] | None = None,
     storage_url: str | None = None,
     max_gates: int = MAX_GATES,
+    next_spec: str | None = None,
 ) -> RunPlan:
     """Check a run's parameters (raise :class:`HpoError` naming the field) and plan it. A spec
     that does not validate still gets a plan, marked ``spec_error``: the pre-launch check `spec`
@@ -99,11 +100,19 @@ def plan_run(
 
     With ``storage_url``, an existing study is looked at: a stopped one fails the plan
     (:class:`StudyStopped`, saying who stopped it), and without an override the run works to
-    the study's live budget. An unreachable storage is left to the `storage` check."""
+    the study's live budget. An unreachable storage is left to the `storage` check.
+
+    ``next_spec``: a generation's run, of the refined spec
+    :func:`hpo_core.pipeline.resolve_next_generation` resolved (never a path from a user), with
+    the budget refine gave it."""
     from hpo_core.errors import SpecError
     from hpo_core.objectives import load_spec, require_objective_spec
 
-    config = resolve_config(str(params.get("config") or ""))
+    if next_spec is not None and params.get("n_trials") is not None:
+        raise HpoError(
+            "params.n_trials: a generation runs the budget refine gave its spec; leave it empty"
+        )
+    config = Path(next_spec) if next_spec else resolve_config(str(params.get("config") or ""))
     workers = params.get("workers", 1)
     # bool is an int to Python (True == 1), not to the form's JSON schema: refuse it here too
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
@@ -264,6 +273,9 @@ def prepare_sweep(plan: RunPlan, *, storage_url: str, tracking_uri: str | None) 
     try:
         sweep = create_study(load_spec(plan.config), handle)
         require_running(sweep)
+        from hpo_core.pipeline.generations import record_generation
+
+        record_generation(sweep)  # the lineage's link: parent, its spec hash, the number
         if plan.budget_override:  # the run's n_trials, as `hpo budget STUDY N` would set it
             old, new = set_budget(sweep, plan.n_trials)
             if old != new:
@@ -470,6 +482,7 @@ def finish_sweep(
             on_warning=_log.warning,
         )
         analysis, refinement, files = done.analysis, done.refinement, done.files
+        generation = _generation_facts(sweep, run_dir / "report" / "next_spec.yaml", refinement)
         published = None
         if plan.tracking:  # a tracking outage fails the step: Airflow retries it
             published = publish(
@@ -543,6 +556,7 @@ def finish_sweep(
             "next_spec": str(run_dir / "report" / "next_spec.yaml") if refinement else None,
             "champion": champion,
             "champions_skipped": skipped,
+            "generation": generation,  # the chain: number, family, spec hash, the next spec
             "overrides": sweep.study.user_attrs.get(ATTR_OVERRIDES, []),
             "thresholds": thresholds,
             "report_files": len(files),
@@ -556,6 +570,25 @@ def finish_sweep(
         return summary
     finally:
         handle.dispose()
+
+
+def _generation_facts(sweep: Any, next_file: Path, refinement: Any) -> dict[str, Any]:
+    """The sweep's place in its chain, recorded in the study: its generation link, and the
+    refined spec the report wrote (the next generation starts from that record only)."""
+    from hpo_core.champions import family_name
+    from hpo_core.pipeline.generations import record_generation, record_next_spec
+    from hpo_core.study import ATTR_SPEC_HASH
+
+    link = record_generation(sweep)
+    nxt = record_next_spec(sweep, next_file) if refinement is not None else None
+    return {
+        "number": link["number"],
+        "family": family_name(sweep.name),
+        "parent": link["parent"],
+        "root": link["root"],
+        "spec_hash": sweep.study.user_attrs.get(ATTR_SPEC_HASH),
+        "next": nxt,
+    }
 
 
 def finish_alerts(summary: dict[str, Any]) -> list[tuple[str, str]]:

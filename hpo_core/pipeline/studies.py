@@ -26,6 +26,7 @@ __all__ = [
     "stop",
     "study_status",
     "sweep_lineage",
+    "sweep_lineage_of",
     "write_configs",
 ]
 
@@ -94,6 +95,28 @@ def sweep_lineage(sweep: SweepStudy) -> tuple[Lineage, str]:
 
     lineage = study_lineage(sweep.name, sweep.handle)
     return lineage, render_lineage(lineage)
+
+
+def sweep_lineage_of(name: str, url: str) -> tuple[Lineage, str]:
+    """The lineage of a study, or of a study family (``demo_synthetic`` for
+    ``demo_synthetic_v1``, ``demo_synthetic_v2_refined``...): the chain of its newest study."""
+    import optuna
+
+    from hpo_core.champions import family_name
+    from hpo_core.errors import StudyError
+    from hpo_core.pipeline.sweeps import open_sweep
+    from hpo_core.storage import open_storage
+
+    try:
+        return sweep_lineage(open_sweep(name, url))
+    except StudyError:
+        handle = open_storage(url, create=False)
+        summaries = optuna.get_all_study_summaries(handle.storage, include_best_trial=False)
+        family = [s for s in summaries if family_name(s.study_name) == name]
+        if not family:
+            raise  # neither a study nor a family: the study's own line lists what there is
+        # the storages list studies in the order they were created: the last is the newest
+        return sweep_lineage(open_sweep(family[-1].study_name, url))
 
 
 def stop(sweep: SweepStudy, reason: str, *, now: bool = False) -> StopFlag:

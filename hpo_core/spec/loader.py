@@ -17,6 +17,7 @@ from hpo_core.errors import SpecError, SpecIssue
 from hpo_core.spec.model import (
     DecisionSpec,
     FieldProblems,
+    NextSpec,
     ParamSpec,
     PrunerSpec,
     SamplerSpec,
@@ -47,6 +48,7 @@ _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
     ("decision",): DecisionSpec,
     ("worker",): WorkerSpec,
     ("warm_start",): WarmStartSpec,
+    ("next",): NextSpec,
     ("param_ranges", "*"): ParamSpec,
 }
 _STORAGE_HINT = "storage URLs are never read from a config; pass --storage or set HPO_STORAGE_URL"

@@ -38,6 +38,7 @@ __all__ = [
     "DecisionSpec",
     "HardLimit",
     "MetricsSpec",
+    "NextSpec",
     "OverrideSpec",
     "ParamSpec",
     "ParamType",
@@ -60,6 +61,7 @@ _OBJECTIVE_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_TRIALS = 10**7  # n_trials; TPE alone would take weeks to propose that many
 MAX_CHOICES = 10_000  # values of one categorical parameter
+MAX_GENERATIONS = 20  # next.max_generations: sweeps in one automatic chain
 
 
 def _param_name(value: str) -> str:
@@ -450,6 +452,39 @@ class WarmStartSpec(_Section):
         return SweepSpec._study_name_ok(value)  # the rule of a study_name
 
 
+class NextSpec(_Section):
+    """Generations: with ``auto``, the refined next spec a finished sweep writes starts the next
+    sweep by itself (the config's ``hpo_next__<file>`` DAG, scheduled on the family's refined-spec
+    asset), each with the budget ``n_trials`` refine gave it, until ``max_generations``."""
+
+    auto: bool = False  # run the refined next spec when a sweep of this family finishes
+    # sweeps in the chain, this config's own first one included: 3 = this sweep and two refined
+    max_generations: int = 3
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise PydanticCustomError(
+                "next_form",
+                "must be a mapping such as `next: {example}`, but got {value}",
+                {"example": "{auto: true, max_generations: 3}", "value": repr(data)[:60]},
+            )
+        return data
+
+    @field_validator("max_generations")
+    @classmethod
+    def _limit(cls, value: int) -> int:
+        if not 2 <= value <= MAX_GENERATIONS:
+            raise PydanticCustomError(
+                "max_generations",
+                "must be from 2 (this sweep and one refined) to {limit}, but got {value}; "
+                "a chain never runs unbounded, so give the number of sweeps to run",
+                {"limit": MAX_GENERATIONS, "value": value},
+            )
+        return value
+
+
 class ParamSpec(_Section):
     """One searched parameter: a float or int range, a categorical, or a bool."""
 
@@ -693,6 +728,8 @@ class SweepSpec(_Section):
     metrics: MetricsSpec = MetricsSpec()
     # copy the fitting finished trials of an earlier study in when this one is created
     warm_start: WarmStartSpec | None = None
+    # generations: run the refined next spec on its own, up to a limit (the DAGs read it)
+    next: NextSpec = NextSpec()
 
     @model_validator(mode="before")
     @classmethod

@@ -74,6 +74,7 @@ _NOT_RUN_BY_WORKERS = frozenset(
         "description",
         "schedule",
         "warm_start",  # read once, when the study is created
+        "next",  # read by the DAGs after a sweep (generations)
     }
 )
 

@@ -100,6 +100,51 @@ def _rendered(output: str, task_id: str) -> dict[str, Any]:
     return dict(fields)
 
 
+def _asset_events(*names: str) -> dict[str, dict[str, Any]]:
+    """The latest event of each named asset in Airflow's metadata database: its extra and the
+    aliases it was emitted through."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    found = {}
+    with create_session() as session:
+        query = (
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name.in_(names))
+            .order_by(AssetEvent.timestamp)
+        )
+        for event in session.scalars(query):
+            found[event.asset.name] = {
+                "extra": dict(event.extra),
+                "aliases": [a.name for a in event.source_aliases],
+            }
+    return found
+
+
+def _rendered(output: str, task_id: str) -> dict[str, Any]:
+    """A task's rendered template fields in the run that ``output`` (a dag_test.py run's) ran, as
+    Airflow stored them for the UI's Rendered Templates tab."""
+    import re
+
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    found = re.search(r"^hpo_sweep run (\S+): ", output, re.MULTILINE)
+    assert found, output[-2000:]
+    with create_session() as session:
+        fields = session.scalar(
+            select(RenderedTaskInstanceFields.rendered_fields).where(
+                RenderedTaskInstanceFields.run_id == found[1],
+                RenderedTaskInstanceFields.task_id == task_id,
+            )
+        )
+    assert fields is not None, task_id
+    return dict(fields)
+
+
 def _run_dir(tmp_path: Path, study: str) -> Path:
     (run,) = (tmp_path / "home" / "runs" / study).iterdir()
     return run
@@ -183,6 +228,24 @@ def test_a_sweep_runs_end_to_end_and_registers_a_champion(
     parent = next(r for r in runs if r.data.tags["sweepflow.role"] == "parent")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"report", "summary.md", "spec.yaml"} <= artifacts
+
+    # the finish step's outlets: the refined next spec and the new champion as asset events,
+    # their figures in the extra, read back from Airflow's metadata database
+    events = _asset_events("sweepflow.next_spec.dag_arc_v1", "sweepflow.champion.dag_arc")
+    nxt, champion = events["sweepflow.next_spec.dag_arc_v1"], events["sweepflow.champion.dag_arc"]
+    assert nxt["aliases"] == ["sweepflow.next_spec"]
+    assert champion["aliases"] == ["sweepflow.champion"]
+    assert nxt["extra"]["study"] == "dag_arc_v1" and nxt["extra"]["generation"] == 1
+    assert nxt["extra"]["family"] == "dag_arc" and nxt["extra"]["best_value"] == pytest.approx(
+        summary["best_value"]
+    )
+    assert nxt["extra"]["next_spec"] == str(
+        (run / "report" / "next_spec.yaml").relative_to(tmp_path / "home")
+    )
+    assert nxt["extra"]["spec_hash"] == summary["generation"]["next"]["spec_hash"]
+    assert champion["extra"]["model"] == "dag_arc" and champion["extra"]["version"] == "1"
+    assert champion["extra"]["mean"] == pytest.approx(summary["champion"]["mean"])
+
 
     # the finish task again (a retry, or a re-trigger after the budget is used): nothing is
     # duplicated. In process, with the DAG's own calls: a second dag.test() costs ~40 s, and the
