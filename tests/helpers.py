@@ -44,6 +44,24 @@ def base_spec(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
+def planted_spec(**overrides: Any) -> dict[str, Any]:
+    """A sweep of the planted surface (hpo_core.testing.objectives: known effects, instant
+    trials), random sampling without pruning: what refine and the lineage are tested on."""
+    from hpo_core.testing.objectives import PLANTED_SPACE
+
+    spec: dict[str, Any] = {
+        "study_name": "planted_v1",
+        "n_trials": 24,
+        "objective": "hpo_core.testing.objectives:planted",
+        "sampler": {"type": "random", "seed": 0},
+        "pruner": {"type": "none"},
+        "param_ranges": PLANTED_SPACE,
+        "worker": {"poll_interval": 0.05},
+    }
+    spec.update(overrides)
+    return spec
+
+
 def slow_spec(**overrides: Any) -> dict[str, Any]:
     """base_spec with the synthetic objective that sleeps `data.seconds` a trial (0.1 s unless
     overridden): workers overlap in time."""

@@ -27,20 +27,13 @@ from hpo_core.pipeline import (
 from hpo_core.pipeline.generations import ATTR_NEXT_SPEC, record_next_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import ATTR_SPEC_HASH, load_study
-from hpo_core.testing.objectives import PLANTED_SPACE
 from hpo_core.worker import run_worker
+from tests.helpers import planted_spec
 
-ROOT = {
-    "study_name": "planted_v1",
-    "n_trials": 24,
-    "objective": "hpo_core.testing.objectives:planted",
-    "sampler": {"type": "random", "seed": 0},
-    "pruner": {"type": "none"},
-    "param_ranges": PLANTED_SPACE,
-    "worker": {"poll_interval": 0.05},
-    "analysis": {"importance": "none"},  # refine's rules need none; it costs a second
-    "next": {"auto": True, "max_generations": 2},
-}
+ROOT = planted_spec(
+    analysis={"importance": "none"},  # refine's rules need none; it costs a second
+    next={"auto": True, "max_generations": 2},
+)
 PARAMS = {"config": "gen.yaml", "workers": 1, "tracking": False}
 
 
