@@ -76,6 +76,16 @@ from airflow.sdk import (  # type: ignore[attr-defined]
 
 DEADLINE = timedelta(hours=24)  # a sweep run still going a day after it was queued gets an alert
 CHECKS = ("spec", "storage", "data", "gpu", "disk", "dependencies", "tracking", "smoke")
+PRELAUNCH_DOC = """
+### Pre-launch checklist (sweepflow)
+
+The checks a sweep runs before it starts, alone: nothing is created, no worker runs. Choose the
+config and the run's settings in the form as for `hpo_sweep`. Each check (spec, storage, data,
+GPU, disk, dependencies, tracking, one smoke trial) is a task: green when it passes or warns, red
+with the reason when it fails. `prelaunch.checklist` lists every result in the first lines of its
+log and in its Rendered Templates tab, and writes checklist.md and checklist.json to
+`$HPO_HOME/runs/<study>/<run id>/checklist/`.
+"""
 
 
 def _catalog() -> list[Any]:
@@ -237,7 +247,7 @@ def build_sweep_dag(
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
-        doc_md=__doc__,
+        doc_md=PRELAUNCH_DOC if checks_only else __doc__,
         default_args={
             "retries": 2,
             "retry_delay": timedelta(seconds=30),
