@@ -54,14 +54,14 @@ def test_a_chained_config_gets_a_dag_scheduled_on_its_refined_spec_asset(dags: A
 
 def test_a_forged_or_missing_event_fails_the_run_in_one_line(dags: Any, tmp_path: Path) -> None:
     from airflow.sdk import Asset
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from hpo_core.objectives import load_spec
     from hpo_core.storage import open_storage
     from hpo_core.study import create_study
 
     # the chain's first study exists, but its finish step recorded no next spec
-    create_study(
+    first = create_study(
         load_spec(tmp_path / "configs" / "chain.yaml"),
         open_storage(f"journal://{tmp_path / 'studies.journal'}"),
     )
@@ -76,3 +76,11 @@ def test_a_forged_or_missing_event_fails_the_run_in_one_line(dags: Any, tmp_path
     assert str(failed.value) == "asset event: study 'chain_v1' recorded no next spec; refused"
     with pytest.raises(AirflowFailException, match=r"^no refined-spec event triggered this run"):
         dags._next_generation(context(), "chain.yaml")
+
+    # a chain past next.max_generations (3): the run is skipped, saying why
+    record = {"path": "runs/chain_v1/r/report/next_spec.yaml", "spec_hash": "a" * 64}
+    first.study.set_user_attr("sweepflow.next_spec", {**record, "generation": 4})
+    with pytest.raises(AirflowSkipException, match=r"^chain\.yaml: next\.max_generations: 3 "):
+        dags._next_generation(
+            context({"study": "chain_v1", "next_spec": record["path"], **record}), "chain.yaml"
+        )
