@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PIP_VERSION := 26.3
 export HPO_HOME ?= $(CURDIR)/.hpo
 
-.PHONY: help install system-deps demo test lint bench soak lock clean
+.PHONY: help install system-deps demo test lint bench soak screenshots lock clean
 
 help:
 	@echo "make demo    an ARC sweep run by the Airflow DAG on the embedded defaults (no server)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench   overhead, scaling, training, analysis, tracking and DAG parse benchmarks"
 	@echo "make soak    PostgreSQL restarts, killed workers, an MLflow outage; recovery measured"
 	@echo "make lint    ruff, mypy and the import layers (import-linter)"
+	@echo "make screenshots  docs/images: the Airflow UI driven in headless Chromium, plots, MLflow"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +69,12 @@ bench: install system-deps
 # The reliability faults again, longer, with recovery times measured (bench/results/soak.json).
 soak: install system-deps
 	$(BIN)/python scripts/soak.py
+
+# docs/images/*.png regenerated: a small ARC sweep triggered from the Airflow UI's form in headless
+# Chromium (the helpers of tests/e2e), its graph, a worker's log, the report's plots and MLflow's
+# comparison of its champions (a few minutes of CPU).
+screenshots: install system-deps
+	$(BIN)/python scripts/screenshots.py --out docs/images
 
 # Re-resolve the pins after changing dependencies in pyproject.toml.
 lock:

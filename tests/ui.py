@@ -381,11 +381,11 @@ class AirflowPages:
         return str(log.text)
 
 
-def trigger_sweep(pages: AirflowPages, config: str, *, workers: int = 2) -> str:
+def fill_sweep_form(pages: AirflowPages, config: str, *, workers: int = 2) -> WebElement:
     """`hpo_sweep`'s form filled as a person on a CPU machine does, each choice made explicitly
     (not left to the form's defaults): the config from the drop-down, ``workers`` local workers,
     CPU allowed, no dry run, the smoke trial, a small free-disk minimum (test folders may be in
-    memory). Returns the run's id."""
+    memory). Returns the form, ready to trigger."""
     form = pages.open_trigger_form("hpo_sweep")
     pages.choose(form, "config", config)
     filled = pages.fill(form, "workers", str(workers))
@@ -396,4 +396,9 @@ def trigger_sweep(pages: AirflowPages, config: str, *, workers: int = 2) -> str:
     pages.switch(form, "smoke", True)
     filled = pages.fill(form, "min_free_gb", "0.1")
     assert float(filled) == 0.1, f"min_free_gb: the field holds {filled!r}"
-    return pages.trigger(form, "hpo_sweep")
+    return form
+
+
+def trigger_sweep(pages: AirflowPages, config: str, *, workers: int = 2) -> str:
+    """:func:`fill_sweep_form`, then Trigger; returns the run's id."""
+    return pages.trigger(fill_sweep_form(pages, config, workers=workers), "hpo_sweep")
