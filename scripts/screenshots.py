@@ -101,7 +101,9 @@ def main() -> int:
     shutil.copy(REPO / "configs" / "hpo" / "demo_synthetic.yaml", configs)
     home, store = work / "home", work / "mlflow.db"
     airflow = Airflow(
-        work, configs=configs, env={"HPO_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
+        work,
+        configs=configs,
+        env={"HPO_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{store}"},
     )
     try:
         airflow.migrate()
@@ -114,7 +116,7 @@ def main() -> int:
             _shoot(driver, out / "trigger_form.png")
             run_id = pages.trigger(form, "hpo_sweep")
             print(f"triggered {run_id}; waiting for it to finish")
-            state = airflow.wait_run("hpo_sweep", run_id, timeout=1800)
+            state = pages.wait_run("hpo_sweep", run_id, timeout=1800)
             if state != "success":
                 print(f"error: run: {state}: {airflow.task_states('hpo_sweep', run_id)}")
                 return 1

@@ -147,7 +147,9 @@ class Airflow:
     def start(self) -> None:
         """Start the components (in the background: :meth:`wait_ready` waits for them)."""
         for name in self.COMPONENTS:
-            args = [name] if name != "api-server" else [name, "-H", "127.0.0.1", "-p", str(self.port)]
+            args = (
+                [name] if name != "api-server" else [name, "-H", "127.0.0.1", "-p", str(self.port)]
+            )
             with open(self.home / f"{name}.log", "ab") as log:
                 self._procs[name] = subprocess.Popen(
                     [str(BIN / "airflow"), *args],
@@ -271,7 +273,7 @@ class AirflowPages:
     fields by their parameter name (``element_<param>``), dialogs and fields by their Chakra
     ``data-scope``/``data-part`` attributes, buttons by their labels."""
 
-    def __init__(self, driver: WebDriver, airflow: Airflow, *, timeout: float = 30) -> None:
+    def __init__(self, driver: WebDriver, airflow: Airflow, *, timeout: float = 60) -> None:
         self.driver = driver
         self.airflow = airflow
         self.timeout = timeout
@@ -281,6 +283,7 @@ class AirflowPages:
     ) -> WebElement:
         """The first element matching ``css`` (and shown, unless ``visible`` is false), once
         the page has rendered it."""
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
         root: Any = within or self.driver
@@ -289,11 +292,27 @@ class AirflowPages:
             found = root.find_elements("css selector", css)
             return next((e for e in found if not visible or e.is_displayed()), None)
 
-        found: WebElement = WebDriverWait(self.driver, self.timeout).until(rendered)
+        found: WebElement = WebDriverWait(
+            self.driver, self.timeout, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(rendered)
         return found
+
+    def text(self, css: str, containing: str) -> str:
+        """The text of the first shown element matching ``css``, once it contains
+        ``containing`` (found again each time: the UI re-renders as its data refresh)."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        def shown() -> str | None:
+            with contextlib.suppress(StaleElementReferenceException):
+                found = str(self.find(css).text)
+                return found if containing in found else None
+            return None
+
+        return wait_for(f"{containing!r} in {css}", shown, self.timeout)
 
     def button(self, text: str, *, within: WebElement | None = None) -> WebElement:
         """A visible button whose text is ``text``."""
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
         root: Any = within or self.driver
@@ -302,7 +321,9 @@ class AirflowPages:
             buttons = root.find_elements("css selector", "button")
             return next((b for b in buttons if b.is_displayed() and b.text == text), None)
 
-        found: WebElement = WebDriverWait(self.driver, self.timeout).until(shown)
+        found: WebElement = WebDriverWait(
+            self.driver, self.timeout, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(shown)
         return found
 
     def login(self) -> None:
@@ -376,9 +397,13 @@ class AirflowPages:
         if map_index >= 0:
             path += f"/mapped/{map_index}"
         self.driver.get(self.airflow.url + path)
-        log = self.find("[data-testid=virtualized-list]")
-        wait_for("the task's log", lambda: "Post Execute" in log.text or None, self.timeout)
-        return str(log.text)
+        return self.text("[data-testid=virtualized-list]", "Post Execute")
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
+        """The run's final state, waited for through the REST API on a blank page: the UI's
+        pages refresh themselves while a run goes on, a renderer busy on a shared CPU."""
+        self.driver.get("about:blank")
+        return self.airflow.wait_run(dag_id, run_id, timeout)
 
 
 def fill_sweep_form(pages: AirflowPages, config: str, *, workers: int = 2) -> WebElement:
