@@ -123,7 +123,9 @@ def main() -> int:
             driver.set_window_size(1440, 1000)
             pages.open_graph("hpo_sweep", run_id)
             pages.find("button[aria-label='Collapse Details Panel']").click()
-            time.sleep(2)  # the graph fits itself to the wider view
+            time.sleep(1)
+            pages.find(".react-flow__controls-fitview").click()  # fit to the wider view
+            time.sleep(2)
             _shoot(driver, out / "run_graph.png")
             pages.open_task_log("hpo_sweep", run_id, "segment_0.local_workers", 0)
             pages.find("button[aria-label='Press f for fullscreen']").click()
