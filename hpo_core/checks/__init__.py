@@ -14,6 +14,7 @@ from hpo_core.checks.prelaunch import (
     check_spec,
     check_storage,
     check_tracking,
+    no_gpu_needed,
     run_checks,
     verify_manifest,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "check_spec",
     "check_storage",
     "check_tracking",
+    "no_gpu_needed",
     "run_checks",
     "verify_manifest",
 ]

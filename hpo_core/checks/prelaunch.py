@@ -36,6 +36,7 @@ __all__ = [
     "check_storage",
     "check_tracking",
     "data_folders",
+    "no_gpu_needed",
     "run_checks",
     "verify_manifest",
 ]
@@ -282,9 +283,7 @@ def check_data(
             status, reason, details = check(spec)
         if manifest is not None:
             roots = [Path(config).resolve().parent, *data_folders(spec)]
-            checked, problems = verify_manifest(
-                manifest, roots=roots if confine_manifest else None
-            )
+            checked, problems = verify_manifest(manifest, roots=roots if confine_manifest else None)
             details["manifest"] = {"files": checked, "problems": problems}
             if problems:
                 shown = "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else "")
@@ -297,6 +296,11 @@ def check_data(
         return status, reason, details
 
     return _timed("data", body)
+
+
+def no_gpu_needed() -> CheckResult:
+    """The GPU check of a run whose objective trains no torch model (the synthetic ones)."""
+    return CheckResult("gpu", "pass", "the spec's objective trains no torch model: no GPU needed")
 
 
 def check_gpu(
@@ -496,10 +500,12 @@ def run_checks(
     workers: int | None = None,
     gpus: str | Sequence[str] | None = None,
     per_gpu: int | None = None,
+    needs_gpu: bool = True,
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> Checklist:
     """Every check in seed 003's order. A bad spec stops the rest (they all read it). With
-    ``workers``, the GPU check lists each local worker's GPU (``gpus``, ``per_gpu``)."""
+    ``workers``, the GPU check lists each local worker's GPU (``gpus``, ``per_gpu``); without
+    ``needs_gpu`` (an objective that trains no torch model) it passes."""
     results: list[CheckResult] = []
 
     def add(result: CheckResult) -> None:
@@ -513,7 +519,10 @@ def run_checks(
         return Checklist(str(config), study_name, results)
     add(check_storage(storage_url))
     add(check_data(config, manifest=manifest))
-    add(check_gpu(allow_cpu=allow_cpu, workers=workers, gpus=gpus, per_gpu=per_gpu))
+    if needs_gpu:
+        add(check_gpu(allow_cpu=allow_cpu, workers=workers, gpus=gpus, per_gpu=per_gpu))
+    else:
+        add(no_gpu_needed())
     add(check_disk(disk_path, min_free_gb=min_free_gb))
     add(check_dependencies(config, tracking=tracking_uri is not None))
     add(check_tracking(tracking_uri))

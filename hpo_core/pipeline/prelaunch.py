@@ -70,13 +70,20 @@ def prelaunch_checks(
     """The pre-launch checklist (options: those of :func:`hpo_core.checks.run_checks`), its disk
     check on the project data folder."""
     from hpo_core.checks import run_checks
+    from hpo_core.errors import HpoError
+    from hpo_core.pipeline.configs import objective_needs_gpu
     from hpo_core.tracking import resolve_tracking_uri
 
+    try:  # the objective decides whether a GPU is wanted; a bad spec is the spec check's to say
+        needs_gpu = objective_needs_gpu(read_spec(config).spec.objective)
+    except HpoError:
+        needs_gpu = True
     return run_checks(
         config,
         storage_url=storage_url,
         tracking_uri=resolve_tracking_uri(tracking_uri) if tracking else None,
         disk_path=hpo_home(),
+        needs_gpu=needs_gpu,
         **options,
     )
 

@@ -215,12 +215,10 @@ def _gpu_params(
 def check_run_gpu(plan: RunPlan) -> CheckResult:
     """The pre-launch GPU check of a run: for an objective that trains no torch model a pass
     (allow_cpu or not), else :func:`hpo_core.checks.check_gpu` on the run's local workers."""
-    from hpo_core.checks import CheckResult, check_gpu
+    from hpo_core.checks import check_gpu, no_gpu_needed
 
     if not plan.needs_gpu:
-        return CheckResult(
-            "gpu", "pass", "the spec's objective trains no torch model: no GPU needed"
-        )
+        return no_gpu_needed()
     return check_gpu(
         allow_cpu=plan.allow_cpu,
         workers=plan.workers if plan.mode == "local" else None,
@@ -556,8 +554,8 @@ def finish_sweep(
             "next_spec": str(run_dir / "report" / "next_spec.yaml") if refinement else None,
             "champion": champion,
             "champions_skipped": skipped,
-            "generation": generation,  # the chain: number, family, spec hash, the next spec
             "overrides": sweep.study.user_attrs.get(ATTR_OVERRIDES, []),
+            "generation": generation,  # the chain: number, family, spec hash, the next spec
             "thresholds": thresholds,
             "report_files": len(files),
         }

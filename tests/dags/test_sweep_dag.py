@@ -78,28 +78,6 @@ def _setup(tmp_path: Path, specs: dict[str, dict[str, Any]], storage: str) -> di
     }
 
 
-def _rendered(output: str, task_id: str) -> dict[str, Any]:
-    """A task's rendered template fields in the run that ``output`` (a dag_test.py run's) ran, as
-    Airflow stored them for the UI's Rendered Templates tab."""
-    import re
-
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    found = re.search(r"^hpo_sweep run (\S+): ", output, re.MULTILINE)
-    assert found, output[-2000:]
-    with create_session() as session:
-        fields = session.scalar(
-            select(RenderedTaskInstanceFields.rendered_fields).where(
-                RenderedTaskInstanceFields.run_id == found[1],
-                RenderedTaskInstanceFields.task_id == task_id,
-            )
-        )
-    assert fields is not None, task_id
-    return dict(fields)
-
-
 def _asset_events(*names: str) -> dict[str, dict[str, Any]]:
     """The latest event of each named asset in Airflow's metadata database: its extra and the
     aliases it was emitted through."""
@@ -246,7 +224,6 @@ def test_a_sweep_runs_end_to_end_and_registers_a_champion(
     assert champion["extra"]["model"] == "dag_arc" and champion["extra"]["version"] == "1"
     assert champion["extra"]["mean"] == pytest.approx(summary["champion"]["mean"])
 
-
     # the finish task again (a retry, or a re-trigger after the budget is used): nothing is
     # duplicated. In process, with the DAG's own calls: a second dag.test() costs ~40 s, and the
     # workers' budget on a re-run is tested in tests/worker.
@@ -271,7 +248,9 @@ def _assert_people_in_the_loop(
     assert tis["review_1"] == tis["review_2"] == "skipped"  # no checkpoint: nobody is asked
     gate = people.requests["review_0"]
     # only the offered options (no extension in this spec), only the deployment's respondents
-    assert gate["options"] == ["Automatic", "Continue", "Stop"] and gate["defaults"] == ["Automatic"]
+    assert gate["options"] == ["Automatic", "Continue", "Stop"] and gate["defaults"] == [
+        "Automatic"
+    ]
     assert gate["assigned_users"] == [{"id": "reviewer", "name": "reviewer"}]
     assert people.probes["review_0"] == (403, 400)
     assert "**The rules say: continue**" in gate["body"] and "| finished | 3 |" in gate["body"]

@@ -285,7 +285,9 @@ def test_the_gpu_check_lists_what_each_worker_gets(
 def test_hpo_check_takes_the_placement_flags(
     write_spec: Callable[..., Path], journal_url: str
 ) -> None:
-    config = write_spec(base_spec())
+    # user code, so a GPU is wanted and placed (the built-in synthetic objective needs none:
+    # its check passes, as the last lines show)
+    config = write_spec(base_spec(objective="hpo_core.testing.objectives:slow"))
     done = run_hpo(
         "check", config.as_posix(), "--storage", journal_url, "--no-tracking", "--no-smoke",
         "--min-free-gb", "0.01", "--workers", "5", "--gpus", "0,1", "--workers-per-gpu", "2",
@@ -294,3 +296,10 @@ def test_hpo_check_takes_the_placement_flags(
     assert done.stderr.startswith(
         "error: check gpu failed: --workers-per-gpu: 5 workers do not fit on 2 GPU(s)"
     ), done.stderr
+    # an objective that trains no torch model needs no GPU, and no --allow-cpu, on any machine
+    plain = run_hpo(
+        "check", write_spec(base_spec()).as_posix(), "--storage", journal_url, "--no-tracking",
+        "--no-smoke", "--min-free-gb", "0.01",
+    )  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    assert "PASS  gpu           the spec's objective trains no torch model" in plain.stdout
