@@ -33,9 +33,12 @@ machine in about a minute (`demo_synthetic.yaml`: no GPU, no data file). Each fi
    trials as they finish (value, best so far) and ending with the path of the worker's own log.
    The spec's `decision.checkpoints` cut the sweep into segments; after each, `gate_N` decides
    to continue or stop (`stop_N` sets the study's stop flag and sends an alert). A gate with
-   no checkpoint to decide at is skipped, saying why in its log.
+   no checkpoint to decide at is skipped, saying why in its log. With the spec's
+   `decision.override`, `review_N` first asks a person (Required Actions) to keep the gate's
+   decision, continue, stop or extend the budget; otherwise it is skipped.
 5. `finish`: the analysis report, the refined next spec, the champions (not after a stop) and
-   a summary, printed in its log.
+   a summary, printed in its log. With the spec's `champions.approval`, `approve_champion` asks
+   a person before the new champion takes the `@champion` alias and `promote` moves it.
 
 **What it leaves**, in `$HPO_HOME/runs/<study>/<run id>/`: `checklist/` (checklist.md and .json),
 `logs/` (one log per worker), `report/` (report.md, plots, `next_spec.yaml`), `summary.md`,
@@ -45,6 +48,11 @@ runs and the registered champion in MLflow.
 Credentials come from the `hpo_storage`, `hpo_tracking` and `hpo_alerts` connections, never from
 the form. `hpo_prelaunch` runs the checks alone; each spec with a `schedule:` key has a DAG of
 its own (`hpo_sweep__<file>`), with only the gates its checkpoints need.
+
+**Assets**: `finish` publishes the refined next spec (`sweepflow.next_spec.<first study>`) and a
+new champion (`sweepflow.champion.<model>`); a spec with `next: {auto: true}` has a DAG
+`hpo_next__<file>` that runs the next generation when its refined spec is published, up to
+`next.max_generations` (`hpo lineage <family>` lists the generations).
 """
 
 from __future__ import annotations

@@ -31,17 +31,18 @@ def main() -> int:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        tis = {
-            ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): str(ti.state)
-            for ti in sorted(
-                run.get_task_instances(session=session),
-                key=lambda t: (t.start_date is None, t.start_date, t.task_id),
-            )
-        }
+        ordered = sorted(
+            run.get_task_instances(session=session),
+            key=lambda t: (t.start_date is None, t.start_date, t.task_id),
+        )
+        names = [t.task_id + (f"[{t.map_index}]" if t.map_index >= 0 else "") for t in ordered]
+        tis = {name: str(ti.state) for name, ti in zip(names, ordered, strict=True)}
+        took = {name: ti.duration for name, ti in zip(names, ordered, strict=True)}
     width = max(len(k) for k in tis)
     print(f"{dag_id} run {run.run_id}: {run.state}")
     for task_id, state in tis.items():
-        print(f"  {task_id:<{width}}  {state}")
+        seconds = f"{took[task_id]:7.1f} s" if took[task_id] is not None else ""
+        print(f"  {task_id:<{width}}  {state:<16}{seconds}")
     print("DAGRUN " + json.dumps({"state": str(run.state), "tis": tis}), flush=True)
     return 0 if str(run.state) == "success" else 1
 

@@ -52,4 +52,6 @@ def run_dag(
     )
     result: dict[str, Any] = json.loads(lines[-1][len("DAGRUN ") :])
     result["output"] = done.stdout + done.stderr
+    if os.environ.get("DAG_TEST_OUTPUT"):  # to read a run's task table and timings afterwards
+        Path(os.environ["DAG_TEST_OUTPUT"]).write_text(result["output"])
     return result

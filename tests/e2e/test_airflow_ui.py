@@ -18,7 +18,7 @@ import yaml
 from tests.helpers import REPO
 from tests.ui import Airflow, AirflowPages, browser_missing, chromium, trigger_sweep
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 CONFIG = "ui_synthetic.yaml"
 STUDY = "ui_synthetic_v1"
