@@ -140,6 +140,7 @@ REVIEWED_ARC = {
 }
 
 
+@pytest.mark.e2e  # with the browser test in make e2e: make test stays under 15 minutes
 @pytest.mark.postgres
 def test_a_sweep_runs_end_to_end_and_registers_a_champion(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
