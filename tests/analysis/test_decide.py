@@ -14,9 +14,8 @@ from optuna.trial import TrialState, create_trial
 from hpo_core.analysis import build_trials_table, decide
 from hpo_core.pipeline import finish_sweep
 from hpo_core.spec import parse_spec
-from hpo_core.testing.objectives import PLANTED_SPACE
 from hpo_core.worker import run_worker
-from tests.helpers import base_spec, run_plan
+from tests.helpers import base_spec, planted_spec, run_plan
 
 
 def _table(
@@ -179,15 +178,7 @@ def test_a_target_only_sweep_ending_below_its_target_says_so_in_report_and_summa
     """An in-process sweep of the planted objective (best about 0.8) with an unreachable target
     and no checkpoint: no gate decided, and the report and the summary say the target was not
     reached."""
-    spec = {
-        "study_name": "target_only",
-        "n_trials": 6,
-        "objective": "hpo_core.testing.objectives:planted",
-        "sampler": {"type": "random", "seed": 0},
-        "pruner": {"type": "none"},
-        "param_ranges": PLANTED_SPACE,
-        "decision": {"target": 5.0},
-    }
+    spec = planted_spec(study_name="target_only", n_trials=6, decision={"target": 5.0})
     run_worker(parse_spec(yaml.safe_dump(spec)), journal_url)
     plan = replace(
         run_plan(tmp_path / "target_only.yaml", tmp_path / "run"),

@@ -19,17 +19,9 @@ from hpo_core.storage import open_storage
 from hpo_core.study import ATTR_CARRIED_FROM, fit_trial, list_studies, load_study
 from hpo_core.testing.objectives import PLANTED_SPACE
 from hpo_core.worker import run_worker
-from tests.helpers import run_hpo
+from tests.helpers import planted_spec, run_hpo
 
-FIRST = {
-    "study_name": "planted_v1",
-    "n_trials": 40,
-    "objective": "hpo_core.testing.objectives:planted",
-    "sampler": {"type": "random", "seed": 0},
-    "pruner": {"type": "none"},
-    "param_ranges": PLANTED_SPACE,
-    "worker": {"poll_interval": 0.05},
-}
+FIRST = planted_spec(n_trials=40)
 NEW_TRIALS = 12
 # the next two generations, refined by hand: each warm-starts from the one before
 SECOND = {

@@ -12,18 +12,10 @@ from hpo_core.pipeline import finish_sweep, gate, plan_run, prepare_sweep
 from hpo_core.spec import parse_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import load_study, study_progress
-from hpo_core.testing.objectives import PLANTED_SPACE
 from hpo_core.worker import run_worker
+from tests.helpers import planted_spec
 
-SPEC = {
-    "study_name": "flat",
-    "n_trials": 20,
-    "objective": "hpo_core.testing.objectives:planted",
-    "sampler": {"type": "random", "seed": 2},
-    "pruner": {"type": "none"},
-    "param_ranges": PLANTED_SPACE,
-    "worker": {"poll_interval": 0.05},
-}
+SPEC = planted_spec(study_name="flat", n_trials=20, sampler={"type": "random", "seed": 2})
 
 
 def test_prepare_copies_and_the_gate_counts_new_trials(
