@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hpo_core.analysis.analyze import SweepAnalysis, analyze_study
 from hpo_core.analysis.compare import ComparisonRow, compare_analyses
-from hpo_core.analysis.decide import ATTR_DECISION, Decision, decide
+from hpo_core.analysis.decide import ATTR_DECISION, ATTR_DECISIONS, Decision, decide
 from hpo_core.analysis.effects import (
     GroupStat,
     HypothesisTest,
@@ -58,6 +58,7 @@ from hpo_core.analysis.trials import (
 
 __all__ = [
     "ATTR_DECISION",
+    "ATTR_DECISIONS",
     "ATTR_GENERATION",
     "ArmComparison",
     "ArmStat",

@@ -32,9 +32,13 @@ from typing import Any, Literal
 
 from hpo_core.analysis.trials import TrialsTable
 
-__all__ = ["ATTR_DECISION", "Decision", "decide"]
+__all__ = ["ATTR_DECISION", "ATTR_DECISIONS", "Decision", "decide"]
 
+# The study's current decision (what optuna-dashboard shows): a checkpoint's, or at the end of the
+# sweep the rules over every trial (the report's), marked ``final: true``.
 ATTR_DECISION = "sweepflow.decision"
+# The checkpoints' decisions, one entry per checkpoint (action, rule, best then), oldest first.
+ATTR_DECISIONS = "sweepflow.decisions"
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     for flag in analysis.flags:
         print(f"  red flag  {flag.message}")
     print(f"report: {Path(args.out) / 'report.md'} ({len(files)} files)")
-    _attach(sweep, Path(args.out), "report", backfill=True)
+    _attach(sweep, Path(args.out), "report", backfill=True, analysis=analysis)
     return EXIT_OK
 
 
@@ -238,12 +238,20 @@ def _progress(sweep: Any, *, show: bool) -> Any:
     return on_step
 
 
-def _attach(sweep: Any, path: Path, artifact_path: str | None, *, backfill: bool = False) -> None:
-    """A tracked sweep's report or next spec goes to its MLflow parent run too (best effort:
-    the files on disk are the result; a tracking outage only costs the copy)."""
+def _attach(
+    sweep: Any,
+    path: Path,
+    artifact_path: str | None,
+    *,
+    backfill: bool = False,
+    analysis: Any = None,
+) -> None:
+    """A tracked sweep's report or next spec goes to its MLflow parent run too, with the
+    analysis's figures (best effort: the files on disk are the result; a tracking outage only
+    costs the copy)."""
     from hpo_core.pipeline import publish
 
-    done = publish(sweep, path, artifact_path, backfill=backfill)
+    done = publish(sweep, path, artifact_path, backfill=backfill, analysis=analysis)
     if done is None:
         return
     uri = done.tracker.masked_uri

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from hpo_core.errors import HpoError
 
 if TYPE_CHECKING:
-    from hpo_core.analysis import SweepAnalysis
+    from hpo_core.analysis import Decision, SweepAnalysis, TrialsTable
     from hpo_core.refine import Refinement
     from hpo_core.study import SweepStudy
     from hpo_core.tracking import Tracker
@@ -27,6 +27,7 @@ __all__ = [
     "publish",
     "refine_sweep",
     "report_study",
+    "sweep_figures",
 ]
 
 
@@ -67,12 +68,19 @@ def report_study(
 ) -> StudyReport:
     """Analyse a sweep, refine its next spec, write the report: what `hpo analyze` and the
     DAG's finish step both do. A spec that cannot be refined costs only the next spec
-    (``on_warning`` says why)."""
+    (``on_warning`` says why). Once the sweep has ended (its budget used, or stopped), the
+    report's decision is stored in the study as its final one; a study an older version created
+    gets its metric name here."""
     from hpo_core.analysis.report import write_report
     from hpo_core.errors import SpecError
+    from hpo_core.pipeline.sweeps import record_decision
     from hpo_core.refine import refine_spec
+    from hpo_core.study import name_metric, stop_flag, study_progress
 
+    name_metric(sweep.study, sweep.spec.metric)
     analysis = analyze_sweep(sweep, importance, on_step=on_step)
+    if study_progress(sweep).done or stop_flag(sweep.study.user_attrs):
+        record_decision(sweep, analysis.decision.as_dict(), final=True)
     refinement = None
     if analysis.summary.complete:
         try:
@@ -97,6 +105,33 @@ def refine_sweep(sweep: SweepStudy, out: Path, *, study_name: str | None = None)
     return refinement
 
 
+def sweep_figures(
+    table: TrialsTable, decision: Decision
+) -> tuple[dict[str, float], dict[str, str]]:
+    """What a sweep's parent run logs so sweeps compare in one MLflow table: metrics
+    ``best_<metric>`` and ``mean_<metric>`` (over completed trials), the trials by state and
+    ``gpu_hours`` (each of the study's own trials' run time x the GPUs its worker recorded: 0 on
+    CPU workers, left out when no worker recorded its devices); tags: the decision."""
+    from hpo_core.analysis import gpu_hours
+
+    s = table.summary
+    metrics: dict[str, float] = {
+        "trials_complete": s.complete,
+        "trials_pruned": s.pruned,
+        "trials_failed": s.failed,
+        "trials_lost": s.lost,
+    }
+    if s.best_value is not None:
+        metrics[f"best_{s.metric}"] = s.best_value
+    if s.mean_value is not None:
+        metrics[f"mean_{s.metric}"] = s.mean_value
+    gpu = gpu_hours(table)
+    if gpu is not None:
+        metrics["gpu_hours"] = gpu
+    tags = {"sweepflow.final_decision": decision.action, "sweepflow.final_rule": decision.rule}
+    return metrics, tags
+
+
 @dataclass(frozen=True)
 class Published:
     """What :func:`publish` did on a tracked sweep's parent run."""
@@ -116,10 +151,12 @@ def publish(
     tracking_uri: str | None = None,
     backfill: bool = False,
     best_effort: bool = True,
+    analysis: SweepAnalysis | None = None,
 ) -> Published | None:
     """Attach a report or a next spec to a tracked sweep's MLflow parent run, first back-filling
-    the trial runs it lacks (``backfill``); None for a sweep without a parent run. Best effort
-    (the CLI): a tracking outage costs the copy, and the warning is returned, not raised."""
+    the trial runs it lacks (``backfill``), then logging the ``analysis``'s figures on it
+    (:func:`sweep_figures`); None for a sweep without a parent run. Best effort (the CLI): a
+    tracking outage costs the copy, and the warning is returned, not raised."""
     from hpo_core.tracking import ATTR_PARENT_RUN, Tracker
 
     tracker = Tracker.for_study(sweep, tracking_uri)
@@ -134,4 +171,7 @@ def publish(
             if not best_effort:
                 raise
             return Published(tracker, parent, False, warning=(str(exc).splitlines() or [""])[0])
-    return Published(tracker, parent, tracker.attach(sweep, path, artifact_path), logged)
+    attached = tracker.attach(sweep, path, artifact_path)
+    if analysis is not None:
+        tracker.log_sweep_figures(sweep, *sweep_figures(analysis.table, analysis.decision))
+    return Published(tracker, parent, attached, logged)

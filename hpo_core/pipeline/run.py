@@ -399,8 +399,7 @@ def gate(
     on continue, the noise probe's trials queued first (``decision.noise_probe``). With a
     person's ``override`` (an :class:`~hpo_core.pipeline.review.Answer` as a dict, spec
     ``decision.override``), their choice replaces the rules' action and is recorded."""
-    from hpo_core.analysis import ATTR_DECISION
-    from hpo_core.pipeline.sweeps import judge
+    from hpo_core.pipeline.sweeps import judge, record_decision
     from hpo_core.storage import open_storage
     from hpo_core.study import enqueue_noise_probe, load_study
 
@@ -418,7 +417,7 @@ def gate(
         probe = enqueue_noise_probe(sweep) if record["action"] == "continue" else None
         if probe is not None:
             record["noise_probe"] = probe.as_dict()
-        sweep.study.set_user_attr(ATTR_DECISION, record)
+        record_decision(sweep, record)
         return record
     finally:
         handle.dispose()
@@ -462,6 +461,7 @@ def finish_sweep(
 ) -> dict[str, Any]:
     """After the workers: the analysis report and the refined spec (attached to the parent run),
     champions unless the sweep failed or this is a dry run, and a summary (markdown + JSON)."""
+    from hpo_core.analysis import ATTR_DECISIONS
     from hpo_core.files import write_atomic
     from hpo_core.pipeline.finish import publish, report_study
     from hpo_core.pipeline.review import ATTR_OVERRIDES
@@ -490,6 +490,7 @@ def finish_sweep(
                 tracking_uri=tracking_uri,
                 backfill=True,
                 best_effort=False,
+                analysis=analysis,
             )
         tracker = published.tracker if published is not None else None
         stopped = (decision or {}).get("action") == "stop"
@@ -547,9 +548,11 @@ def finish_sweep(
             "gpu_hours_lost": round(analysis.summary.gpu_hours_lost, 3),
             "lost_causes": analysis.summary.lost_causes,
             "noise": dataclasses.asdict(analysis.noise) if analysis.noise else None,
-            "decision": decision,
-            # the rules over every trial at the end (e.g. "done (budget) ... target not reached")
+            "decision": decision,  # the last gate's (this run's), as the DAG passed it
+            # THE decision: the rules over every trial at the end, as in the report (e.g. "done
+            # (budget) ... target not reached"); the checkpoints' decisions are its history
             "final_decision": analysis.decision.as_dict(),
+            "decisions": sweep.study.user_attrs.get(ATTR_DECISIONS, []),
             "report": str(run_dir / "report" / "report.md"),
             "next_spec": str(run_dir / "report" / "next_spec.yaml") if refinement else None,
             "champion": champion,
@@ -709,8 +712,40 @@ def _promotion_figures(test: dict[str, Any] | None) -> str:
     )
 
 
+def _decision_lines(s: dict[str, Any]) -> list[str]:
+    """THE decision (the report's, at the end), then each checkpoint's as history. A summary
+    written before the history was kept has only the last gate's record."""
+    final = s.get("final_decision")
+    lines = [
+        "- decision: "
+        + (f"{final['action']} ({final['rule']}): {final['message']}" if final else "-")
+    ]
+    history = s.get("decisions")
+    if history is None and s.get("decision"):
+        last = s["decision"]
+        figures = last.get("figures") or {}
+        history = [
+            {
+                "checkpoint": last.get("checkpoint_target", figures.get("finished")),
+                **last,
+                "best": figures.get("best"),
+                "best_trial": figures.get("best_trial"),
+            }
+        ]
+    if not history:
+        return [*lines, "- checkpoints: none decided (no checkpoint before the end of the budget)"]
+    lines.append("- checkpoints (history):")
+    for e in history:
+        best = "-" if e.get("best") is None else f"{e['best']:.4g}"
+        trial = "" if e.get("best_trial") is None else f" (trial {e['best_trial']})"
+        lines.append(
+            f"  - checkpoint {e.get('checkpoint')}: {e.get('action')} ({e.get('rule')}), "
+            f"best then {best}{trial}"
+        )
+    return lines
+
+
 def _summary_markdown(s: dict[str, Any]) -> str:
-    decision = s["decision"] or {}
     champion = s["champion"]
     lines = [
         f"# Sweep {s['study']}",
@@ -735,18 +770,7 @@ def _summary_markdown(s: dict[str, Any]) -> str:
             if s.get("noise")
             else "not measured (decision.noise_probe, champions.seeds >= 2 or analysis.noise_sd)"
         ),
-        "- last decision: "
-        + (
-            f"{decision['action']} ({decision.get('rule')}): {decision.get('message', '')}"
-            if decision
-            else "none (no checkpoint before the end of the budget)"
-        ),
-        "- at the end: "
-        + (
-            f"{final['action']} ({final['rule']}): {final['message']}"
-            if (final := s.get("final_decision"))
-            else "-"
-        ),
+        *_decision_lines(s),
         f"- report: {s['report']}",
         f"- next spec: {s['next_spec'] or '-'}",
         "- champion: "

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hpo_core.analysis import Decision
+    from hpo_core.analysis import Decision, TrialsTable
     from hpo_core.champions import ChampionResult
     from hpo_core.spec import LoadedSpec
     from hpo_core.study import SweepStudy
@@ -26,6 +26,7 @@ __all__ = [
     "judge",
     "open_sweep",
     "plan_local_sweep",
+    "record_decision",
     "run_local_sweep",
     "storage_url",
     "track_sweep",
@@ -112,26 +113,57 @@ def run_local_sweep(plan: LocalSweep, **options: Any) -> SweepResult:
 # -- decide --------------------------------------------------------------------------------
 
 
-def judge(sweep: SweepStudy) -> Decision:
-    """The decision rules over the study as it stands, against its live budget."""
-    from hpo_core.analysis import build_trials_table, decide
+def _trials_table(sweep: SweepStudy) -> TrialsTable:
+    from hpo_core.analysis import build_trials_table
     from hpo_core.study import ATTR_N_TRIALS
 
     n_trials = sweep.study.user_attrs.get(ATTR_N_TRIALS)
-    return decide(
-        build_trials_table(sweep.study.get_trials(deepcopy=False), sweep.spec, n_trials=n_trials)
-    )
+    return build_trials_table(sweep.study.get_trials(deepcopy=False), sweep.spec, n_trials=n_trials)
+
+
+def judge(sweep: SweepStudy) -> Decision:
+    """The decision rules over the study as it stands, against its live budget."""
+    from hpo_core.analysis import decide
+
+    return decide(_trials_table(sweep))
+
+
+def record_decision(sweep: SweepStudy, record: dict[str, Any], *, final: bool = False) -> None:
+    """Store a decision in the study as its current one (``sweepflow.decision``, what
+    optuna-dashboard shows), with ``final`` saying which kind it is: a checkpoint's (a gate,
+    `hpo decide`), also kept in the history (``sweepflow.decisions``, one entry per checkpoint,
+    so a retried gate replaces its own), or the rules over every trial at the end of the sweep
+    (the report's), which stays out of the history: a reader of either never takes one kind
+    for the other."""
+    from hpo_core.analysis import ATTR_DECISION, ATTR_DECISIONS
+
+    if not final:
+        figures = record.get("figures") or {}
+        target = record.get("checkpoint_target")  # a gate's; `hpo decide` is at what finished
+        entry = {
+            "checkpoint": target if target is not None else figures.get("finished"),
+            **{k: record.get(k) for k in ("action", "rule", "message", "decided_at")},
+            "best": figures.get("best"),
+            "best_trial": figures.get("best_trial"),
+        }
+        kept = [
+            e
+            for e in sweep.study.user_attrs.get(ATTR_DECISIONS, [])
+            if e.get("checkpoint") != entry["checkpoint"]
+        ]
+        history = sorted([*kept, entry], key=lambda e: e.get("checkpoint") or 0)
+        sweep.study.set_user_attr(ATTR_DECISIONS, history)
+    sweep.study.set_user_attr(ATTR_DECISION, {**record, "final": final})
 
 
 def decide_sweep(sweep: SweepStudy, *, apply: bool = False) -> dict[str, Any]:
     """`hpo decide`: the decision, stored in the study; with ``apply``, a stop sets the stop
     flag and a continue queues the noise probe. Returns the record (and what was applied)."""
-    from hpo_core.analysis import ATTR_DECISION
     from hpo_core.study import enqueue_noise_probe, stop_study
 
     decision = judge(sweep)
     record = decision.as_dict()
-    sweep.study.set_user_attr(ATTR_DECISION, record)
+    record_decision(sweep, record)
     if apply and decision.action == "stop":
         stop_study(sweep, f"hpo decide --apply: {decision.rule}: {decision.message}")
         record["applied"] = "stop flag set; workers finish their current trial and exit"
@@ -160,12 +192,16 @@ def cleanup_sweep(
 
 
 def track_sweep(sweep: SweepStudy, tracking_uri: str | None) -> tuple[int, int, Any, str]:
-    """The sweep's MLflow parent run created if missing, its trial runs back-filled:
-    (logged, present, parent run id, masked tracking URI)."""
+    """The sweep's MLflow parent run created if missing, its trial runs back-filled and its
+    figures logged: (logged, present, parent run id, masked tracking URI)."""
+    from hpo_core.analysis import decide
+    from hpo_core.pipeline.finish import sweep_figures
     from hpo_core.tracking import ATTR_PARENT_RUN, ATTR_TRACKING_URI, Tracker
 
     tracker = Tracker(tracking_uri, stored=sweep.study.user_attrs.get(ATTR_TRACKING_URI))
     logged, present = tracker.sync_trials(sweep)
+    table = _trials_table(sweep)
+    tracker.log_sweep_figures(sweep, *sweep_figures(table, decide(table)))
     return logged, present, sweep.study.user_attrs.get(ATTR_PARENT_RUN), tracker.masked_uri
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "current_actor",
     "list_studies",
     "load_study",
+    "name_metric",
     "require_running",
     "resume_study",
     "set_budget",
@@ -102,6 +103,18 @@ class SweepStudy:
         return study_id_of(self.study)
 
 
+def name_metric(study: optuna.Study, metric: str) -> bool:
+    """Name the study's objective after the spec's metric, so optuna-dashboard and Optuna's
+    plots label it ``val_accuracy``, not "Objective 0". Set when a study is created; the finish
+    step sets it on a study an older version created. True when it was set now."""
+    if study.metric_names == [metric]:
+        return False
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, unchanged in 5.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([metric])
+    return True
+
+
 def _open(loaded: LoadedSpec, handle: StorageHandle, *, create: bool) -> optuna.Study:
     spec = loaded.spec
     with warnings.catch_warnings():
@@ -162,6 +175,7 @@ def create_study(
                 study.set_user_attr(ATTR_WARM_START, {"study": source.name, "pending": True})
                 done = carry_trials(source.study, source.spec, study, spec)
                 study.set_user_attr(ATTR_WARM_START, done.record())
+            name_metric(study, spec.metric)
             study.set_user_attr(ATTR_SPEC_YAML, loaded.text)
             study.set_user_attr(ATTR_SPEC_HASH, loaded.hash)
             study.set_user_attr(ATTR_N_TRIALS, spec.n_trials)

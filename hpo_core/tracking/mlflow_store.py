@@ -261,6 +261,37 @@ class Tracker:
             with contextlib.suppress(Exception):
                 self.client.set_terminated(str(parent), status=status)
 
+    def log_sweep_figures(
+        self, sweep: SweepStudy, metrics: dict[str, float], tags: dict[str, str]
+    ) -> bool:
+        """The sweep's figures on its parent run in one ``log_batch`` (best, mean, counts and
+        GPU-hours as metrics, the final decision as tags), so sweeps compare in one runs table.
+        Logged again by each finish step, `hpo analyze` and `hpo track` (MLflow shows the
+        latest). Never raises, like :meth:`attach`: an outage costs the figures until then."""
+        from mlflow.entities import Metric, RunTag
+
+        parent = sweep.study.user_attrs.get(ATTR_PARENT_RUN)
+        if not parent:
+            return False
+        stamp = int(time.time() * 1000)
+        try:
+            self.client.log_batch(
+                str(parent),
+                metrics=[
+                    Metric(k, float(v), stamp, 0) for k, v in metrics.items() if math.isfinite(v)
+                ],
+                tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()],
+            )
+            return True
+        except Exception as exc:
+            _log.warning(
+                "tracking: could not log the sweep's figures to run %s in %s (%s)",
+                parent,
+                self.masked_uri,
+                _first_line(exc),
+            )
+            return False
+
     # -- child runs ----------------------------------------------------------------------------
 
     def _child_runs(self, experiment: str, parent: str) -> dict[int, Any]:

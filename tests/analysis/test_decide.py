@@ -192,8 +192,8 @@ def test_a_target_only_sweep_ending_below_its_target_says_so_in_report_and_summa
     assert summary["final_decision"]["rule"] == "budget"
     said = "all 6 trials finished; best "
     markdown = (tmp_path / "run" / "summary.md").read_text()
-    assert "- last decision: none (no checkpoint before the end of the budget)" in markdown
-    assert f"- at the end: done (budget): {said}" in markdown
+    assert "- checkpoints: none decided (no checkpoint before the end of the budget)" in markdown
+    assert f"- decision: done (budget): {said}" in markdown
     assert markdown.split(said)[1].split("\n")[0].endswith("; target 5 not reached")
     report = (tmp_path / "run" / "report" / "report.md").read_text()
     assert "**Decision:** DONE (budget): all 6 trials finished" in report

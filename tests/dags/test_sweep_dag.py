@@ -172,8 +172,12 @@ def test_a_sweep_runs_end_to_end_and_registers_a_champion(
     sweep = load_study("dag_arc_v1", open_storage(pg_url))
     states = [t.state.name for t in sweep.study.get_trials()]
     assert states.count("COMPLETE") == 6 and "RUNNING" not in states
+    # the study's current decision is the final one (optuna-dashboard shows it); the gate's is
+    # its history
     decision = sweep.study.user_attrs["sweepflow.decision"]
-    assert decision["action"] == "continue" and decision["checkpoint_target"] == 3
+    assert decision["final"] and (decision["action"], decision["rule"]) == ("done", "budget")
+    history = sweep.study.user_attrs["sweepflow.decisions"]
+    assert [(e["checkpoint"], e["action"]) for e in history] == [(3, "continue")]
 
     run = _run_dir(tmp_path, "dag_arc_v1")
     checklist = json.loads((run / "checklist" / "checklist.json").read_text())
@@ -205,6 +209,9 @@ def test_a_sweep_runs_end_to_end_and_registers_a_champion(
     roles = sorted(r.data.tags["sweepflow.role"] for r in runs)
     assert roles == ["champion", "parent", *["trial"] * 6]
     parent = next(r for r in runs if r.data.tags["sweepflow.role"] == "parent")
+    assert parent.data.metrics["trials_complete"] == 6
+    assert parent.data.metrics["best_val_accuracy"] == pytest.approx(summary["best_value"])
+    assert parent.data.tags["sweepflow.final_decision"] == "done"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"report", "summary.md", "spec.yaml"} <= artifacts
 

@@ -37,6 +37,8 @@ def test_create_is_idempotent_and_spec_is_recovered_from_storage(storage_url: st
     assert recovered.loaded.text == text  # exactly as written, comments included
     assert recovered.loaded.hash == loaded.hash
     assert [r.name for r in list_studies(handle)] == ["test_study"]
+    # optuna-dashboard labels the objective with the spec's metric, not "Objective 0"
+    assert recovered.study.metric_names == [loaded.spec.metric]
 
 
 def test_different_search_space_is_refused(storage_url: str) -> None:

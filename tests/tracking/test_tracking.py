@@ -289,6 +289,12 @@ def test_analyze_and_refine_attach_to_the_parent_run_and_backfill(tmp_path: Path
     refine = run_hpo("refine", "attached_v1", "--out", str(tmp_path / "next.yaml"), env=env)
     assert refine.returncode == 0, refine.stderr
     (parent,) = sweep_runs(uri, "attached_v1", "parent")
+    # the sweep's figures on it, and the ended sweep's final decision in the study
+    assert parent.data.metrics["trials_complete"] == 16 and "best_value" in parent.data.metrics
+    assert parent.data.tags["sweepflow.final_decision"] == "done"
+    assert load_study("attached_v1", open_storage(storage)).study.user_attrs["sweepflow.decision"][
+        "final"
+    ]
     client = mlflow_client(uri)
     files = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.md", "report/analysis.json", "report/history.png"} <= files
