@@ -28,6 +28,7 @@ tables). ``arc_classifier`` registers :func:`hpo_core.objectives.arc_classifier.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -41,7 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpo_core.champions.compare import seed_score
 from hpo_core.champions.promotion import PromotionRule, PromotionTest, promotion_test
+from hpo_core.champions.provenance import TAG_GIT_COMMIT, data_input, git_commit, system_metrics
 from hpo_core.champions.weights import WEIGHTS_DIR, save_champion_weights
 from hpo_core.errors import HpoError
 from hpo_core.objectives import resolve_champion_trainer
@@ -52,11 +55,14 @@ __all__ = [
     "ALIAS",
     "ChampionResult",
     "ChampionRun",
+    "Evidence",
     "Promotion",
     "RegistryLock",
     "approve_champion",
     "family_name",
     "promote_champion",
+    "record_approval",
+    "record_version",
     "registry_lock_name",
     "train_champions",
 ]
@@ -65,6 +71,11 @@ _log = logging.getLogger(__name__)
 
 ALIAS = "champion"
 TAG_KEY = "sweepflow.champion_key"
+TAG_GROUP_KEY = "sweepflow.champion_group_key"
+TAG_GROUP_RUN = "sweepflow.group_run"  # on a version: the run holding the mean it was chosen by
+TAG_APPROVAL = "sweepflow.approval"
+TAG_DECISION = "sweepflow.decision"
+STATUS = "**Status**: "  # the line of a version's description that an approval rewrites
 TAG_MEAN = "sweepflow.metric_mean"
 TAG_VALUES = "sweepflow.metric_values"  # the scores over seeds, JSON: the promotion test reads them
 
@@ -80,6 +91,7 @@ class ChampionRun:
     train_seconds: float
     n_params: int
     reused: bool  # a finished run from an earlier call, not trained again
+    group_run: str | None = None  # the configuration's group run, this run's parent
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,8 @@ class ChampionResult:
     # the test says move, and the spec wants a person to approve first: the alias stays put
     pending: bool = False
     incumbent_version: str | None = None  # the version that held the alias, None when none
+    # trial -> its champion group run (the mean over seeds; parent of the seed runs)
+    group_runs: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
 def family_name(study_name: str) -> str:
@@ -111,6 +125,7 @@ class Promotion:
     incumbent_version: str | None  # the version that held the alias before, None when none
     test: PromotionTest | None = None  # candidate vs incumbent; None when nothing was compared
     pending: bool = False  # it would have moved, but ``hold`` kept it for a person to approve
+    model_id: str | None = None  # the version's LoggedModel
 
 
 # The lock a promotion holds: ``StorageHandle.study_lock`` of the study storage, given a name.
@@ -153,11 +168,11 @@ def promote_champion(
     # MLflow's: it serialises only writers that go through sweepflow with the same study
     # storage, so every writer of a registered model must (docs: security model).
     with lock(registry_lock_name(model_name)):
-        version = _register(
+        version, model_id = _register(
             client, model_name, run_id, experiment_id=experiment_id, tracking_uri=tracking_uri
         )
         values = [float(scores)] if isinstance(scores, int | float) else list(scores)
-        return _move_alias(
+        done = _move_alias(
             client,
             model_name,
             version,
@@ -166,6 +181,7 @@ def promote_champion(
             rule=rule or PromotionRule(),
             hold=hold,
         )
+        return dataclasses.replace(done, model_id=model_id)
 
 
 def _move_alias(
@@ -264,13 +280,13 @@ def train_champions(
     parent = tracker.ensure_parent_run(sweep)
     try:
         session = _Session(sweep, tracker, parent, trainer, epochs=epochs, patience=patience)
+        seed_list = list(range(session.base_seed, session.base_seed + n_seeds))
+        groups = {entry.number: session.group(entry, seed_list) for entry in top}
         runs = [
-            session.run(entry, seed)
-            for entry in top
-            for seed in range(session.base_seed, session.base_seed + n_seeds)
+            session.run(entry, seed, groups[entry.number]) for entry in top for seed in seed_list
         ]
         return _decide(
-            session, top, runs, model_name, maximize=maximize, n_seeds=n_seeds, hold=hold
+            session, top, runs, groups, model_name, maximize=maximize, n_seeds=n_seeds, hold=hold
         )
     except HpoError:
         raise
@@ -282,6 +298,16 @@ def train_champions(
                 f"`hpo champions {sweep.name}` again (finished runs are reused)"
             ) from None
         raise
+
+
+@dataclass
+class _Group:
+    """A configuration's champion group run: its seeds and the metrics it holds already."""
+
+    entry: TopTrial
+    seeds: list[int]
+    run_id: str
+    metrics: dict[str, float]
 
 
 class _Session:
@@ -311,7 +337,55 @@ class _Session:
     def _key(self, trial: int, seed: int) -> str:
         return f"{self.sweep.name}:{trial}:{seed}:{self.epochs}:{self.patience}"
 
-    def run(self, entry: TopTrial, seed: int) -> ChampionRun:
+    def _tags(self, entry: TopTrial, role: str) -> dict[str, str]:
+        tags = {
+            "sweepflow.sweep": self.sweep.name,
+            "sweepflow.role": role,
+            "sweepflow.trial_number": str(entry.number),
+            "sweepflow.rank": str(entry.rank),
+            "sweepflow.metric": self.metric,
+            "sweepflow.direction": self.sweep.spec.direction,
+        }
+        commit = git_commit()
+        return tags | ({TAG_GIT_COMMIT: commit} if commit else {})
+
+    def _params(self, entry: TopTrial) -> dict[str, str]:
+        """The configuration as run params; ``seed`` is each run's own (set by the caller), the
+        spec's fixed seed stays as ``sweep_seed`` (what the trials used, and what a data split
+        reading ``seed`` from the configuration, as arc_classifier's does, still uses)."""
+        params = {k: str(v)[:500] for k, v in {**self.sweep.spec.fixed, **entry.params}.items()}
+        if "seed" in params:
+            params["sweep_seed"] = params.pop("seed")
+        return params | {
+            "champion_epochs": str(self.epochs),
+            "champion_patience": str(self.patience),
+            "sweep_trial_value": repr(entry.value),
+        }
+
+    def group(self, entry: TopTrial, seeds: list[int]) -> _Group:
+        """The configuration's group run (found by its key, else created): child of the sweep's
+        parent run, parent of the seed runs; the decision logs the mean over seeds on it."""
+        from mlflow.entities import Param
+
+        seed_list = ",".join(map(str, seeds))
+        key = f"{self.sweep.name}:{entry.number}:{self.epochs}:{self.patience}:{seed_list}"
+        found = self.client.search_runs(
+            [self.experiment], filter_string=f"tags.`{TAG_GROUP_KEY}` = '{key}'", max_results=5
+        )
+        if found:
+            run = sorted(found, key=lambda r: r.info.status != "FINISHED")[0]
+            return _Group(entry, seeds, run.info.run_id, dict(run.data.metrics))
+        run_id = self.client.create_run(
+            self.experiment,
+            run_name=f"champion-{entry.rank}-trial-{entry.number}",
+            tags=self._tags(entry, "champion_group")
+            | {"mlflow.parentRunId": self.parent, TAG_GROUP_KEY: key},
+        ).info.run_id
+        params = self._params(entry) | {"seeds": seed_list, "trial_number": str(entry.number)}
+        self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+        return _Group(entry, seeds, run_id, {})
+
+    def run(self, entry: TopTrial, seed: int, group: _Group) -> ChampionRun:
         key = self._key(entry.number, seed)
         found = self.client.search_runs(
             [self.experiment], filter_string=f"tags.`{TAG_KEY}` = '{key}'", max_results=20
@@ -332,62 +406,64 @@ class _Session:
             _log.info(
                 "champion #%d seed %d: finished run %s reused", entry.rank, seed, run.info.run_id
             )
+            if run.data.tags.get("mlflow.parentRunId") != group.run_id:
+                # a run from before group runs hung under the sweep's parent directly
+                self.client.set_tag(run.info.run_id, "mlflow.parentRunId", group.run_id)
             metrics = run.data.metrics
             return ChampionRun(
                 entry.rank,
                 entry.number,
                 seed,
                 run.info.run_id,
-                float(metrics.get(f"best_{self.metric}", math.nan)),
+                seed_score(metrics, self.metric),
                 int(metrics.get("epochs_trained", 0)),
                 float(metrics.get("train_seconds", 0.0)),
                 int(metrics.get("n_params", 0)),
                 reused=True,
+                group_run=group.run_id,
             )
-        return self._train(entry, seed, key)
+        return self._train(entry, seed, key, group)
 
-    def _train(self, entry: TopTrial, seed: int, key: str) -> ChampionRun:
+    def _train(self, entry: TopTrial, seed: int, key: str, group: _Group) -> ChampionRun:
         from mlflow.entities import Metric, Param
 
+        # what the trainer gets: the sweep's configuration (its fixed seed included, see
+        # _params); the run's own seed comes as the trainer's ``seed``
         params = {**self.sweep.spec.fixed, **entry.params}
         run_id = self.client.create_run(
             self.experiment,
             run_name=f"champion-{entry.rank}-trial-{entry.number}-seed-{seed}",
-            tags={
-                "mlflow.parentRunId": self.parent,
-                "sweepflow.sweep": self.sweep.name,
-                "sweepflow.role": "champion",
-                "sweepflow.trial_number": str(entry.number),
-                "sweepflow.rank": str(entry.rank),
+            tags=self._tags(entry, "champion")
+            | {
+                "mlflow.parentRunId": group.run_id,
                 "sweepflow.seed": str(seed),
-                "sweepflow.metric": self.metric,
-                "sweepflow.direction": self.sweep.spec.direction,
                 # compare-runs shows these first (spec metrics.priority), on validation and test
                 "sweepflow.priority": ",".join(self.sweep.spec.metrics.priority),
                 TAG_KEY: key,
             },
         ).info.run_id
-        self.client.log_batch(
+        logged = self._params(entry) | {"seed": str(seed)}
+        self.client.log_batch(run_id, params=[Param(k, v) for k, v in logged.items()])
+        self.client.log_text(
             run_id,
-            params=[Param(k, str(v)[:500]) for k, v in params.items()]
-            + [
-                Param("champion_epochs", str(self.epochs)),
-                Param("champion_patience", str(self.patience)),
-                Param("champion_seed", str(seed)),
-                Param("sweep_trial_value", repr(entry.value)),
-            ],
-        )
-        self.client.log_text(run_id, json.dumps(params, indent=2, default=str), "config.json")
+            json.dumps(params | {"seed": seed, "sweep_seed": params.get("seed")}, indent=2,
+                       default=str),
+            "config.json",
+        )  # fmt: skip
+        settings = dict(self.sweep.spec.data)
+        dataset = data_input(settings, name=f"{self.sweep.spec.objective} data")
+        self.client.log_inputs(run_id, [dataset])
         label = f"champion #{entry.rank} (trial {entry.number}) seed {seed}"
         _log.info("%s: training up to %d epochs, run %s", label, self.epochs, run_id)
-        best = -math.inf
+        better = max if self.sweep.spec.direction == "maximize" else min
+        best = -math.inf if better is max else math.inf
 
         def on_epoch_end(m: Any) -> None:
             nonlocal best
-            best = max(best, m.val_score)
+            best = better(best, m.val_score)
             stamp = int(time.time() * 1000)
             figures = {
-                self.metric: m.val_score,
+                f"{self.metric}_epoch": m.val_score,
                 "train_loss": m.train_loss,
                 "val_loss": m.val_loss,
                 "lr": m.lr,
@@ -412,18 +488,19 @@ class _Session:
                 m.seconds,
             )
 
-        model, result, extras = self.trainer(
-            params,
-            dict(self.sweep.spec.data),
-            epochs=self.epochs,
-            early_stop_patience=self.patience,
-            seed=seed,
-            on_epoch_end=on_epoch_end,
-            spec=self.sweep.spec,
-        )
+        with system_metrics(run_id, self.tracker.uri):
+            model, result, extras = self.trainer(
+                params,
+                settings,
+                epochs=self.epochs,
+                early_stop_patience=self.patience,
+                seed=seed,
+                on_epoch_end=on_epoch_end,
+                spec=self.sweep.spec,
+            )
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         finals = {
-            f"best_{self.metric}": result.best_score,
+            self.metric: result.best_score,  # the seed's score: what the decision averages
             "best_epoch": result.best_epoch,
             "epochs_trained": result.epochs_trained,
             "train_seconds": result.train_seconds,
@@ -480,6 +557,7 @@ class _Session:
             result.train_seconds,
             n_params,
             reused=False,
+            group_run=group.run_id,
         )
 
     def _log_weights(self, run_id: str, model: Any, label: str) -> None:
@@ -550,6 +628,7 @@ def _decide(
     session: _Session,
     top: list[TopTrial],
     runs: list[ChampionRun],
+    groups: dict[int, _Group],
     model_name: str,
     *,
     maximize: bool,
@@ -588,6 +667,11 @@ def _decide(
         f"{n_seeds} seed(s))"
     )
     verdict = _verdict(what, promotion)
+    for trial, group in groups.items():
+        _close_group(
+            session, group, means[trial], len(scores[trial]),
+            promotion if trial == best_trial else None,
+        )  # fmt: skip
     stamp = int(time.time() * 1000)
     figures = [Metric("champion_mean", best_mean, stamp, 0)]
     if incumbent is not None:
@@ -597,8 +681,19 @@ def _decide(
         session.parent, metrics=figures, tags=[RunTag(k, v) for k, v in tags.items()]
     )
     client.set_tag(session.parent, "sweepflow.champion_decision", verdict)
-    client.set_model_version_tag(model_name, version, "sweepflow.decision", verdict)
-    client.set_model_version_tag(model_name, version, "sweepflow.sweep", session.sweep.name)
+    group = groups[best_trial]
+    evidence = Evidence(
+        session.sweep.name,
+        best_trial,
+        metric,
+        session.sweep.spec.direction,
+        group.seeds,
+        *means[best_trial],
+        group.run_id,
+        best_run.run_id,
+        best_run.seed,
+    )
+    record_version(client, model_name, promotion, verdict, evidence)
     _log.info("champions of %s: %s", session.sweep.name, verdict)
     return ChampionResult(
         model_name,
@@ -612,6 +707,151 @@ def _decide(
         promotion.test,
         pending=promotion.pending,
         incumbent_version=promotion.incumbent_version,
+        group_runs={trial: g.run_id for trial, g in groups.items()},
+    )
+
+
+def _close_group(
+    session: _Session,
+    group: _Group,
+    mean_sd: tuple[float, float],
+    n: int,
+    promotion: Promotion | None,
+) -> None:
+    """The mean over seeds on the configuration's group run, then FINISHED. For the registered
+    configuration the decision's figures go onto the version's LoggedModel as well (MLflow
+    logs a model's metrics through a run: this one), which the version's page links to."""
+    from mlflow.entities import Metric
+
+    client, metric = session.client, session.metric
+    figures = {metric: mean_sd[0], f"{metric}_sd": mean_sd[1], "n_seeds": float(n)}
+    model_id = promotion.model_id if promotion is not None else None
+    if promotion is not None and promotion.incumbent_version != promotion.version:
+        # the figures the alias was judged by (a re-run that finds it the champion has none)
+        test = promotion.test
+        extra = {
+            "incumbent_mean": promotion.incumbent,
+            "promotion_statistic": None if test is None else test.statistic,
+            "promotion_p": None if test is None else test.p,
+        }
+        figures |= {k: v for k, v in extra.items() if v is not None}
+    figures = {k: float(v) for k, v in figures.items() if math.isfinite(float(v))}
+    on_model: set[str] = set()
+    if model_id is not None:
+        # the model has its seed run's figures already (log_model links them): the decision's
+        # are the ones this group run logged
+        on_model = {
+            m.key
+            for m in client.get_logged_model(model_id).metrics or []
+            if m.run_id == group.run_id
+        }
+    stamp = int(time.time() * 1000)
+    # a re-run logs only what changed: the run's history keeps one point per figure
+    todo = [
+        Metric(k, v, stamp, 0, model_id=model_id if k not in on_model else None)
+        for k, v in figures.items()
+        if group.metrics.get(k) != v or (model_id is not None and k not in on_model)
+    ]
+    if todo:
+        client.log_batch(group.run_id, metrics=todo)
+    client.set_terminated(group.run_id, status="FINISHED")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a registered version was chosen by: one configuration's scores over seeds."""
+
+    sweep: str
+    trial: int
+    metric: str
+    direction: str
+    seeds: list[int]
+    mean: float
+    sd: float
+    group_run: str  # the run holding the mean (role champion_group)
+    source_run: str  # the seed run whose model the version is
+    source_seed: int
+
+
+def record_version(
+    client: Any, model_name: str, promotion: Promotion, verdict: str, evidence: Evidence
+) -> None:
+    """The version's description (how it was chosen, in words) and tags (the decision's
+    figures); a held version says pending until :func:`record_approval`. A re-run that finds the
+    version already the champion keeps what the decision that made it one wrote."""
+    version, e, test = promotion.version, evidence, promotion.test
+    if promotion.incumbent_version == version and client.get_model_version(
+        model_name, version
+    ).description:
+        return
+    seeds = ",".join(map(str, e.seeds))
+    tags = {
+        TAG_DECISION: verdict,
+        "sweepflow.sweep": e.sweep,
+        "sweepflow.trial": str(e.trial),
+        "sweepflow.metric": e.metric,
+        "sweepflow.direction": e.direction,
+        "sweepflow.metric_sd": repr(e.sd),
+        "sweepflow.seeds": seeds,
+        "sweepflow.n_seeds": str(len(e.seeds)),
+        "sweepflow.source_seed": str(e.source_seed),
+        TAG_GROUP_RUN: e.group_run,
+    }
+    if promotion.incumbent_version is not None:
+        tags["sweepflow.incumbent_version"] = promotion.incumbent_version
+    if promotion.incumbent is not None:
+        tags["sweepflow.incumbent_mean"] = repr(promotion.incumbent)
+    if test is not None:
+        tags |= test.tags()
+    if promotion.pending:
+        tags[TAG_APPROVAL] = "pending"
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    lines = [
+        f"Chosen by sweepflow from sweep `{e.sweep}`: {verdict}.",
+        "",
+        f"Evidence: mean {e.metric} {e.mean:.4f} (sd {e.sd:.4f}) over {len(e.seeds)} seed(s) "
+        f"({seeds}) of trial {e.trial}, held by the champion group run `{e.group_run}`; this "
+        f"version's files are seed {e.source_seed}'s run `{e.source_run}`, the best of those "
+        "seeds.",
+    ]
+    if test is not None and test.test != "none":
+        incumbent_sd = "-" if test.incumbent_sd is None else f"{test.incumbent_sd:.4f}"
+        lines += [
+            "",
+            f"Test: {test.test}, {test.reason} (needed {test.needed}); incumbent version "
+            f"{promotion.incumbent_version}: mean {test.incumbent_mean:.4f} (sd {incumbent_sd}) "
+            f"over {test.incumbent_n} seed(s).",
+        ]
+    lines += ["", STATUS + _status(promotion)]
+    client.update_model_version(model_name, version, description="\n".join(lines))
+
+
+def _status(promotion: Promotion) -> str:
+    held = promotion.incumbent_version
+    if promotion.pending:
+        stays = f"stays on version {held}" if held else "stays unset"
+        return f"pending: awaiting a person's approval; `@{ALIAS}` {stays} until then"
+    if promotion.moved:
+        return f"`@{ALIAS}` moved to this version"
+    if held == promotion.version:
+        return f"holds `@{ALIAS}`"
+    return f"not promoted: `@{ALIAS}` stays on version {held}"
+
+
+def record_approval(
+    client: Any, model_name: str, version: str, verdict: str, decision: str
+) -> None:
+    """A person's answer on a held version: its approval tag, its decision tag and the status
+    line of its description, which said pending until now."""
+    client.set_model_version_tag(model_name, version, TAG_APPROVAL, verdict)
+    client.set_model_version_tag(model_name, version, TAG_DECISION, decision)
+    text = client.get_model_version(model_name, version).description or ""
+    kept = [line for line in text.splitlines() if not line.startswith(STATUS)]
+    while kept and not kept[-1]:
+        kept.pop()
+    client.update_model_version(
+        model_name, version, description="\n".join([*kept, "", STATUS + verdict]).lstrip()
     )
 
 
@@ -656,8 +896,9 @@ def _seed_noise(sweep: SweepStudy, scores: dict[int, list[float]]) -> Any:
 
 def _register(
     client: Any, model_name: str, run_id: str, *, experiment_id: str, tracking_uri: str
-) -> str:
-    """Register the run's logged model (idempotent: a run registered before keeps its version)."""
+) -> tuple[str, str]:
+    """Register the run's logged model (idempotent: a run registered before keeps its version);
+    returns the version and the LoggedModel's id."""
     try:
         client.create_registered_model(
             model_name, description=f"champions of the {model_name} sweeps (sweepflow)"
@@ -665,19 +906,44 @@ def _register(
     except Exception as exc:  # exists already
         if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
             raise
-    for mv in client.search_model_versions(f"name = '{model_name}'"):
-        if mv.run_id == run_id:
-            return str(mv.version)
     models = client.search_logged_models(
         experiment_ids=[experiment_id],
         filter_string=f"source_run_id = '{run_id}'",
     )
     if not models:
         raise HpoError(f"champions: run {run_id} has no logged model; run `hpo champions` again")
-    model_id = models[0].model_id
-    # MLflow resolves a `models:/` source through the fluent API's tracking URI
-    with fluent_tracking(tracking_uri):
-        mv = client.create_model_version(
-            model_name, f"models:/{model_id}", run_id=run_id, model_id=model_id
-        )
-    return str(mv.version)
+    model_id = str(models[0].model_id)
+    version = next(
+        (
+            str(mv.version)
+            for mv in client.search_model_versions(f"name = '{model_name}'")
+            if mv.run_id == run_id
+        ),
+        None,
+    )
+    if version is None:
+        # MLflow resolves a `models:/` source through the fluent API's tracking URI
+        with fluent_tracking(tracking_uri):
+            version = str(
+                client.create_model_version(
+                    model_name, f"models:/{model_id}", run_id=run_id, model_id=model_id
+                ).version
+            )
+    _mark_registered(client, model_id, model_name, version)
+    return version, model_id
+
+
+def _mark_registered(client: Any, model_id: str, model_name: str, version: str) -> None:
+    """List the version on its LoggedModel, as ``mlflow.register_model`` does: the UI's logged
+    model page reads this tag (else "Not registered"). ``create_model_version`` does not write
+    it, and MLflow's own stores keep no ``model_id`` on a version (the version's source,
+    ``models:/<model_id>``, is its link the other way)."""
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    raw = client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
+    listed = json.loads(raw) if raw else []
+    entry = {"name": model_name, "version": str(version)}
+    if not any((str(e.get("name")), str(e.get("version"))) == (model_name, entry["version"])
+               for e in listed):  # fmt: skip
+        listed.append(entry)
+        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(listed)})

@@ -30,7 +30,15 @@ __all__ = [
     "write_comparison",
 ]
 
-_RUN_PARAMS = ("champion_epochs", "champion_patience", "champion_seed", "sweep_trial_value")
+# a seed run's own settings, not the configuration's (champion_seed: runs of older versions)
+_RUN_PARAMS = (
+    "seed",
+    "sweep_seed",
+    "champion_epochs",
+    "champion_patience",
+    "champion_seed",
+    "sweep_trial_value",
+)
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,7 @@ def _row(
     holders: set[str],
     priority: list[str],
 ) -> ChampionRow:
-    values = [float(r.data.metrics.get(f"best_{metric}", math.nan)) for r in group]
+    values = [seed_score(r.data.metrics, metric) for r in group]
     registered = next((versions[r.info.run_id] for r in group if r.info.run_id in versions), None)
     first = group[0].data
     return ChampionRow(
@@ -178,6 +186,13 @@ def _row(
             for name in priority
         },
     )
+
+
+def seed_score(metrics: dict[str, float], metric: str) -> float:
+    """A champion seed run's score: ``<metric>``, or ``best_<metric>`` in runs logged before the
+    score took the metric's own name (their ``<metric>`` was the per-epoch curve, ending on the
+    last epoch, not the best)."""
+    return float(metrics.get(f"best_{metric}", metrics.get(metric, math.nan)))
 
 
 def _short(value: str) -> str:

@@ -298,7 +298,7 @@ def decide_champion(
     (if it is still where it was when they were asked), reject keeps the incumbent. The answer
     goes into the summary (json and markdown), the model version's and the parent run's tags.
     Safe to retry."""
-    from hpo_core.champions import approve_champion
+    from hpo_core.champions import approve_champion, record_approval
     from hpo_core.files import write_atomic
     from hpo_core.pipeline.run import _summary_markdown
     from hpo_core.storage import open_storage
@@ -344,9 +344,13 @@ def decide_champion(
         "approval": answer.as_dict() | {"outcome": outcome},
         "message": f"{champion['message'].split(': awaiting')[0]}: {verdict}",
     }
-    tracker.client.set_model_version_tag(model, version, "sweepflow.approval", verdict)
+    # the version said "pending" (tags and description) since it was registered: now the answer
+    record_approval(tracker.client, model, version, verdict, champion["message"])
     if champion.get("parent_run"):
         tracker.client.set_tag(champion["parent_run"], "sweepflow.champion_approval", verdict)
+        tracker.client.set_tag(
+            champion["parent_run"], "sweepflow.champion_decision", champion["message"]
+        )
     summary["champion"] = champion
     run_dir = Path(plan.run_dir)
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))

@@ -6,8 +6,10 @@ test_promotion.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import statistics
 import subprocess
 import time
 from collections import Counter
@@ -36,6 +38,12 @@ def sweep(
     assert result.returncode == 0, result.stderr
 
 
+def registered(model: Any) -> list[tuple[str, str]]:
+    """The versions a LoggedModel's page lists (an mlflow server writes the number as an int)."""
+    listed = json.loads(model.tags.get("mlflow.modelVersions", "[]"))
+    return [(e["name"], str(e["version"])) for e in listed]
+
+
 def check_champions(tracking_uri: str, env: dict[str, str], *, top_k: int = 2) -> None:
     """What must hold after `hpo champions` on any tracking store (2 seeds per configuration)."""
     import mlflow
@@ -47,7 +55,9 @@ def check_champions(tracking_uri: str, env: dict[str, str], *, top_k: int = 2) -
     from hpo_core.training import evaluate
 
     n_runs = 2 * top_k
-    first = run_hpo("champions", "tiny_arc_v1", "-k", str(top_k), env=env, timeout=600)
+    # system metrics sampled often enough to show in a run that trains for a second or two
+    sampled = env | {"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "0.1"}
+    first = run_hpo("champions", "tiny_arc_v1", "-k", str(top_k), env=sampled, timeout=600)
     assert first.returncode == 0, first.stderr
     assert "registered model tiny_arc: version 1" in first.stdout
     assert "is the new champion (no incumbent)" in first.stdout
@@ -63,25 +73,78 @@ def check_champions(tracking_uri: str, env: dict[str, str], *, top_k: int = 2) -
     assert roles == {
         ("parent", "FINISHED"): 1,
         ("trial", "FINISHED"): 4,
+        ("champion_group", "FINISHED"): top_k,
         ("champion", "FINISHED"): n_runs,
     }
     (parent,) = [r for r in runs if r.data.tags["sweepflow.role"] == "parent"]
     champions = [r for r in runs if r.data.tags["sweepflow.role"] == "champion"]
-    for run in champions:
-        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert run.data.params["champion_epochs"] == "3"
-        assert {"best_val_accuracy", "n_params", "train_seconds"} <= set(run.data.metrics)
-        assert any(k.startswith("val_acc_") for k in run.data.metrics)  # per-class accuracy
-    assert {r.data.tags["sweepflow.seed"] for r in champions} == {"0", "1"}
+    groups = {r.info.run_id: r for r in runs if r.data.tags["sweepflow.role"] == "champion_group"}
     client = mlflow_client(tracking_uri)
-    history = client.get_metric_history(champions[0].info.run_id, "val_accuracy")
-    assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2, 3]
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    for run in champions:
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        group = groups[tags["mlflow.parentRunId"]]  # each seed run hangs under its group run
+        assert tags["sweepflow.trial_number"] == group.data.tags["sweepflow.trial_number"]
+        assert params["champion_epochs"] == "3"
+        # the seed it trained with, not the spec's fixed seed (0), which stays as sweep_seed
+        assert params["seed"] == tags["sweepflow.seed"] and params["sweep_seed"] == "0"
+        assert (tags["sweepflow.metric"], tags["sweepflow.direction"]) == ("val_accuracy", "maximize")
+        assert tags["mlflow.source.git.commit"] == commit
+        # the score is the metric's own name, the best epoch's; the curve is <metric>_epoch
+        assert {"val_accuracy", "n_params", "train_seconds"} <= set(metrics)
+        assert "best_val_accuracy" not in metrics
+        curve = client.get_metric_history(run.info.run_id, "val_accuracy_epoch")
+        assert [m.step for m in sorted(curve, key=lambda m: m.step)] == [1, 2, 3]
+        assert metrics["val_accuracy"] == pytest.approx(max(m.value for m in curve))
+        assert any(k.startswith("val_acc_") for k in metrics)  # per-class accuracy
+        assert any(k.startswith("system/cpu") for k in metrics)  # MLflow's system metrics
+        (used,) = run.inputs.dataset_inputs  # the data, described, not copied
+        assert used.dataset.name == "arc_classifier data" and len(used.dataset.digest) == 16
+        assert [(t.key, t.value) for t in used.tags] == [("mlflow.data.context", "training")]
+    assert {r.data.tags["sweepflow.seed"] for r in champions} == {"0", "1"}
+    assert len({r.inputs.dataset_inputs[0].dataset.digest for r in champions}) == 1
+    for group in groups.values():
+        assert group.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        scores = [
+            r.data.metrics["val_accuracy"]
+            for r in champions
+            if r.data.tags["mlflow.parentRunId"] == group.info.run_id
+        ]
+        assert len(scores) == 2 and group.data.metrics["n_seeds"] == 2
+        assert group.data.metrics["val_accuracy"] == pytest.approx(statistics.fmean(scores))
+        assert group.data.metrics["val_accuracy_sd"] == pytest.approx(statistics.stdev(scores))
+        assert group.data.params["seeds"] == "0,1" and "seed" not in group.data.params
+        assert group.data.params["trial_number"] == group.data.tags["sweepflow.trial_number"]
     # the latest decision (the re-run's) and its figure are on the parent run
     assert "version 1" in parent.data.tags["sweepflow.champion_decision"]
     assert "champion_mean" in parent.data.metrics
 
     champion = client.get_model_version_by_alias("tiny_arc", "champion")
-    logged = client.get_run(champion.run_id).data.metrics["best_val_accuracy"]
+    logged = client.get_run(champion.run_id).data.metrics["val_accuracy"]
+    # the version: chosen by its group's mean, which its tags, description and model show
+    group = groups[client.get_run(champion.run_id).data.tags["mlflow.parentRunId"]]
+    mean = group.data.metrics["val_accuracy"]
+    assert champion.tags["sweepflow.group_run"] == group.info.run_id
+    assert float(champion.tags["sweepflow.metric_mean"]) == pytest.approx(mean)
+    assert champion.tags["sweepflow.n_seeds"] == "2" and champion.tags["sweepflow.seeds"] == "0,1"
+    assert float(champion.tags["sweepflow.metric_sd"]) == pytest.approx(
+        group.data.metrics["val_accuracy_sd"]
+    )
+    text = champion.description
+    # the first decision's words: the re-run (already the champion) kept them
+    assert text.startswith("Chosen by sweepflow from sweep `tiny_arc_v1`: version 1 (trial ")
+    assert "is the new champion (no incumbent)." in text and group.info.run_id in text
+    assert text.endswith("**Status**: `@champion` moved to this version")
+    model_id = champion.source.removeprefix("models:/")
+    model = client.get_logged_model(model_id)  # registered: its page lists the version
+    assert model.source_run_id == champion.run_id
+    assert registered(model) == [("tiny_arc", "1")]
+    # the decision's figures, logged through the group run (the seed's own are there too)
+    figures = {m.key: m.value for m in model.metrics if m.run_id == group.info.run_id}
+    assert figures["val_accuracy"] == pytest.approx(mean) and figures["n_seeds"] == 2
+    assert figures["val_accuracy_sd"] == pytest.approx(group.data.metrics["val_accuracy_sd"])
     spec = TINY_ARC
     data = load_arc_data(ArcDataConfig.from_params({**spec["fixed"], **spec["data"]}))
     with fluent_tracking(tracking_uri):
@@ -155,6 +218,19 @@ def test_a_second_sweep_moves_the_alias_only_if_better_and_compare_runs(tmp_path
     # the promotion test, logged on the parent run
     assert float(p2.data.tags["sweepflow.promotion.new_mean"]) == pytest.approx(m2, rel=1e-5)
     assert p2.data.tags["sweepflow.promotion.test"] == ("z" if m2 > m1 else "none")
+    # the demo's store (SQLite, no server): each LoggedModel lists its version all the same
+    for number in ("1", "2"):
+        version = client.get_model_version("tiny_arc", number)
+        assert registered(client.get_logged_model(version.source.removeprefix("models:/"))) == [
+            ("tiny_arc", number)
+        ]
+    second = client.get_model_version("tiny_arc", "2")
+    assert second.tags["sweepflow.decision"] == decision and f": {decision}." in second.description
+    assert second.tags["sweepflow.incumbent_version"] == "1"
+    assert float(second.tags["sweepflow.incumbent_mean"]) == pytest.approx(m1)
+    assert second.description.endswith(
+        "moved to this version" if holder == "2" else "stays on version 1"
+    )
     if m2 > m1:
         assert holder == "2" and "beats the incumbent" in decision and "alias moved" in decision
     elif m2 < m1:

@@ -335,10 +335,11 @@ def test_a_rejected_champion_leaves_the_incumbent_and_says_who(
 ) -> None:
     """The workflow's side of the approval (``hpo_core.pipeline.decide_champion``, what the
     DAG's `promote` task calls): a reject keeps the incumbent, an answer nobody was offered is
-    refused, and the summary and the model version say who decided what."""
+    refused, and the summary and the model version say who decided what: the version said
+    pending (tags and description) until then."""
     from mlflow import MlflowClient
 
-    from hpo_core.champions import promote_champion
+    from hpo_core.champions import Evidence, promote_champion, record_version
     from hpo_core.errors import HpoError
     from hpo_core.pipeline import Answer, decide_champion
     from hpo_core.storage import open_storage
@@ -355,6 +356,22 @@ def test_a_rejected_champion_leaves_the_incumbent_and_says_who(
         client, "rejected", run, [0.7, 0.72], tracking_uri=tracking_uri, hold=True, **options
     )
     assert held.pending
+    # registered: the LoggedModel lists its version (what the UI's "Registered" reads)
+    listed = json.loads(client.get_logged_model(held.model_id).tags["mlflow.modelVersions"])
+    assert listed == [{"name": "rejected", "version": held.version}]
+    waiting = f"version {held.version} would take the alias: awaiting a person's approval"
+    evidence = Evidence("s", 1, "val_accuracy", "maximize", [0, 1], 0.71, 0.014, run, run, 0)
+    record_version(client, "rejected", held, waiting, evidence)
+    pending = client.get_model_version("rejected", held.version)
+    assert pending.tags["sweepflow.approval"] == "pending"
+    assert pending.tags["sweepflow.incumbent_version"] == "1"
+    assert float(pending.tags["sweepflow.incumbent_mean"]) == pytest.approx(0.51)
+    assert pending.tags["sweepflow.promotion.test"] == "welch"
+    assert "Test: welch" in pending.description
+    assert pending.description.endswith(
+        "**Status**: pending: awaiting a person's approval; `@champion` stays on version 1 "
+        "until then"
+    )
     summary = {
         "study": "s", "config": "s.yaml", "mode": "local", "workers": 1, "n_trials": 4,
         "complete": 4, "pruned": 0, "failed": 0, "failure_rate": 0.0, "lost": 0,
@@ -364,7 +381,7 @@ def test_a_rejected_champion_leaves_the_incumbent_and_says_who(
         "champion": {
             "model": "rejected", "version": held.version, "pending": True,
             "incumbent_version": held.incumbent_version,
-            "message": f"version {held.version} would take the alias: awaiting a person's approval",
+            "message": waiting,
         },
     }  # fmt: skip
     (tmp_path / "summary.json").write_text(json.dumps(summary))
@@ -380,4 +397,8 @@ def test_a_rejected_champion_leaves_the_incumbent_and_says_who(
     assert done["champion"]["approval"]["outcome"] == "alias kept on version 1"
     verdict = "rejected by Bo (bo) at t: alias kept on version 1"
     assert verdict in (tmp_path / "summary.md").read_text()
-    assert client.get_model_version("rejected", held.version).tags["sweepflow.approval"] == verdict
+    answered = client.get_model_version("rejected", held.version)
+    assert answered.tags["sweepflow.approval"] == verdict
+    assert answered.tags["sweepflow.decision"] == done["champion"]["message"]
+    assert answered.description.endswith(f"**Status**: {verdict}")
+    assert "awaiting" not in answered.description.split("**Status**")[1]

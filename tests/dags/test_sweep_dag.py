@@ -204,10 +204,14 @@ def test_a_sweep_runs_end_to_end_and_registers_a_champion(
 
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     assert client.get_model_version_by_alias("dag_arc", "champion").version in ("1", 1)
+    # approved on timeout: the version's record says so, no longer pending
+    approved = client.get_model_version("dag_arc", "1")
+    assert approved.tags["sweepflow.approval"].startswith("approved by nobody (the timeout")
+    assert approved.description.endswith(approved.tags["sweepflow.approval"])
     experiment = client.get_experiment_by_name("dag_arc_v1")
     runs = client.search_runs([experiment.experiment_id])
     roles = sorted(r.data.tags["sweepflow.role"] for r in runs)
-    assert roles == ["champion", "parent", *["trial"] * 6]
+    assert roles == ["champion", "champion_group", "parent", *["trial"] * 6]
     parent = next(r for r in runs if r.data.tags["sweepflow.role"] == "parent")
     assert parent.data.metrics["trials_complete"] == 6
     assert parent.data.metrics["best_val_accuracy"] == pytest.approx(summary["best_value"])
