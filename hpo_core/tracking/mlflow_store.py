@@ -15,8 +15,11 @@ import contextlib
 import logging
 import math
 import os
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,11 +54,43 @@ TAG_SWEEP = "sweepflow.sweep"
 TAG_ROLE = "sweepflow.role"
 TAG_TRIAL = "sweepflow.trial_number"
 TAG_STATE = "sweepflow.trial_state"
-_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+TAG_METRIC = "sweepflow.metric"
+TAG_DIRECTION = "sweepflow.direction"
+TAG_PRUNED_AT = "sweepflow.pruned_at_step"
+TAG_LOG_SCALED = "sweepflow.log_scaled"  # the trial's parameters sampled on a log scale: lr,wd
+# A pruned trial stopped early by design: FINISHED (tagged PRUNED), not KILLED, which the UI
+# draws as a crash.
+_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+# Numeric trial attributes that are facts of the sweep's data, the same for every trial
+# (hpo_core/objectives): params, so that the chart view is not filled with flat lines.
+SWEEP_CONSTANTS = frozenset(
+    {
+        "n_classes",
+        "n_train",
+        "n_val",
+        "chance_level",
+        "n_features",
+        "window",
+        "positive_rate_train",
+        "positive_rate_val",
+        "positive_rate_test",
+    }
+)
+# Another name for the score (arc_classifier's best epoch): as a metric it would be a second
+# column to sort by, and on a pruned trial a score the sweep never ranked by (the curve
+# `<metric>_epoch` holds it).
+_SCORE_COPIES = frozenset({"best_val_acc"})
+# Which trial a noise probe repeats, and its seed: identifiers, not measures (tags).
+_TRIAL_IDS = frozenset({"noise_probe_of", "noise_probe_seed"})
 # After a failed child run, a worker skips tracking for this long and then tries the next trial's
 # run. Not a retry loop (tenacity's job): nothing is retried in place, since waiting on MLflow
 # would hold up the sweep, and `hpo track` back-fills what was skipped.
 _RETRY_AFTER_S = 60.0
+# The background logger: trial runs it holds at most (a full queue drops, `hpo track`
+# back-fills), and how long a worker waits for it at exit (a preempted node has seconds).
+QUEUE_SIZE = 1000
+DRAIN_S = 5.0
+ENV_DRAIN = "HPO_TRACKING_DRAIN_S"
 
 
 def hpo_home() -> Path:
@@ -139,6 +174,9 @@ class Tracker:
         self._client: MlflowClient | None = None
         self._down_until = 0.0
         self._warned = False
+        self._warned_full = False
+        self._run_ids: dict[str, tuple[str, str]] = {}
+        self._queue: _TrialQueue | None = None
 
     @property
     def client(self) -> MlflowClient:
@@ -295,6 +333,8 @@ class Tracker:
     # -- child runs ----------------------------------------------------------------------------
 
     def _child_runs(self, experiment: str, parent: str) -> dict[int, Any]:
+        """The trial runs under ``parent`` by trial number; a finished run wins over an
+        unfinished one (RUNNING: its worker died or gave up between its calls)."""
         runs = self.client.search_runs(
             [experiment],
             filter_string=f"tags.mlflow.parentRunId = '{parent}' and tags.`{TAG_ROLE}` = 'trial'",
@@ -303,61 +343,98 @@ class Tracker:
         out: dict[int, Any] = {}
         for run in runs:
             number = run.data.tags.get(TAG_TRIAL)
-            if number is not None:
+            if number is not None and (
+                int(number) not in out or out[int(number)].info.status == "RUNNING"
+            ):
                 out[int(number)] = run
         return out
 
-    def _log_trial(
-        self, sweep_name: str, metric: str, experiment: str, parent: str, trial: FrozenTrial
-    ) -> None:
+    def _log_trial(self, job: _TrialRun) -> None:
+        """Three round trips: the run with all its tags, one batch of metrics and params, its
+        end. The score (``job.metric``) only on COMPLETE trials: Optuna gives a pruned trial its
+        last intermediate value, which the sweep never ranked by."""
         from mlflow.entities import Metric, Param
 
-        start = _ms(trial.datetime_start)
+        trial, state = job.trial, job.trial.state.name
         end = _ms(trial.datetime_complete)
-        run = self.client.create_run(
-            experiment,
-            start_time=start,
-            run_name=f"trial-{trial.number}",
-            tags={
-                "mlflow.parentRunId": parent,
-                TAG_SWEEP: sweep_name,
-                TAG_ROLE: "trial",
-                TAG_TRIAL: str(trial.number),
-                TAG_STATE: trial.state.name,
-            },
-        )
         stamp = end or int(time.time() * 1000)
+        steps = sorted(trial.intermediate_values.items())
+        tags = {
+            "mlflow.parentRunId": job.parent,
+            TAG_SWEEP: job.sweep,
+            TAG_ROLE: "trial",
+            TAG_TRIAL: str(trial.number),
+            TAG_STATE: state,
+            TAG_METRIC: job.metric,
+            TAG_DIRECTION: job.direction,
+        }
+        log_scaled = [k for k, d in trial.distributions.items() if getattr(d, "log", False)]
+        if log_scaled:
+            tags[TAG_LOG_SCALED] = ",".join(log_scaled)
+        if state == "PRUNED" and steps:
+            tags[TAG_PRUNED_AT] = str(steps[-1][0])
+        for attr in ("fail_reason", "prune_reason"):
+            if trial.user_attrs.get(attr):
+                tags[f"sweepflow.{attr}"] = str(trial.user_attrs[attr])[:500]
         metrics = [
-            Metric(metric, float(v), stamp, int(step))
-            for step, v in sorted(trial.intermediate_values.items())
+            Metric(f"{job.metric}_epoch", float(v), stamp, int(step))
+            for step, v in steps
             if math.isfinite(v)
         ]
-        if trial.value is not None and math.isfinite(trial.value):
-            metrics.append(Metric(f"final_{metric}", float(trial.value), stamp, 0))
+        if state == "COMPLETE" and trial.value is not None and math.isfinite(trial.value):
+            metrics.append(Metric(job.metric, float(trial.value), stamp, 0))
+        params: dict[str, Any] = dict(trial.params)  # the active ones: conditionals only if used
         for key, value in trial.user_attrs.items():
             if (
-                isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and math.isfinite(value)
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or key in params
+                or key == job.metric
+                or key in _SCORE_COPIES
             ):
+                continue
+            if key in SWEEP_CONSTANTS:
+                params[key] = value
+            elif key in _TRIAL_IDS:
+                tags[f"sweepflow.{key}"] = str(value)
+            else:
                 metrics.append(Metric(key, float(value), stamp, 0))
-        params = [Param(k, str(v)[:500]) for k, v in trial.params.items()]
-        self.client.log_batch(run.info.run_id, metrics=metrics, params=params)
-        reason = trial.user_attrs.get("fail_reason")
-        if reason:
-            self.client.set_tag(run.info.run_id, "sweepflow.fail_reason", str(reason)[:500])
+        run = self.client.create_run(
+            job.experiment,
+            start_time=_ms(trial.datetime_start),
+            run_name=f"trial-{trial.number}",
+            tags=tags,
+        )
+        if metrics or params:
+            self.client.log_batch(
+                run.info.run_id,
+                metrics=metrics,
+                params=[Param(k, str(v)[:500]) for k, v in params.items()],
+            )
         self.client.set_terminated(
-            run.info.run_id, status=_STATUS.get(trial.state.name, "FAILED"), end_time=end
+            run.info.run_id, status=_STATUS.get(state, "FAILED"), end_time=end
         )
 
-    def log_trial(self, sweep: SweepStudy, trial: FrozenTrial) -> bool:
-        """Log one finished trial as a child run; never raises. False when it was not logged."""
-        parent = sweep.study.user_attrs.get(ATTR_PARENT_RUN)
-        experiment = sweep.study.user_attrs.get(ATTR_EXPERIMENT)
-        if not parent or not experiment or time.monotonic() < self._down_until:
+    def _trial_run(self, sweep: SweepStudy, trial: FrozenTrial) -> _TrialRun | None:
+        """The queue's item; the parent run's ids are read from the study once per sweep (each
+        read is a storage query, and they never change once set)."""
+        ids = self._run_ids.get(sweep.name)
+        if ids is None:
+            attrs = sweep.study.user_attrs
+            parent, experiment = attrs.get(ATTR_PARENT_RUN), attrs.get(ATTR_EXPERIMENT)
+            if not parent or not experiment:
+                return None
+            ids = self._run_ids[sweep.name] = (str(parent), str(experiment))
+        spec = sweep.spec
+        return _TrialRun(sweep.name, spec.metric, spec.direction, ids[0], ids[1], trial)
+
+    def _log_or_skip(self, job: _TrialRun) -> bool:
+        """Log one trial run; never raises. After a failure, skips for a minute."""
+        if time.monotonic() < self._down_until:
             return False
         try:
-            self._log_trial(sweep.name, sweep.spec.metric, experiment, parent, trial)
+            self._log_trial(job)
             return True
         except Exception as exc:  # tracking must never fail a trial
             self._down_until = time.monotonic() + _RETRY_AFTER_S
@@ -366,15 +443,68 @@ class Tracker:
                 _log.warning(
                     "tracking: could not log trial %d to %s (%s); trials go on, and "
                     "`hpo track %s` back-fills the missing runs later",
-                    trial.number,
+                    job.trial.number,
                     self.masked_uri,
                     _first_line(exc),
-                    sweep.name,
+                    job.sweep,
                 )
             return False
 
+    def start_background(self) -> None:
+        """Import MLflow and open the store now, then start the background logger: a worker
+        pays this once before its first trial (seconds on a busy node), not in its bounded
+        wait at exit. Never raises: a store that cannot be opened fails the first run."""
+        with contextlib.suppress(Exception):
+            self.client  # noqa: B018  # the property imports mlflow and opens the store
+        if self._queue is None:
+            self._queue = _TrialQueue(self._log_or_skip, QUEUE_SIZE)
+
+    def queue_trial(self, sweep: SweepStudy, trial: FrozenTrial) -> bool:
+        """Hand a finished trial to this tracker's background logger and return at once (the
+        worker's trial loop never waits on MLflow). False when it was dropped: not tracked,
+        or the queue is full (a slow or hung server); `hpo track` back-fills those."""
+        job = self._trial_run(sweep, trial)
+        if job is None:
+            return False
+        if self._queue is None:
+            self._queue = _TrialQueue(self._log_or_skip, QUEUE_SIZE)
+        if self._queue.put(job):
+            return True
+        if not self._warned_full:
+            self._warned_full = True
+            _log.warning(
+                "tracking: %d trial run(s) wait to be logged to %s; trial %d is not logged "
+                "now, and `hpo track %s` back-fills it later",
+                self._queue.pending,
+                self.masked_uri,
+                trial.number,
+                sweep.name,
+            )
+        return False
+
+    def drain(self, *, preempted: bool = False) -> int:
+        """Wait for the queued trial runs at exit; the number given up on. Bounded: a logger
+        that logs no run for ``$HPO_TRACKING_DRAIN_S`` seconds (default 5: a hung server) is
+        given up on, and a ``preempted`` worker (its node is going away) waits that long in
+        all. `hpo track` and the sweep's finish back-fill what is left."""
+        if self._queue is None:
+            return 0
+        stall = float(os.environ.get(ENV_DRAIN, "") or DRAIN_S)
+        left = self._queue.close(stall, cap=stall if preempted else None)
+        self._queue = None
+        if left:
+            _log.warning(
+                "tracking: gave up on %d trial run(s) for %s at exit (none logged in %gs); "
+                "`hpo track` back-fills them",
+                left,
+                self.masked_uri,
+                stall,
+            )
+        return left
+
     def sync_trials(self, sweep: SweepStudy) -> tuple[int, int]:
-        """Back-fill a child run for every finished trial that has none: (logged, present)."""
+        """Back-fill a child run for every finished trial that has none, or an unfinished one
+        (replaced): (logged, present)."""
         from optuna.trial import TrialState
 
         from hpo_core.study import is_carried  # imports optuna
@@ -387,12 +517,89 @@ class Tracker:
             for trial in sweep.study.get_trials(
                 deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
             ):
-                if trial.number in existing or is_carried(trial):
+                run = existing.get(trial.number)
+                if (run is not None and run.info.status != "RUNNING") or is_carried(trial):
                     continue  # a carried trial has its run under the sweep it came from
-                self._log_trial(sweep.name, sweep.spec.metric, experiment, parent, trial)
+                if run is not None:  # half-logged: its worker died or gave up at exit
+                    self.client.delete_run(run.info.run_id)
+                    del existing[trial.number]
+                job = self._trial_run(sweep, trial)
+                assert job is not None  # ensure_parent_run stored the ids
+                self._log_trial(job)
                 logged += 1
         except Exception as exc:
             raise self.unreachable(
                 exc, "start the tracking server and run `hpo track` again"
             ) from None
         return logged, len(existing)
+
+
+@dataclass(frozen=True)
+class _TrialRun:
+    """What a trial's child run needs, read from the study beforehand: the queue's item."""
+
+    sweep: str
+    metric: str
+    direction: str
+    parent: str
+    experiment: str
+    trial: FrozenTrial
+
+
+class _TrialQueue:
+    """A bounded queue of trial runs and the one daemon thread that logs them in order.
+
+    Not MLflow's own asynchronous logging (``synchronous=False``): that covers ``log_batch``
+    and ``set_tag`` but not ``create_run`` or ``set_terminated`` (two round trips left in the
+    loop), its queue is unbounded, and its exit hook waits on a dead server without a bound.
+    """
+
+    def __init__(self, log: Callable[[_TrialRun], bool], maxsize: int) -> None:
+        self._log = log
+        self._queue: queue.Queue[_TrialRun | None] = queue.Queue(maxsize)
+        self._done = threading.Condition()
+        self.pending = 0  # queued or being logged
+        self._progress = time.monotonic()  # when the last run was done with
+        self._closed = False
+        threading.Thread(target=self._run, name="sweepflow-tracking", daemon=True).start()
+
+    def put(self, job: _TrialRun) -> bool:
+        if self._closed:
+            return False
+        with self._done:
+            self.pending += 1
+        try:
+            self._queue.put_nowait(job)
+            return True
+        except queue.Full:
+            with self._done:
+                self.pending -= 1
+            return False
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            if not self._closed:  # given up on at exit: `hpo track` back-fills
+                self._log(job)
+            with self._done:
+                self.pending -= 1
+                self._progress = time.monotonic()
+                self._done.notify_all()
+
+    def close(self, stall: float, *, cap: float | None) -> int:
+        """Stop taking runs and wait while the thread logs them, until it stalls for ``stall``
+        seconds or ``cap`` seconds pass: the number left, dropped."""
+        start = time.monotonic()
+        with self._done:
+            self._progress = max(self._progress, start)
+            while self.pending:
+                limit = self._progress + stall
+                if cap is not None:
+                    limit = min(limit, start + cap)
+                if time.monotonic() >= limit:
+                    break
+                self._done.wait(limit - time.monotonic())
+            self._closed = True
+            left = self.pending
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)  # the thread ends once it reaches it
+        return left

@@ -86,6 +86,7 @@ class WorkerReport:
     lock_hold_ms: dict[str, float] = field(default_factory=dict)
     reservations: int = 0
     db_statements: int = 0
+    tracking_wait_s: float = 0.0  # waited at exit for the queued MLflow trial runs
 
     @property
     def trials(self) -> int:
@@ -209,7 +210,7 @@ def run_worker(
     signals = _Signals()
     signals.install()
     try:
-        return worker.loop(
+        report = worker.loop(
             timeout=timeout,
             stop_file=Path(stop_file) if stop_file else None,
             signals=signals,
@@ -217,7 +218,13 @@ def run_worker(
         )
     finally:
         signals.restore()
+        waited = time.monotonic()
+        if worker.tracker is not None:  # the trial runs still queued; seconds when preempted
+            worker.tracker.drain(preempted=bool(worker.signals.preempt or worker.stop_now))
+        waited = time.monotonic() - waited
         handle.dispose()
+    report.tracking_wait_s = round(waited, 3)
+    return report
 
 
 class _Worker:
@@ -259,6 +266,8 @@ class _Worker:
             from hpo_core.tracking import Tracker  # mlflow only when the sweep is tracked
 
             self.tracker = Tracker.for_study(sweep)
+            if self.tracker is not None:
+                self.tracker.start_background()
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -444,7 +453,7 @@ class _Worker:
         if self.tracker is not None:
             with contextlib.suppress(Exception):  # logging never fails a trial
                 stored = study_storage(self.study).get_trial(trial_id_of(trial))
-                self.tracker.log_trial(self.sweep, stored)
+                self.tracker.queue_trial(self.sweep, stored)  # logged by a background thread
         seconds = time.monotonic() - began
         if state == TrialState.COMPLETE:
             report.complete += 1

@@ -24,27 +24,36 @@ from tests.helpers import HPO, mlflow_client, run_hpo, sweep_runs
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def mlflow_server(pg_server: PostgresServer, tmp_path: Path) -> Any:
+@pytest.fixture(scope="module")
+def mlflow_server(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One server for the module (it takes ~20 s to start here); each test has its own
+    experiments (named after its studies) and leaves the server running."""
     backend = pg_server.create_database(f"mlflow_{os.getpid()}_{time.monotonic_ns() % 10**9}")
-    server = MlflowServer(backend, tmp_path / "artifacts")
+    server = MlflowServer(backend, tmp_path_factory.mktemp("mlflow") / "artifacts")
     server.start()
     yield server
     server.stop()
 
 
-def test_trial_runs_under_one_parent_with_their_states(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_trial_runs_under_one_parent_with_their_names_and_states(tmp_path: Path) -> None:
+    """The naming contract on a real SQLite store: the score under the spec's metric on COMPLETE
+    runs only (sorting by it ranks the best trial first), the curve as `<metric>_epoch`, pruned
+    runs FINISHED and tagged, the data's constants as params, the active params only."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec = {
         "study_name": "tracked",
         "n_trials": 12,
-        "objective": "hpo_core.testing.objectives:fails_when",
-        "sampler": {"type": "random", "seed": 3},
+        "objective": "tests.tracking.objectives:reporting",
+        "metric": "val_accuracy",
+        "direction": "maximize",
+        "sampler": {"type": "random", "seed": 5},
         "pruner": {"type": "none"},
-        "data": {"threshold": 0.7},
-        "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
+        "param_ranges": {
+            "x": {"type": "float", "low": 0, "high": 1},
+            "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+            "opt": {"type": "categorical", "choices": ["sgd", "adam"]},
+            "momentum": {"type": "float", "low": 0, "high": 0.99, "when": {"opt": "sgd"}},
+        },
     }
     loaded = parse_spec(yaml.safe_dump(spec))
     storage = f"journal://{tmp_path / 's.journal'}"
@@ -58,26 +67,60 @@ def test_trial_runs_under_one_parent_with_their_states(
     runs = sweep_runs(uri, "tracked")
     assert [r.info.run_id for r in runs if r.data.tags["sweepflow.role"] == "parent"] == [parent]
     children = [r for r in runs if r.data.tags["sweepflow.role"] == "trial"]
-    trials = {t.number: t for t in load_study("tracked", open_storage(storage)).study.get_trials()}
-    # n_trials counts completed trials; the failed ones come on top, each with its run
-    assert len(trials) > 12 and len(children) == len(trials)
+    study = load_study("tracked", open_storage(storage)).study
+    trials = {t.number: t for t in study.get_trials()}
+    # every trial has its run as soon as the worker returns (the background logger drained)
+    assert len(children) == len(trials)
+    assert set(Counter(t.state.name for t in trials.values())) == {"COMPLETE", "PRUNED", "FAIL"}
     for run in children:
-        assert run.data.tags["mlflow.parentRunId"] == parent
-        assert run.data.tags["sweepflow.sweep"] == "tracked"
-        trial = trials[int(run.data.tags["sweepflow.trial_number"])]
-        expected = {"COMPLETE": "FINISHED", "FAIL": "FAILED"}[trial.state.name]
+        tags, metrics = run.data.tags, run.data.metrics
+        trial = trials[int(tags["sweepflow.trial_number"])]
+        state = trial.state.name
+        assert tags["mlflow.parentRunId"] == parent and tags["sweepflow.sweep"] == "tracked"
+        assert tags["sweepflow.trial_state"] == state
+        assert tags["sweepflow.metric"] == "val_accuracy"
+        assert tags["sweepflow.direction"] == "maximize"
+        assert tags["sweepflow.log_scaled"] == "lr"
+        expected = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}[state]
         assert run.info.status == expected
-        assert run.data.tags["sweepflow.trial_state"] == trial.state.name
-        assert float(run.data.params["x"]) == pytest.approx(trial.params["x"])
         assert run.info.start_time == int(trial.datetime_start.timestamp() * 1000)
-        if trial.state.name == "FAIL":
-            assert "above the threshold" in run.data.tags["sweepflow.fail_reason"]
-        else:
-            assert run.data.metrics["final_value"] == pytest.approx(trial.value)
-    assert {r.info.status for r in children} == {"FINISHED", "FAILED"}
-    # back-filling finds nothing missing: one run per trial, never two
+        # the active params as their values, and the data's constants: nothing else
+        assert run.data.params == {
+            **{k: str(v) for k, v in trial.params.items()},
+            "n_classes": "4",
+            "chance_level": "0.25",
+        }
+        assert ("momentum" in run.data.params) == (trial.params["opt"] == "sgd")
+        assert metrics["train_seconds"] == pytest.approx(trial.user_attrs["train_seconds"])
+        assert not {"n_classes", "chance_level", "best_val_acc", "device"} & set(metrics)
+        assert not [k for k in metrics if k.startswith("final_")]
+        last = max(trial.intermediate_values)
+        assert metrics["val_accuracy_epoch"] == pytest.approx(trial.intermediate_values[last])
+        if state == "COMPLETE":
+            assert metrics["val_accuracy"] == trial.value
+        else:  # no score: they sort last
+            assert "val_accuracy" not in metrics
+        if state == "PRUNED":
+            assert tags["sweepflow.pruned_at_step"] == "1"
+            assert "below 0.3" in tags["sweepflow.prune_reason"]
+        if state == "FAIL":
+            assert "above 0.85" in tags["sweepflow.fail_reason"]
+    client = mlflow_client(uri)
+    experiment = runs[0].info.experiment_id
+    ranked = client.search_runs(
+        [experiment],
+        filter_string="tags.`sweepflow.role` = 'trial'",
+        order_by=["metrics.val_accuracy DESC"],
+    )
+    assert ranked[0].data.tags["sweepflow.trial_number"] == str(study.best_trial.number)
+    # back-filling finds nothing missing: one run per trial, never two; a run left RUNNING by a
+    # worker that died between its calls is replaced
+    half = client.create_run(experiment, tags={**children[0].data.tags})
+    client.delete_run(children[0].info.run_id)
     logged, present = Tracker(uri).sync_trials(load_study("tracked", open_storage(storage)))
-    assert (logged, present) == (0, len(trials))
+    assert (logged, present) == (1, len(trials) - 1)
+    assert client.get_run(half.info.run_id).info.lifecycle_stage == "deleted"
+    assert len(sweep_runs(uri, "tracked", "trial")) == len(trials)
     # a warm-started next sweep: its carried trials have their runs under the old parent; only
     # its own trials get runs under its parent
     nxt = {**spec, "study_name": "tracked_v2", "n_trials": 2, "warm_start": {"study": "tracked"}}
@@ -89,7 +132,7 @@ def test_trial_runs_under_one_parent_with_their_states(
     assert (logged, present) == (len(v2.study.get_trials()) - 12, 0)
 
 
-def test_pruned_trials_end_killed_with_their_history(tmp_path: Path) -> None:
+def test_pruned_trials_end_finished_with_their_history(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec = {
         "study_name": "pruned",
@@ -123,13 +166,17 @@ def test_pruned_trials_end_killed_with_their_history(tmp_path: Path) -> None:
     children = sweep_runs(uri, "pruned", "trial")
     states = Counter(r.data.tags["sweepflow.trial_state"] for r in children)
     assert len(children) == 12 and states["PRUNED"] >= 1
-    assert all(
-        r.info.status == "KILLED"
-        for r in children
-        if r.data.tags["sweepflow.trial_state"] == "PRUNED"
-    )
-    killed = next(r for r in children if r.info.status == "KILLED")
-    history = mlflow_client(uri).get_metric_history(killed.info.run_id, "value")
+    # stopped early by design: FINISHED (KILLED reads as a crash), without the score to sort by
+    trials = {
+        t.number: t
+        for t in load_study("pruned", open_storage(env["HPO_STORAGE_URL"])).study.get_trials()
+    }
+    pruned = [r for r in children if r.data.tags["sweepflow.trial_state"] == "PRUNED"]
+    for run in pruned:
+        steps = trials[int(run.data.tags["sweepflow.trial_number"])].intermediate_values
+        assert run.info.status == "FINISHED" and "value" not in run.data.metrics
+        assert run.data.tags["sweepflow.pruned_at_step"] == str(max(steps))
+    history = mlflow_client(uri).get_metric_history(pruned[0].info.run_id, "value_epoch")
     assert len(history) >= 1 and sorted(m.step for m in history) == [m.step for m in history]
     # the sweep used its whole budget: the parent run is closed
     (parent,) = sweep_runs(uri, "pruned", "parent")
@@ -302,3 +349,52 @@ def test_analyze_and_refine_attach_to_the_parent_run_and_backfill(tmp_path: Path
         "next_spec/next.yaml"
     ]
     assert len(sweep_runs(uri, "attached_v1", "trial")) == 16
+
+
+@pytest.mark.postgres
+def test_worker_logs_in_the_background_drains_at_exit_and_never_waits_on_a_hung_server(
+    mlflow_server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No-op trials outrun the logging to an `mlflow server` on PostgreSQL: every child run is
+    there when run_worker returns. Then a server that accepts and never answers: the worker
+    does not wait on it (the queue is full at 2, the exit waits 1 s), and back-fill loses
+    nothing."""
+    import socket
+
+    from hpo_core.tracking import mlflow_store
+
+    def sweep(name: str) -> tuple[Any, str]:
+        spec = {
+            "study_name": name,
+            "n_trials": 12,
+            "objective": "noop",
+            "sampler": {"type": "random", "seed": 3},
+            "pruner": {"type": "none"},
+            "param_ranges": {"x": {"type": "float", "low": 0, "high": 1}},
+        }
+        loaded = parse_spec(yaml.safe_dump(spec))
+        storage = f"journal://{tmp_path / name}.journal"
+        Tracker(mlflow_server.uri).ensure_parent_run(create_study(loaded, open_storage(storage)))
+        return loaded, storage
+
+    loaded, storage = sweep("drained")
+    run_worker(loaded, storage)
+    assert len(sweep_runs(mlflow_server.uri, "drained", "trial")) == 12
+
+    loaded, storage = sweep("hung")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections queue in the kernel; nothing ever reads them
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+        monkeypatch.setenv(mlflow_store.ENV_DRAIN, "1")
+        monkeypatch.setattr(mlflow_store, "QUEUE_SIZE", 2)
+        started = time.monotonic()
+        report = run_worker(loaded, storage)
+        assert report.complete == 12 and time.monotonic() - started < 10
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert sweep_runs(mlflow_server.uri, "hung", "trial") == []
+    logged, present = Tracker(mlflow_server.uri).sync_trials(
+        load_study("hung", open_storage(storage))
+    )
+    assert (logged, present) == (12, 0)
