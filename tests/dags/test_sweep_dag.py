@@ -413,6 +413,11 @@ def test_a_failed_trial_rate_over_the_limit_stops_the_sweep_and_alerts(
     sweep = load_study("dag_failing_v1", open_storage(pg_url))
     assert sweep.study.user_attrs[ATTR_STOP]
     assert sum(t.state.name == "COMPLETE" for t in sweep.study.get_trials()) == 4
+    # the stopped sweep's final decision (the rules at the end) and the gate's, its history
+    final = sweep.study.user_attrs["sweepflow.decision"]
+    assert final["final"] and (final["action"], final["rule"]) == ("stop", "failure_rate")
+    history = sweep.study.user_attrs["sweepflow.decisions"]
+    assert [(e["checkpoint"], e["action"]) for e in history] == [(4, "stop")]
     run = _run_dir(tmp_path, "dag_failing_v1")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["champion"] is None and "stopped" in summary["champions_skipped"]
