@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -268,14 +268,11 @@ def chromium(*, width: int = 1440, height: int = 1000) -> Iterator[WebDriver]:
         driver.quit()
 
 
-class AirflowPages:
-    """What a person does in Airflow 3's UI (React), by the selectors that UI renders: form
-    fields by their parameter name (``element_<param>``), dialogs and fields by their Chakra
-    ``data-scope``/``data-part`` attributes, buttons by their labels."""
+class Pages:
+    """Waits for what a React page renders: elements by CSS selector, text, buttons by label."""
 
-    def __init__(self, driver: WebDriver, airflow: Airflow, *, timeout: float = 60) -> None:
+    def __init__(self, driver: WebDriver, *, timeout: float = 60) -> None:
         self.driver = driver
-        self.airflow = airflow
         self.timeout = timeout
 
     def find(
@@ -325,6 +322,16 @@ class AirflowPages:
             self.driver, self.timeout, ignored_exceptions=(StaleElementReferenceException,)
         ).until(shown)
         return found
+
+
+class AirflowPages(Pages):
+    """What a person does in Airflow 3's UI (React), by the selectors that UI renders: form
+    fields by their parameter name (``element_<param>``), dialogs and fields by their Chakra
+    ``data-scope``/``data-part`` attributes, buttons by their labels."""
+
+    def __init__(self, driver: WebDriver, airflow: Airflow, *, timeout: float = 60) -> None:
+        super().__init__(driver, timeout=timeout)
+        self.airflow = airflow
 
     def login(self) -> None:
         self.driver.get(self.airflow.url + "/")
@@ -427,3 +434,115 @@ def fill_sweep_form(pages: AirflowPages, config: str, *, workers: int = 2) -> We
 def trigger_sweep(pages: AirflowPages, config: str, *, workers: int = 2) -> str:
     """:func:`fill_sweep_form`, then Trigger; returns the run's id."""
     return pages.trigger(fill_sweep_form(pages, config, workers=workers), "hpo_sweep")
+
+
+class MlflowPages(Pages):
+    """What a person does in MLflow 3.17's UI (the tracking server's React app, hash routes):
+    the experiment's runs table sorted by a metric with chosen columns, a registered model
+    version's page, a logged model's page. ``url``: the server (`mlflow server` or `mlflow ui`).
+
+    Two settings of that UI are per browser (local storage), not per experiment: the
+    "GenAI | Model training" switch, which alone decides whether an experiment opens on its
+    runs or on an (empty) GenAI overview (the ``workflowType`` URL parameter sets it for one
+    page), and the assistant's side panel, open on a first visit. A fresh browser gets the
+    model-training view and no panel here."""
+
+    TREE_NODE = ".du-bois-light-tree-treenode"
+
+    def __init__(self, driver: WebDriver, url: str, *, timeout: float = 60) -> None:
+        super().__init__(driver, timeout=timeout)
+        self.url = url.rstrip("/")
+        self._prepared = False
+
+    def open(self, route: str) -> None:
+        """``route`` (``/experiments/1/runs?...``) in the app, once its content has rendered."""
+        if not self._prepared:  # set on the server's origin, read when the app loads
+            self.driver.get(self.url + "/health")
+            self.driver.execute_script(
+                "localStorage.setItem('mlflow.workflowType_v1', JSON.stringify(arguments[0]));"
+                "localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
+                "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');",
+                "machine_learning",
+            )
+            self._prepared = True
+        self.driver.get(f"{self.url}/#{route}")
+
+    def runs(
+        self, experiment_id: str, metric: str, *, descending: bool, search: str = ""
+    ) -> list[tuple[str, str]]:
+        """The experiment's runs table sorted by ``metric`` (what the "Sort" menu sets, here
+        through the page's URL), with the metric's column shown: (run id, the metric's cell as
+        shown) per row, top to bottom. Sorting by anything but the creation time lists nested
+        runs flat, each ranked on its own."""
+        query = urllib.parse.urlencode(
+            {
+                "workflowType": "machine_learning",
+                "orderByKey": f"metrics.`{metric}`",
+                "orderByAsc": str(not descending).lower(),
+                "searchFilter": search,
+            },
+            quote_via=urllib.parse.quote,
+        )
+        self.open(f"/experiments/{experiment_id}/runs?{query}")
+        self.find(".ag-center-cols-container [row-id]")
+        self.columns(show=[metric])
+        return self.rows(f"metrics.`{metric}`")
+
+    def columns(self, *, show: Sequence[str] = (), hide: Sequence[str] = ()) -> None:
+        """Tick (``show``) or untick (``hide``) columns in the "Columns" menu, found by the
+        name it lists them under (a metric, a parameter, a tag key, ``Dataset``...)."""
+        from selenium.webdriver.common.keys import Keys
+
+        for name, on in [*((n, True) for n in show), *((n, False) for n in hide)]:
+            self.find("[data-testid=column-selection-dropdown]").click()
+            search = self.find("input[placeholder='Search columns']")
+            search.send_keys(Keys.CONTROL, "a")
+            search.send_keys(name)
+
+            def node(name: str = name) -> WebElement | None:
+                found = self.driver.find_elements("css selector", self.TREE_NODE)
+                return next((n for n in found if n.text.strip() == name), None)
+
+            entry = wait_for(f"column {name!r} in the Columns menu", node, self.timeout)
+            if ("checkbox-checked" in str(entry.get_attribute("class"))) != on:
+                entry.find_element("css selector", "[class$=tree-checkbox]").click()
+            search.send_keys(Keys.ESCAPE)
+
+    def rows(self, col_id: str) -> list[tuple[str, str]]:
+        """(run id, the text of column ``col_id``) for each row of the runs table, top to
+        bottom, once every shown row has that cell."""
+
+        def read() -> list[tuple[str, str]] | None:
+            rows = self.driver.find_elements("css selector", ".ag-center-cols-container [row-id]")
+            cells = []
+            for row in sorted(rows, key=lambda r: int(r.get_attribute("row-index") or 0)):
+                found = row.find_elements("css selector", f"[col-id='{col_id}']")
+                if not found:
+                    return None
+                cells.append((str(row.get_attribute("row-id")), str(found[0].text)))
+            return cells or None
+
+        return wait_for(f"the runs table's {col_id} column", read, self.timeout)
+
+    def parallel_coordinates(self, experiment_id: str, run_ids: list[str]) -> dict[str, list[str]]:
+        """The compare view of ``run_ids`` (what "Compare" opens for the runs ticked in the
+        table): the parameters and metrics its parallel-coordinates plot picks by default."""
+        query = urllib.parse.urlencode(
+            {"runs": json.dumps(run_ids), "experiments": json.dumps([experiment_id])}
+        )
+        self.open(f"/compare-runs?{query}")
+        picked: dict[str, list[str]] = {}
+        for label in ("Parameters:", "Metrics:"):
+            self.text("body", label)
+            select = self.driver.find_element(
+                "xpath", f"//div[text()='{label}']/following-sibling::div[1]"
+            )
+            items = select.find_elements("css selector", "[class$=selection-item-content]")
+            picked[label.rstrip(":").lower()] = [str(i.text) for i in items]
+        return picked
+
+    def version_page(self, model: str, version: str) -> str:
+        """A registered model version's page (its description opened): the page's text."""
+        self.open(f"/models/{urllib.parse.quote(model)}/versions/{version}")
+        self.text("body", f"Version {version}")
+        return self.text("body", "Tags")

@@ -382,7 +382,9 @@ class Tracker:
             if math.isfinite(v)
         ]
         if state == "COMPLETE" and trial.value is not None and math.isfinite(trial.value):
-            metrics.append(Metric(job.metric, float(trial.value), stamp, 0))
+            # first in the batch: the store keeps the order, and MLflow's compare view plots
+            # a run's first metric on its parallel-coordinates plot by default
+            metrics.insert(0, Metric(job.metric, float(trial.value), stamp, 0))
         params: dict[str, Any] = dict(trial.params)  # the active ones: conditionals only if used
         for key, value in trial.user_attrs.items():
             if (
