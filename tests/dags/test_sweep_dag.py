@@ -282,6 +282,9 @@ def _assert_people_in_the_loop(
     assert champion["approval"]["outcome"] == "alias moved"
     text = (run / "summary.md").read_text()
     assert "- overrides: checkpoint 3: Continue by reviewer (reviewer) (the rules said" in text
+    # rewritten after the approval, it still gives the final decision and the gate's as history
+    assert f"- decision: done (budget): {summary['final_decision']['message']}\n" in text
+    assert "\n  - checkpoint 3: continue (override), best then " in text
     assert "approved by nobody (the timeout default)" in text
     sweep = load_study("dag_arc_v1", open_storage(pg_url))
     assert sweep.study.user_attrs["sweepflow.overrides"][0]["by"] == "reviewer (reviewer)"
