@@ -308,6 +308,7 @@ class _Group:
     seeds: list[int]
     run_id: str
     metrics: dict[str, float]
+    finished: bool = False
 
 
 class _Session:
@@ -374,7 +375,8 @@ class _Session:
         )
         if found:
             run = sorted(found, key=lambda r: r.info.status != "FINISHED")[0]
-            return _Group(entry, seeds, run.info.run_id, dict(run.data.metrics))
+            finished = run.info.status == "FINISHED"
+            return _Group(entry, seeds, run.info.run_id, dict(run.data.metrics), finished)
         run_id = self.client.create_run(
             self.experiment,
             run_name=f"champion-{entry.rank}-trial-{entry.number}",
@@ -754,7 +756,8 @@ def _close_group(
     ]
     if todo:
         client.log_batch(group.run_id, metrics=todo)
-    client.set_terminated(group.run_id, status="FINISHED")
+    if not group.finished:
+        client.set_terminated(group.run_id, status="FINISHED")
 
 
 @dataclass(frozen=True)

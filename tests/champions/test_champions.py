@@ -80,9 +80,8 @@ def check_champions(tracking_uri: str, env: dict[str, str], *, top_k: int = 2) -
     champions = [r for r in runs if r.data.tags["sweepflow.role"] == "champion"]
     groups = {r.info.run_id: r for r in runs if r.data.tags["sweepflow.role"] == "champion_group"}
     client = mlflow_client(tracking_uri)
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    asked = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    commit = asked.stdout.strip() if asked.returncode == 0 else None  # None: not a checkout
     for run in champions:
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
         group = groups[tags["mlflow.parentRunId"]]  # each seed run hangs under its group run
@@ -91,7 +90,7 @@ def check_champions(tracking_uri: str, env: dict[str, str], *, top_k: int = 2) -
         # the seed it trained with, not the spec's fixed seed (0), which stays as sweep_seed
         assert params["seed"] == tags["sweepflow.seed"] and params["sweep_seed"] == "0"
         assert (tags["sweepflow.metric"], tags["sweepflow.direction"]) == ("val_accuracy", "maximize")
-        assert tags["mlflow.source.git.commit"] == commit
+        assert tags.get("mlflow.source.git.commit") == commit
         # the score is the metric's own name, the best epoch's; the curve is <metric>_epoch
         assert {"val_accuracy", "n_params", "train_seconds"} <= set(metrics)
         assert "best_val_accuracy" not in metrics
