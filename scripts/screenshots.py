@@ -1,8 +1,9 @@
 """Regenerates docs/images/*.png (`make screenshots`): a small ARC sweep with champions triggered
 from the Airflow UI's form in headless Chromium, as tests/e2e does it (the same helpers,
 tests/ui.py), then pictures of the filled form, the finished run's graph, a worker's log, the
-report's plots (the PNGs the analysis wrote, copied) and MLflow's comparison of the sweep's
-champion runs (an `mlflow server` on the sweep's tracking store).
+report's plots (the PNGs the analysis wrote, copied), and MLflow's pages on an `mlflow server`
+over the sweep's tracking store: the runs table sorted by the score, the champion's registered
+version, the comparison of the champion runs.
 
     .venv/bin/python scripts/screenshots.py [--out docs/images] [--keep]
 
@@ -31,6 +32,7 @@ from tests.helpers import tiny_arc_spec  # noqa: E402
 from tests.ui import (  # noqa: E402
     Airflow,
     AirflowPages,
+    MlflowPages,
     browser_missing,
     chromium,
     fill_sweep_form,
@@ -39,12 +41,12 @@ from tests.ui import (  # noqa: E402
 CONFIG = "arc_small.yaml"
 STUDY = "arc_small_v1"
 # the sweep the pictures show: 8 ARC trials of a small CNN over 2 workers, a checkpoint gate
-# after 4, two champions retrained and compared in MLflow
+# after 4, two champions retrained over 2 seeds each and compared in MLflow
 SPEC = tiny_arc_spec(
     study_name=STUDY,
     n_trials=8,
     decision={"checkpoints": [4]},
-    champions={"top_k": 2, "epochs": 2, "seeds": 1},
+    champions={"top_k": 2, "epochs": 2, "seeds": 2},
 )
 
 
@@ -53,32 +55,39 @@ def _shoot(driver: WebDriver, path: Path) -> None:
     print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
 
 
-def _mlflow_comparison(store: Path, work: Path, out: Path, pages: AirflowPages) -> None:
-    """MLflow's compare page for the sweep's champion runs, on a server over its store."""
+def _mlflow_pages(store: Path, work: Path, out: Path, driver: WebDriver) -> None:
+    """MLflow's pages on a server over the sweep's store: the runs table sorted by the score
+    (with the runs' roles and trial states), the champion's registered version, and the
+    compare page of the champion seed runs."""
     from mlflow import MlflowClient
 
+    from hpo_core.champions import family_name
     from hpo_core.testing import MlflowServer
 
     uri = f"sqlite:///{store}"
-    experiment = MlflowClient(uri).get_experiment_by_name(STUDY)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(STUDY)
     assert experiment is not None, f"no MLflow experiment {STUDY} in {store}"
-    champions = MlflowClient(uri).search_runs(
-        [experiment.experiment_id], "tags.`sweepflow.role` = 'champion'"
-    )
+    champions = client.search_runs([experiment.experiment_id], "tags.`sweepflow.role` = 'champion'")
     assert champions, "the sweep registered no champion run"
+    version = client.get_model_version_by_alias(family_name(STUDY), "champion")
     server = MlflowServer(uri, work / "mlflow-artifacts")
     server.start()
     try:
-        ids = json.dumps([r.info.run_id for r in champions])
-        pages.driver.get(
-            f"{server.uri}/#/compare-runs?runs={ids}&experiments={json.dumps([experiment.experiment_id])}"
-        )
-        time.sleep(4)  # MLflow's charts draw after the page's data arrive
-        for close in pages.driver.find_elements("css selector", "button[aria-label=Close]"):
-            if close.is_displayed():  # the assistant's side panel covers the comparison
-                close.click()
+        pages = MlflowPages(driver, server.uri)
+        pages.runs(experiment.experiment_id, SPEC["metric"], descending=True)
+        pages.columns(show=["sweepflow.role", "sweepflow.trial_state"], hide=["Dataset", "Source"])
         time.sleep(1)
-        _shoot(pages.driver, out / "mlflow_champions.png")
+        _shoot(driver, out / "mlflow_runs.png")
+        driver.set_window_size(1440, 1200)  # the description and the first tags
+        pages.version_page(version.name, version.version)
+        time.sleep(1)
+        _shoot(driver, out / "mlflow_version.png")
+        driver.set_window_size(1440, 1000)
+        ids = json.dumps([r.info.run_id for r in champions])
+        pages.open(f"/compare-runs?runs={ids}&experiments={json.dumps([experiment.experiment_id])}")
+        time.sleep(4)  # MLflow's charts draw after the page's data arrive
+        _shoot(driver, out / "mlflow_champions.png")
     finally:
         server.stop()
 
@@ -135,7 +144,7 @@ def main() -> int:
             for plot in sorted((run_dir / "report").glob("*.png")):
                 shutil.copyfile(plot, out / f"report_{plot.name}")
                 print(f"copied {plot.name} -> report_{plot.name}")
-            _mlflow_comparison(store, work, out, pages)
+            _mlflow_pages(store, work, out, driver)
     finally:
         airflow.stop()
         if args.keep:

@@ -470,21 +470,31 @@ class MlflowPages(Pages):
     def runs(
         self, experiment_id: str, metric: str, *, descending: bool, search: str = ""
     ) -> list[tuple[str, str]]:
-        """The experiment's runs table sorted by ``metric`` (what the "Sort" menu sets, here
-        through the page's URL), with the metric's column shown: (run id, the metric's cell as
-        shown) per row, top to bottom. Sorting by anything but the creation time lists nested
-        runs flat, each ranked on its own."""
+        """The experiment's runs table (those matching ``search``, the search box's filter)
+        sorted by ``metric`` in the "Sort" menu, with the metric's column shown: (run id, the
+        metric's cell as shown) per row, top to bottom. Sorting by anything but the creation
+        time lists nested runs flat, each ranked on its own."""
         query = urllib.parse.urlencode(
-            {
-                "workflowType": "machine_learning",
-                "orderByKey": f"metrics.`{metric}`",
-                "orderByAsc": str(not descending).lower(),
-                "searchFilter": search,
-            },
+            {"workflowType": "machine_learning", "searchFilter": search},
             quote_via=urllib.parse.quote,
         )
         self.open(f"/experiments/{experiment_id}/runs?{query}")
         self.find(".ag-center-cols-container [row-id]")
+        # each choice in the menu closes it: the column, then the direction
+        for choice in (metric, "desc" if descending else "asc"):
+            self.find("button[aria-label^='Sort:']").click()
+            if choice == metric:
+                self.find("input[placeholder=Search]").send_keys(metric)
+            self.find(f"[data-testid='sort-select-{choice}']").click()
+        wanted = (
+            f"orderByKey={urllib.parse.quote(f'metrics.`{metric}`')}",
+            f"orderByAsc={str(not descending).lower()}",
+        )
+        wait_for(
+            f"the runs sorted by {metric}",
+            lambda: all(w in self.driver.current_url for w in wanted),
+            self.timeout,
+        )
         self.columns(show=[metric])
         return self.rows(f"metrics.`{metric}`")
 
@@ -505,7 +515,7 @@ class MlflowPages(Pages):
 
             entry = wait_for(f"column {name!r} in the Columns menu", node, self.timeout)
             if ("checkbox-checked" in str(entry.get_attribute("class"))) != on:
-                entry.find_element("css selector", "[class$=tree-checkbox]").click()
+                entry.find_element("css selector", "[class*=tree-checkbox]").click()
             search.send_keys(Keys.ESCAPE)
 
     def rows(self, col_id: str) -> list[tuple[str, str]]:

@@ -86,7 +86,7 @@ def _check_runs_table(pages: MlflowPages, uri: str, sweep: Any) -> None:
     role = {rid: r.data.tags.get("sweepflow.role") for rid, r in runs.items()}
     maximize = sweep.spec.direction == "maximize"
 
-    # sorted by the metric (the "Sort" menu, here its URL): every run, nested ones listed flat,
+    # sorted by the metric in the "Sort" menu: every run, nested ones listed flat,
     # each row showing the value stored for that run
     rows = pages.runs(experiment.experiment_id, METRIC, descending=maximize)
     assert sorted(rid for rid, _ in rows) == sorted(runs), "a run is missing from the table"
@@ -101,9 +101,7 @@ def _check_runs_table(pages: MlflowPages, uri: str, sweep: Any) -> None:
     # trials, champion seed runs and the champion group (their mean) share the one column
     scored = {role[rid] for (rid, _), v in zip(rows, values, strict=True) if v is not None}
     assert scored == {"trial", "champion", "champion_group"}, scored
-    assert {role[rid] for (rid, _), v in zip(rows, values, strict=True) if v is None} == {
-        "parent"
-    }
+    assert {role[rid] for (rid, _), v in zip(rows, values, strict=True) if v is None} == {"parent"}
 
     # the first trial row holds the score the study ranked best (trial.value)
     best = sweep.study.best_trial
