@@ -79,7 +79,10 @@ def report_study(
 
     name_metric(sweep.study, sweep.spec.metric)
     analysis = analyze_sweep(sweep, importance, on_step=on_step)
-    if study_progress(sweep).done or stop_flag(sweep.study.user_attrs):
+    flag = stop_flag(sweep.study.user_attrs)
+    if flag is not None and analysis.decision.action == "continue":
+        analysis = _stopped(analysis, flag)
+    if study_progress(sweep).done or flag is not None:
         record_decision(sweep, analysis.decision.as_dict(), final=True)
     refinement = None
     if analysis.summary.complete:
@@ -90,6 +93,22 @@ def report_study(
                 on_warning(f"no next spec: {str(exc).splitlines()[0]}")
     files = write_report(analysis, out_dir, refinement=refinement, plots=plots, on_file=on_file)
     return StudyReport(analysis, refinement, files)
+
+
+def _stopped(analysis: SweepAnalysis, flag: Any) -> SweepAnalysis:
+    """The analysis of a sweep stopped before its rules said so (a person at a gate, `hpo stop`):
+    the rules over its trials would still say continue, but the sweep's decision was a stop."""
+    import dataclasses
+
+    who = f" by {flag.by}" if flag.by else ""
+    decision = dataclasses.replace(
+        analysis.decision,
+        action="stop",
+        rule="stopped",
+        message=f"stopped before the budget{who}: {flag.reason} (the rules said: "
+        f"{analysis.decision.message})",
+    )
+    return dataclasses.replace(analysis, decision=decision)
 
 
 def refine_sweep(sweep: SweepStudy, out: Path, *, study_name: str | None = None) -> Refinement:

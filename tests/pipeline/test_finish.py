@@ -13,7 +13,7 @@ from hpo_core.spec import parse_spec
 from hpo_core.storage import open_storage
 from hpo_core.study import create_study
 from hpo_core.tracking import ATTR_PARENT_RUN, ATTR_TRACKING_URI
-from tests.helpers import base_spec
+from tests.helpers import base_spec, planted_spec
 
 
 def test_a_tracking_outage_costs_the_command_the_copy_and_fails_the_dag_step(
@@ -29,3 +29,25 @@ def test_a_tracking_outage_costs_the_command_the_copy_and_fails_the_dag_step(
     assert done.warning.startswith("tracking: cannot reach http://127.0.0.1:9")
     with pytest.raises(HpoError, match="cannot reach"):  # the DAG's finish: Airflow retries it
         publish(sweep, tmp_path, "report", backfill=True, best_effort=False)
+
+
+def test_a_sweep_a_person_stopped_ends_with_a_stop_not_the_rules_continue(
+    journal_url: str, tmp_path: Path
+) -> None:
+    from hpo_core.analysis import ATTR_DECISION
+    from hpo_core.pipeline import report_study
+    from hpo_core.study import stop_study
+    from hpo_core.worker import run_worker
+
+    loaded = parse_spec(yaml.safe_dump(planted_spec(n_trials=20)))
+    sweep = create_study(loaded, open_storage(journal_url))
+    run_worker(loaded, journal_url, until=6)  # the rules say continue: budget left, no rule fired
+    stop_study(sweep, "enough for today", by="alice")
+    done = report_study(sweep, tmp_path, plots=False)
+    assert (done.analysis.decision.action, done.analysis.decision.rule) == ("stop", "stopped")
+    assert "by alice: enough for today" in done.analysis.decision.message
+    record = sweep.study.user_attrs[ATTR_DECISION]
+    assert record["final"] is True and record["action"] == "stop"
+    assert "**Decision:** STOP (stopped): stopped before the budget by alice" in (
+        (tmp_path / "report.md").read_text()
+    )
