@@ -763,7 +763,12 @@ def _summary_markdown(s: dict[str, Any]) -> str:
         f"{s['gpu_hours_lost']:.3g} GPU-hours"
         + "".join(f", {kind} {n}" for kind, n in s["lost_causes"].items())
         + ")",
-        f"- best: {s['best_value']} (trial {s['best_trial']})",
+        "- best: "
+        + (
+            f"{s['best_value']:.6g} (trial {s['best_trial']})"
+            if s["best_value"] is not None
+            else "none (no completed trial)"
+        ),
         "- seed noise: "
         + (
             f"sd {s['noise']['sd']:.3g} ({s['noise']['source']}: {s['noise']['detail']})"
