@@ -220,12 +220,21 @@ def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     store URI."""
     from hpo_core.storage.urls import mask_url
 
+    base = ui_base(tracking_uri)
+    if base is not None:
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"run {run_id} in {mask_url(tracking_uri)}"
+
+
+def ui_base(tracking_uri: str) -> str | None:
+    """An http(s) tracking server's UI address with no credential in it (user-info, query and
+    fragment dropped); None for a store that is not a server."""
     parts = urlsplit(tracking_uri)
     if parts.scheme in ("http", "https") and parts.hostname:
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         base = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
-        return f"{base}{parts.path.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-    return f"run {run_id} in {mask_url(tracking_uri)}"
+        return base + parts.path.rstrip("/")
+    return None
 
 
 def _read_summary(plan: RunPlan) -> dict[str, Any]:

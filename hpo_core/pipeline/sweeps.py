@@ -206,13 +206,28 @@ def track_sweep(sweep: SweepStudy, tracking_uri: str | None) -> tuple[int, int, 
 
 
 def champion_ui(sweep: SweepStudy) -> str:
-    """Where to look at a sweep's champions: the MLflow UI command or URL."""
-    from hpo_core.tracking import ATTR_TRACKING_URI
+    """Where to look at a sweep's champions: the MLflow UI command or URL, opening on the
+    experiment's runs ranked by the score (MLflow 3 otherwise opens on its GenAI overview, with
+    the runs sorted by creation time and the trials folded under the parent run)."""
+    from urllib.parse import quote
 
-    uri = str(sweep.study.user_attrs.get(ATTR_TRACKING_URI, ""))
+    from hpo_core.pipeline.review import ui_base
+    from hpo_core.tracking import ATTR_EXPERIMENT, ATTR_TRACKING_URI
+
+    attrs = sweep.study.user_attrs
+    uri = str(attrs.get(ATTR_TRACKING_URI, ""))
+    view = ""
+    if attrs.get(ATTR_EXPERIMENT):
+        ascending = "true" if sweep.spec.direction == "minimize" else "false"
+        view = (
+            f"/#/experiments/{attrs[ATTR_EXPERIMENT]}/runs?workflowType=machine_learning"
+            f"&orderByKey={quote(f'metrics.`{sweep.spec.metric}`', safe='.')}"
+            f"&orderByAsc={ascending}"
+        )
     if uri.startswith("sqlite:"):
-        return f"mlflow ui --backend-store-uri {uri}  (then open http://127.0.0.1:5000)"
-    return uri
+        return f"mlflow ui --backend-store-uri {uri}  (then open http://127.0.0.1:5000{view})"
+    base = ui_base(uri)
+    return f"{base}{view}" if base is not None else uri
 
 
 def train_sweep_champions(sweep: SweepStudy, **options: Any) -> ChampionResult:

@@ -51,3 +51,23 @@ def test_a_sweep_a_person_stopped_ends_with_a_stop_not_the_rules_continue(
     assert "**Decision:** STOP (stopped): stopped before the budget by alice" in (
         (tmp_path / "report.md").read_text()
     )
+
+
+def test_the_ui_link_opens_the_runs_ranked_by_the_score_with_no_credential(
+    journal_url: str,
+) -> None:
+    from hpo_core.pipeline import champion_ui
+    from hpo_core.tracking import ATTR_EXPERIMENT
+
+    sweep = create_study(parse_spec(yaml.safe_dump(base_spec())), open_storage(journal_url))
+    sweep.study.set_user_attr(ATTR_EXPERIMENT, "7")
+    sweep.study.set_user_attr(ATTR_TRACKING_URI, "https://alice:***@mlflow.example:8443/ml/")
+    view = "/#/experiments/7/runs?workflowType=machine_learning&orderByKey=metrics.%60{}%60"
+    assert champion_ui(sweep) == (
+        "https://mlflow.example:8443/ml" + view.format(sweep.spec.metric) + "&orderByAsc=false"
+    )
+    sweep.study.set_user_attr(ATTR_TRACKING_URI, "sqlite:////data/mlflow.db")
+    assert champion_ui(sweep).startswith(
+        "mlflow ui --backend-store-uri sqlite:////data/mlflow.db  (then open "
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+    )
