@@ -167,6 +167,9 @@ class Tracker:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         # no usage reports from sweep workers on cluster nodes unless the user opts in
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        # ending a run against a server would otherwise fetch it to print its URL: a round trip
+        # and two stdout lines per trial in a worker's log
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         if uri is None and not os.environ.get(ENV_TRACKING) and stored and "***" not in stored:
             uri = stored
         self.uri = resolve_tracking_uri(uri)

@@ -353,7 +353,10 @@ def test_analyze_and_refine_attach_to_the_parent_run_and_backfill(tmp_path: Path
 
 @pytest.mark.postgres
 def test_worker_logs_in_the_background_drains_at_exit_and_never_waits_on_a_hung_server(
-    mlflow_server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mlflow_server: MlflowServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     """No-op trials outrun the logging to an `mlflow server` on PostgreSQL: every child run is
     there when run_worker returns. Then a server that accepts and never answers: the worker
@@ -380,6 +383,8 @@ def test_worker_logs_in_the_background_drains_at_exit_and_never_waits_on_a_hung_
     loaded, storage = sweep("drained")
     run_worker(loaded, storage)
     assert len(sweep_runs(mlflow_server.uri, "drained", "trial")) == 12
+    # a run's end is one call: MLflow's client fetches the run to print its URL unless told not to
+    assert "View run" not in capfd.readouterr().out
 
     loaded, storage = sweep("hung")
     with socket.socket() as silent:
