@@ -236,6 +236,8 @@ class Tracker:
                     tags={
                         TAG_SWEEP: sweep.name,
                         TAG_ROLE: "parent",
+                        TAG_METRIC: spec.metric,
+                        TAG_DIRECTION: spec.direction,
                         "sweepflow.spec_hash": str(attrs.get("sweepflow.spec_hash", "")),
                         "sweepflow.storage": sweep.handle.masked_url,
                         "mlflow.note.content": spec.description or "",

@@ -66,6 +66,9 @@ def test_trial_runs_under_one_parent_with_their_names_and_states(tmp_path: Path)
     run_worker(loaded, storage)
     runs = sweep_runs(uri, "tracked")
     assert [r.info.run_id for r in runs if r.data.tags["sweepflow.role"] == "parent"] == [parent]
+    for run in runs:  # which way to sort, on every run
+        assert run.data.tags["sweepflow.metric"] == loaded.spec.metric
+        assert run.data.tags["sweepflow.direction"] == loaded.spec.direction
     children = [r for r in runs if r.data.tags["sweepflow.role"] == "trial"]
     study = load_study("tracked", open_storage(storage)).study
     trials = {t.number: t for t in study.get_trials()}
