@@ -47,6 +47,7 @@ def registered(model: Any) -> list[tuple[str, str]]:
 def check_champions(tracking_uri: str, env: dict[str, str], *, top_k: int = 2) -> None:
     """What must hold after `hpo champions` on any tracking store (2 seeds per configuration)."""
     import mlflow
+    import numpy as np
     import torch
 
     from hpo_core.champions import load_champion_weights
@@ -151,6 +152,14 @@ def check_champions(tracking_uri: str, env: dict[str, str], *, top_k: int = 2) -
         model = mlflow.pytorch.load_model("models:/tiny_arc@champion")
         pyfunc = mlflow.pyfunc.load_model("models:/tiny_arc@champion")
     assert type(model).__name__ == "TaskClassifier"
+    # its requirements are stated, not inferred: torch and numpy at this environment's versions
+    with fluent_tracking(tracking_uri):
+        requirements = mlflow.artifacts.download_artifacts(
+            "models:/tiny_arc@champion/requirements.txt"
+        )
+    needs = Path(requirements).read_text().split()
+    assert f"torch=={torch.__version__.split('+')[0]}" in needs
+    assert f"numpy=={np.__version__}" in needs
     _, acc, _ = evaluate(model, data.val_batches(32), data.n_classes, device=torch.device("cpu"))
     assert acc == pytest.approx(logged)
     # the weights-only artifact: tensors that load with weights_only=True, and a config that
