@@ -70,9 +70,9 @@ def objective(ctx: TrialContext) -> float:
         centroids=data.centroids,
     )
     ctx.set_attr("n_params", count_parameters(model))
-    ctx.set_attr("n_classes", data.n_classes)
-    ctx.set_attr("chance_level", round(data.chance_level, 6))
-    ctx.set_attr("n_train", len(data.train_idx))
+    ctx.set_constant("n_classes", data.n_classes)
+    ctx.set_constant("chance_level", round(data.chance_level, 6))
+    ctx.set_constant("n_train", len(data.train_idx))
     ctx.set_attr("n_val", len(data.val_idx))
 
     seen: list[EpochMetrics] = []

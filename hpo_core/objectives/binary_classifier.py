@@ -126,10 +126,10 @@ def objective(ctx: TrialContext) -> float:
     for key in ("n_params", "budget", "budget_ratio", "ff_dim", "hidden"):
         if info.get(key) is not None:
             ctx.set_attr(key, info[key])
-    ctx.set_attr("n_features", data.n_features)
-    ctx.set_attr("window", data.window)
+    ctx.set_constant("n_features", data.n_features)
+    ctx.set_constant("window", data.window)
     for split in ("train", "val", "test"):
-        ctx.set_attr(f"positive_rate_{split}", round(data.positive_rate(split), 6))
+        ctx.set_constant(f"positive_rate_{split}", round(data.positive_rate(split), 6))
 
     seen: list[EpochMetrics] = []
 

@@ -12,7 +12,10 @@ if TYPE_CHECKING:
 
     from hpo_core.spec import SweepSpec
 
-__all__ = ["CheckpointStore", "TrialContext"]
+__all__ = ["ATTR_CONSTANTS", "CheckpointStore", "TrialContext"]
+
+# The keys a trial recorded with TrialContext.set_constant: facts of the data, not measures.
+ATTR_CONSTANTS = "sweepflow.constants"
 
 
 class CheckpointStore(Protocol):
@@ -71,6 +74,15 @@ class TrialContext:
     def set_attr(self, key: str, value: Any) -> None:
         """Record a small JSON-able fact about the trial (e.g. parameter count)."""
         self.trial.set_user_attr(key, value)
+
+    def set_constant(self, key: str, value: Any) -> None:
+        """Record a fact of the sweep's data, the same in every trial (class count, split
+        sizes, chance level): like :meth:`set_attr`, and MLflow gets it as a param, not as a
+        metric whose chart is a flat line."""
+        self.trial.set_user_attr(key, value)
+        marked = list(self.trial.user_attrs.get(ATTR_CONSTANTS) or [])
+        if key not in marked:
+            self.trial.set_user_attr(ATTR_CONSTANTS, [*marked, key])
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """Save the objective's state: a dict with an int ``epoch`` (the last completed epoch,

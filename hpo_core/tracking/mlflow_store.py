@@ -61,8 +61,10 @@ TAG_LOG_SCALED = "sweepflow.log_scaled"  # the trial's parameters sampled on a l
 # A pruned trial stopped early by design: FINISHED (tagged PRUNED), not KILLED, which the UI
 # draws as a crash.
 _STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
-# Numeric trial attributes that are facts of the sweep's data, the same for every trial
-# (hpo_core/objectives): params, so that the chart view is not filled with flat lines.
+# Numeric trial attributes that are facts of the sweep's data, the same for every trial: params,
+# so that the chart view is not filled with flat lines. An objective marks its own with
+# ctx.set_constant (ATTR_CONSTANTS); these names are also taken as constants in trials that an
+# older version recorded with set_attr.
 SWEEP_CONSTANTS = frozenset(
     {
         "n_classes",
@@ -391,6 +393,10 @@ class Tracker:
             # a run's first metric on its parallel-coordinates plot by default
             metrics.insert(0, Metric(job.metric, float(trial.value), stamp, 0))
         params: dict[str, Any] = dict(trial.params)  # the active ones: conditionals only if used
+        from hpo_core.objectives.context import ATTR_CONSTANTS  # the spec's models: not at import
+
+        marked = trial.user_attrs.get(ATTR_CONSTANTS)  # ctx.set_constant's keys
+        constants = SWEEP_CONSTANTS.union(marked if isinstance(marked, list) else ())
         for key, value in trial.user_attrs.items():
             if (
                 not isinstance(value, int | float)
@@ -401,7 +407,7 @@ class Tracker:
                 or key in _SCORE_COPIES
             ):
                 continue
-            if key in SWEEP_CONSTANTS:
+            if key in constants:
                 params[key] = value
             elif key in _TRIAL_IDS:
                 tags[f"sweepflow.{key}"] = str(value)

@@ -92,10 +92,11 @@ def test_trial_runs_under_one_parent_with_their_names_and_states(tmp_path: Path)
             **{k: str(v) for k, v in trial.params.items()},
             "n_classes": "4",
             "chance_level": "0.25",
+            "n_tasks": "12",
         }
         assert ("momentum" in run.data.params) == (trial.params["opt"] == "sgd")
         assert metrics["train_seconds"] == pytest.approx(trial.user_attrs["train_seconds"])
-        assert not {"n_classes", "chance_level", "best_val_acc", "device"} & set(metrics)
+        assert not {"n_classes", "chance_level", "n_tasks", "best_val_acc", "device"} & set(metrics)
         assert not [k for k in metrics if k.startswith("final_")]
         last = max(trial.intermediate_values)
         assert metrics["val_accuracy_epoch"] == pytest.approx(trial.intermediate_values[last])
