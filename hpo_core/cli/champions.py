@@ -52,7 +52,11 @@ def _cmd_champions(args: argparse.Namespace) -> int:
             f"run {run.run_id}{again}"
         )
     for trial, (mean, std) in result.means.items():
-        print(f"trial {trial}: mean {metric} {mean:.4f} +- {std:.4f}")
+        group = result.group_runs.get(trial)
+        print(
+            f"trial {trial}: mean {metric} {mean:.4f} +- {std:.4f}"
+            + (f", group run {group}" if group else "")
+        )
     print(f"registered model {result.model_name}: {result.message}")
     print(f"MLflow UI: {champion_ui(sweep)}")
     return EXIT_OK

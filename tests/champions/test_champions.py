@@ -114,6 +114,7 @@ def check_champions(tracking_uri: str, env: dict[str, str], *, top_k: int = 2) -
         ]
         assert len(scores) == 2 and group.data.metrics["n_seeds"] == 2
         assert group.data.metrics["val_accuracy"] == pytest.approx(statistics.fmean(scores))
+        assert f", group run {group.info.run_id}\n" in first.stdout  # what to open for the mean
         assert group.data.metrics["val_accuracy_sd"] == pytest.approx(statistics.stdev(scores))
         assert group.data.params["seeds"] == "0,1" and "seed" not in group.data.params
         assert group.data.params["trial_number"] == group.data.tags["sweepflow.trial_number"]
