@@ -280,6 +280,9 @@ def champion_review(plan: RunPlan) -> Review | None:
         ]
     lines += ["", "Configuration:", "", "```json", json.dumps(champion.get("params", {}),
               indent=2, sort_keys=True, default=str), "```", "", "MLflow runs:"]
+    if champion.get("group_run"):  # older summaries have none
+        group = champion["group_run"]
+        lines.append(f"- mean over seeds: {_figure(champion.get('mean'))}: {group['link']}")
     lines += [f"- seed {r['seed']}: {_figure(r['value'])}: {r['link']}" for r in champion["runs"]]
     lines += [
         "",

@@ -665,6 +665,11 @@ def _approval_evidence(sweep: Any, result: Any, tracking_uri: str | None) -> dic
         "seeds": len(runs),
         "params": {**sweep.spec.fixed, **params},
         "parent_run": sweep.study.user_attrs.get(ATTR_PARENT_RUN),
+        **(
+            {"group_run": {"run_id": group, "link": run_link(tracker.uri, experiment, group)}}
+            if (group := result.group_runs.get(result.best_trial))
+            else {}
+        ),
         "runs": [
             {
                 "seed": r.seed,

@@ -271,6 +271,7 @@ def _assert_people_in_the_loop(
     assert approval["subject"] == "Approve dag_arc version 1 as @champion?"
     body = approval["body"]
     assert "| new |" in body and "(no champion yet)" in body and "MLflow runs:" in body
+    assert "- mean over seeds: " in body  # the group run, whose mean the decision used
     assert '"lr":' in body and "No answer within 1s: **Approve**" in body
     run = _run_dir(tmp_path, "dag_arc_v1")
     summary = json.loads((run / "summary.json").read_text())
@@ -279,6 +280,7 @@ def _assert_people_in_the_loop(
     assert [o["choice"] for o in summary["overrides"]] == ["Continue"]
     champion = summary["champion"]
     assert champion["promoted"] and champion["approval"]["by"] is None
+    assert champion["group_run"]["run_id"] in body  # its link is in the request
     assert champion["approval"]["outcome"] == "alias moved"
     text = (run / "summary.md").read_text()
     assert "- overrides: checkpoint 3: Continue by reviewer (reviewer) (the rules said" in text
