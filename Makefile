@@ -13,7 +13,7 @@ export HPO_HOME ?= $(CURDIR)/.hpo
 help:
 	@echo "make demo    an ARC sweep run by the Airflow DAG on the embedded defaults (no server)"
 	@echo "make test    run the test suite (starts its own PostgreSQL and MLflow servers)"
-	@echo "make e2e     the Airflow UI in a real headless browser (Chromium)"
+	@echo "make e2e     whole-product runs: the Airflow and MLflow UIs in headless Chromium, DAGs end to end"
 	@echo "make bench   overhead, scaling, training, analysis, tracking and DAG parse benchmarks"
 	@echo "make soak    PostgreSQL restarts, killed workers, an MLflow outage; recovery measured"
 	@echo "make lint    ruff, mypy and the import layers (import-linter)"
@@ -59,10 +59,12 @@ test: install system-deps
 		$(if $(TEST_TMP),--basetemp=$(TEST_TMP)); status=$$?; \
 		$(if $(TEST_TMP),rm -rf $(TEST_TMP);) exit $$status
 
-# The two whole-product runs (marked e2e; make test leaves them out to stay under 15 minutes):
-# the Airflow UI in headless Chromium (Airflow started for real, a sweep triggered from the form,
-# a bad value refused) and the sweep DAG end to end (dag.test(): a tiny ARC sweep, gate, review,
-# report, champion and its approval). About 3.5 minutes on 2 cores; CI runs it after make test.
+# The whole-product runs (marked e2e; make test leaves them out to stay under 15 minutes): the
+# Airflow UI in headless Chromium (Airflow started for real, a sweep triggered from the form, a
+# bad value refused), MLflow's UI (runs ranked by the score, the champion's version page), the
+# sweep DAG end to end for both families (dag.test(): gate, review, report, champion and its
+# approval) and the binary family's real-budget config. About 6 minutes on 2 cores; CI runs it
+# after make test.
 e2e: install system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m e2e --durations=5
 

@@ -437,6 +437,7 @@ def test_a_failed_trial_rate_over_the_limit_stops_the_sweep_and_alerts(
     assert "above the spec's limit of 20.0%" in rate["text"]
 
 
+@pytest.mark.e2e  # a whole-product run: make e2e, so that make test stays under 15 minutes
 @pytest.mark.postgres
 def test_the_binary_family_runs_through_the_same_dag(pg_url: str, tmp_path: Path) -> None:
     """binary_classifier through the DAG the ARC family uses: checks (its data check), workers,

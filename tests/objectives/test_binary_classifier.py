@@ -203,6 +203,7 @@ def test_the_demo_sweep_runs_analyses_and_sweeps_thresholds(
     assert refined.returncode == 0, refined.stderr
 
 
+@pytest.mark.e2e  # a real config's trial and champion: make e2e (make test under 15 minutes)
 @pytest.mark.slow
 def test_the_real_budget_config_runs_a_2m_trial_and_champions_log_thresholds(
     table: Path, tmp_path: Path
